@@ -1,0 +1,35 @@
+# One command runs the product (`make demo`), one runs the tests (`make test`).
+# Both create the virtual environment and install syncd into it first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit soak bench crash clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run the daemon against its built-in sandbox
+	$(BIN)/syncd demo $(DEMO_ARGS)
+
+test: $(STAMP)  ## lint, type-check and run the default test suite
+	$(BIN)/ruff check syncd tests bench
+	$(BIN)/ruff format --check syncd tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+soak: $(STAMP)  ## thousands of simulation seeds and long tests (not in CI)
+	SYNCD_SIM_SEEDS=$${SYNCD_SIM_SEEDS:-5000} $(BIN)/pytest -q -m slow tests
+
+bench: $(STAMP)
+	$(BIN)/python bench/run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Write adapters that publish desired stock to the sales channels."""

@@ -1,0 +1,134 @@
+"""The `syncd` command line.
+
+Every sub-command's work lives in the module that owns it; this file only
+parses arguments and turns user errors into messages and exit codes. A
+command whose module has not landed yet says so and exits 3 -- never fake
+output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+DEFAULT_CONFIG = "/etc/syncd/syncd.toml"
+EXIT_NOT_IMPLEMENTED = 3
+
+Handler = Callable[[argparse.Namespace], int]
+
+# command -> "module:function" taking the parsed namespace and returning an exit code.
+_HANDLERS: dict[str, str] = {
+    "run": "syncd.daemon:cli_run",
+    "once": "syncd.engine:cli_once",
+    "status": "syncd.status:cli_status",
+    "explain": "syncd.explain:cli_explain",
+    "check-config": "syncd.config:cli_check_config",
+    "demo": "syncd.sandbox.demo:cli_demo",
+    "sandbox": "syncd.sandbox.serve:cli_sandbox",
+}
+
+
+def default_config_path() -> str:
+    return os.environ.get("SYNCD_CONFIG", DEFAULT_CONFIG)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncd",
+        description=(
+            "Inventory synchronization daemon: reads stock from Active Ants and ASTRAL and "
+            "open orders from the channels, records everything in a SQLite ledger, and "
+            "publishes sellable quantities to Ankorstore and fabric."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="run the daemon (systemd service entry point)")
+    run.add_argument(
+        "--config", default=None, help="TOML config (default: $SYNCD_CONFIG or %(default)s)"
+    )
+
+    once = sub.add_parser(
+        "once", help="run one full cycle: read every source, compute, push, then exit"
+    )
+    once.add_argument("--config", default=None, help="TOML config path")
+    once.add_argument(
+        "--dry-run", action="store_true", help="compute and print the diff; write nothing"
+    )
+    once.add_argument("--json", action="store_true", help="print the dry-run diff as JSON")
+    once.add_argument("--confirm", action="store_true", help="confirm a held cycle and push it")
+
+    status = sub.add_parser("status", help="ask the running daemon how it is doing")
+    status.add_argument("--socket", default=None, help="status socket path (default: from config)")
+    status.add_argument("--config", default=None, help="TOML config path, to find the socket")
+    status.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+    explain = sub.add_parser("explain", help="show how a SKU's published number was derived")
+    explain.add_argument("sku", help="the brand SKU")
+    explain.add_argument("--channel", default=None, help="only this channel")
+    explain.add_argument("--config", default=None, help="TOML config path")
+    explain.add_argument("--json", action="store_true", help="print JSON")
+
+    check = sub.add_parser("check-config", help="validate a config file; exit 2 on problems")
+    check.add_argument("path", help="TOML config path")
+
+    demo = sub.add_parser(
+        "demo", help="run the daemon against its built-in sandbox through a simulated day"
+    )
+    demo.add_argument(
+        "--for",
+        dest="duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop after SECONDS; exit 0 only if every channel converged",
+    )
+    demo.add_argument(
+        "--variants", type=int, default=200, help="catalog size (default %(default)s)"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the simulated day")
+
+    sandbox = sub.add_parser("sandbox", help="start the loopback simulators and wait")
+    sandbox.add_argument(
+        "--write-config", default=None, metavar="PATH", help="write a syncd TOML pointing at them"
+    )
+    sandbox.add_argument(
+        "--variants", type=int, default=200, help="catalog size (default %(default)s)"
+    )
+    sandbox.add_argument("--seed", type=int, default=7, help="catalog seed")
+    sandbox.add_argument(
+        "--state-dir", default=None, help="where to write credentials and the catalog CSV"
+    )
+    return parser
+
+
+def _resolve(command: str) -> Handler | None:
+    module_name, _, function_name = _HANDLERS[command].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (
+            exc.name == module_name or module_name.startswith(exc.name + ".")
+        ):
+            return None
+        raise
+    handler = getattr(module, function_name, None)
+    return handler if callable(handler) else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "config", "unset") is None:
+        args.config = default_config_path()
+    handler = _resolve(args.command)
+    if handler is None:
+        print(f"syncd {args.command}: not implemented yet", file=sys.stderr)
+        return EXIT_NOT_IMPLEMENTED
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""The HTTP layer shared by every adapter: clients, auth, rate limits, retries."""

@@ -1,0 +1,1 @@
+"""The SQLite stock ledger: append-only, double-entry, the daemon's memory."""

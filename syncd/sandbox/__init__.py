@@ -1,0 +1,1 @@
+"""Loopback simulators of every remote API syncd talks to."""

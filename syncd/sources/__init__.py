@@ -1,0 +1,1 @@
+"""Read-only adapters that turn remote stock and orders into ledger records."""
