@@ -1,0 +1,73 @@
+"""Safety interlocks: stale sources block, mass zeroing and mass change hold."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from syncd.model import OutboxRow
+from syncd.safety import SafetyPolicy, assess, increase_needs_second_read
+
+T0 = datetime(2026, 11, 23, tzinfo=UTC)
+
+
+def row(sku: str, desired: int, acknowledged: int | None) -> OutboxRow:
+    return OutboxRow("fabric", sku, desired, acknowledged, 1, "pending", T0)
+
+
+POLICY = SafetyPolicy(max_zero_share=0.2, max_change_share=0.5, min_catalog_for_share_check=20)
+
+
+def test_small_change_passes() -> None:
+    verdict = assess([row("a", 0, 5), row("b", 3, 4)], published=100, policy=POLICY)
+    assert verdict.ok
+    assert verdict.zeroes == 1
+    assert verdict.changes == 2
+
+
+def test_mass_zeroing_is_held_with_a_reason() -> None:
+    pending = [row(f"s{i}", 0, 5) for i in range(21)]
+    verdict = assess(pending, published=100, policy=POLICY)
+    assert verdict.hold
+    assert not verdict.blocked
+    assert any("21 of 100 variants to zero" in r for r in verdict.reasons)
+
+
+def test_exactly_the_allowed_share_passes() -> None:
+    pending = [row(f"s{i}", 0, 5) for i in range(20)]
+    assert assess(pending, published=100, policy=POLICY).ok
+
+
+def test_mass_change_is_held() -> None:
+    pending = [row(f"s{i}", 7, 5) for i in range(51)]
+    verdict = assess(pending, published=100, policy=POLICY)
+    assert verdict.hold
+    assert any("change 51 of 100" in r for r in verdict.reasons)
+
+
+def test_confirmation_releases_a_hold_but_not_a_stale_block() -> None:
+    pending = [row(f"s{i}", 0, 5) for i in range(60)]
+    assert assess(pending, published=100, policy=POLICY, confirmed=True).ok
+    stale = assess(
+        pending, published=100, policy=POLICY, confirmed=True, stale_sources=["activeants"]
+    )
+    assert stale.blocked
+    assert not stale.ok
+
+
+def test_zero_already_acknowledged_is_not_a_new_zero() -> None:
+    pending = [row(f"s{i}", 0, 0) for i in range(60)]
+    assert assess(pending, published=100, policy=POLICY).zeroes == 0
+
+
+def test_small_catalog_skips_share_checks() -> None:
+    pending = [row(f"s{i}", 0, 5) for i in range(10)]
+    assert assess(pending, published=10, policy=POLICY).ok
+
+
+def test_increase_after_zero_waits_for_a_second_read() -> None:
+    r = row("a", 4, 0)
+    assert increase_needs_second_read(r, policy=POLICY, consistent_reads=1)
+    assert not increase_needs_second_read(r, policy=POLICY, consistent_reads=2)
+    relaxed = SafetyPolicy(confirm_increase_after_zero=False)
+    assert not increase_needs_second_read(r, policy=relaxed, consistent_reads=1)
+    assert not increase_needs_second_read(row("b", 4, 2), policy=POLICY, consistent_reads=1)
