@@ -1,0 +1,131 @@
+"""The optional CSV of variants (``[catalog] csv = ...``).
+
+Columns (header row required, any order; only ``sku`` is mandatory)::
+
+    sku,activeants_sku,astral_variant_id,ankorstore_variant_id,ankorstore_sku,
+    fabric_sku,barcode,pack_size,channels
+
+Empty cells are "not set"; ``pack_size`` defaults to 1; ``channels`` is a
+``;``-separated list (``ankorstore;fabric``), empty for every channel. Cells
+are stripped of surrounding spaces. Rows are checked by hand rather than
+through pydantic: catalogs run to tens of thousands of rows and every
+problem should name its line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from syncd.config.catalog import IDENTITY_FIELDS, SourcedVariant, make_variant
+from syncd.config.problems import CsvCell, Finding
+from syncd.config.sections import CHANNEL_NAMES
+
+COLUMNS = ("sku", *IDENTITY_FIELDS, "pack_size", "channels")
+
+
+def read_catalog_csv(path: Path, display: str) -> tuple[list[SourcedVariant], list[Finding]]:
+    """Read and parse the CSV at ``path``; ``display`` is how problems name the file."""
+    try:
+        # utf-8-sig: spreadsheets often save a byte-order mark.
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        return [], [Finding(CsvCell(display, line, ""), "not valid UTF-8")]
+    return parse_catalog_csv(text, display)
+
+
+def parse_catalog_csv(text: str, display: str) -> tuple[list[SourcedVariant], list[Finding]]:
+    """Parse CSV text into variants; every bad cell is a finding on its line and column."""
+    findings: list[Finding] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [cell.strip() for cell in next(reader)]
+    except StopIteration:
+        return [], [Finding(CsvCell(display, 1, ""), "empty file: a header row is required")]
+    except csv.Error as exc:
+        return [], [Finding(CsvCell(display, reader.line_num, ""), f"CSV syntax: {exc}")]
+
+    columns: dict[str, int] = {}
+    for index, name in enumerate(header):
+        if name not in COLUMNS:
+            expected = ", ".join(COLUMNS)
+            findings.append(Finding(CsvCell(display, 1, name), f"unknown column; use {expected}"))
+        elif name in columns:
+            findings.append(Finding(CsvCell(display, 1, name), "duplicate column"))
+        else:
+            columns[name] = index
+    if "sku" not in columns:
+        findings.append(Finding(CsvCell(display, 1, "sku"), "missing required column"))
+    if findings:
+        return [], findings
+
+    variants: list[SourcedVariant] = []
+    width = len(header)
+    try:
+        for row in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue  # blank lines are harmless
+            if len(row) != width:
+                findings.append(
+                    Finding(CsvCell(display, line, ""), f"{len(row)} cells, header has {width}")
+                )
+                continue
+            variant = _row(row, columns, display, line, findings)
+            if variant is not None:
+                variants.append(variant)
+    except csv.Error as exc:
+        findings.append(Finding(CsvCell(display, reader.line_num, ""), f"CSV syntax: {exc}"))
+    return variants, findings
+
+
+def _row(
+    row: list[str], columns: dict[str, int], display: str, line: int, findings: list[Finding]
+) -> SourcedVariant | None:
+    values = [cell.strip() for cell in row]
+
+    def cell(name: str) -> str:
+        index = columns.get(name)
+        return "" if index is None else values[index]
+
+    sku = cell("sku")
+    if not sku:
+        findings.append(Finding(CsvCell(display, line, "sku"), "empty SKU"))
+        return None
+    ok = True
+    pack_size = 1
+    if raw := cell("pack_size"):
+        try:
+            pack_size = int(raw)
+        except ValueError:
+            pack_size = 0
+        if pack_size < 1:
+            findings.append(
+                Finding(CsvCell(display, line, "pack_size"), f"{raw!r} is not a whole number >= 1")
+            )
+            ok = False
+    channels = _NO_CHANNELS
+    if raw := cell("channels"):
+        channels = frozenset(name.strip() for name in raw.split(";") if name.strip())
+        unknown = sorted(channels - CHANNEL_NAMES)
+        if unknown:
+            names = ", ".join(map(repr, unknown))
+            findings.append(
+                Finding(
+                    CsvCell(display, line, "channels"),
+                    f"unknown channel {names}; use {' or '.join(sorted(CHANNEL_NAMES))}",
+                )
+            )
+            ok = False
+    if not ok:
+        return None
+    ids = {name: values[index] or None for name, index in columns.items() if name in _ID_SET}
+    return SourcedVariant(
+        make_variant(sku, pack_size, ids), channels, CsvCell(display, line, "sku")
+    )
+
+
+_ID_SET = frozenset(IDENTITY_FIELDS)
+_NO_CHANNELS: frozenset[str] = frozenset()

@@ -1,0 +1,110 @@
+"""Rules that span sections: what pydantic's per-field validation cannot see.
+
+- every enabled integration has its ``[apis.*]`` section;
+- every location a channel or an order source names is provided by an
+  enabled stock source;
+- a source cannot be stale between two of its own polls.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from syncd.config.problems import Finding, TomlKey
+from syncd.config.root import Config
+
+API_USERS: dict[str, tuple[tuple[str, str], ...]] = {
+    # ASTRAL and the orders live on Ankorstore's API, with the channel (seed 000 L13045-13078).
+    "ankorstore": (
+        ("sources", "astral"),
+        ("sources", "ankorstore_orders"),
+        ("channels", "ankorstore"),
+    ),
+    "activeants": (("sources", "activeants"),),
+    "fabric": (("sources", "fabric_orders"), ("channels", "fabric")),
+    "fashiontrade": (("sources", "fashiontrade"),),
+}
+"""Which source or channel sections use each API."""
+
+
+def needed_apis(config: Config) -> dict[str, list[str]]:
+    """API name -> the enabled sections (``sources.astral``...) that use it."""
+    enabled = {("sources", name) for name in config.sources.enabled()}
+    enabled |= {("channels", name) for name in config.channels.enabled()}
+    needed: dict[str, list[str]] = {}
+    for api, users in API_USERS.items():
+        using = [".".join(user) for user in users if user in enabled]
+        if using:
+            needed[api] = using
+    return needed
+
+
+def check_config(config: Config) -> list[Finding]:
+    """Cross-section findings, in file order of the sections they concern."""
+    findings: list[Finding] = []
+    present = config.apis.present()
+    for api, users in needed_apis(config).items():
+        if api not in present:
+            # Point at each user: a missing section has no line of its own.
+            findings.extend(
+                Finding(
+                    TomlKey(tuple(user.split("."))), f"needs section [apis.{api}], which is missing"
+                )
+                for user in users
+            )
+
+    sources = config.sources.enabled()
+    for name, source in sources.items():
+        if source.stale_after <= source.poll_interval:
+            findings.append(
+                Finding(
+                    TomlKey(("sources", name, "stale_after")),
+                    f"must be longer than poll_interval ({source.poll_interval:g} s), "
+                    "or the source counts as stale between two polls",
+                )
+            )
+
+    locations = _LocationSet(config)
+    for name, channel in config.channels.enabled().items():
+        for index, ref in enumerate(channel.locations):
+            problem = locations.problem(ref)
+            if problem:
+                findings.append(Finding(TomlKey(("channels", name, "locations", index)), problem))
+    for name in ("ankorstore_orders", "fabric_orders", "fashiontrade"):
+        order_source = getattr(config.sources, name)
+        if order_source is None or not order_source.enabled:
+            continue
+        ref = order_source.fulfilled_from
+        where = TomlKey(("sources", name, "fulfilled_from"))
+        if "*" in ref:
+            findings.append(Finding(where, "name one location, not a pattern"))
+        elif problem := locations.problem(ref):
+            findings.append(Finding(where, problem))
+    return findings
+
+
+class _LocationSet:
+    """The locations enabled stock sources provide: an exact name and an id prefix."""
+
+    def __init__(self, config: Config) -> None:
+        activeants, astral = config.sources.activeants, config.sources.astral
+        self.exact = activeants.location if activeants and activeants.enabled else None
+        self.prefix = astral.location_prefix if astral and astral.enabled else None
+
+    def problem(self, ref: str) -> str | None:
+        """Why ``ref`` matches no provided location, or ``None`` when it does."""
+        name, colon, _ = ref.partition(":")
+        if ref == "*":
+            matches = self.exact is not None or self.prefix is not None
+        elif colon:
+            matches = name == self.prefix
+        else:
+            matches = name == self.exact
+        if matches:
+            return None
+        if not colon and name == self.prefix:
+            return f"ASTRAL locations are named {name}:<id>; write '{name}:*' for all of them"
+        known = [repr(self.exact)] if self.exact else []
+        known += [repr(f"{self.prefix}:*")] if self.prefix else []
+        available = f"enabled: {', '.join(known)}" if known else "no stock source is enabled"
+        return f"no enabled stock source provides location {ref!r} ({available})"

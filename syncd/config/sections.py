@@ -1,0 +1,246 @@
+"""`[daemon]`, `[sources.*]`, `[handover]` and `[channels.*]`.
+
+A source or channel section that is absent is disabled; one that is present
+is enabled unless it says ``enabled = false``. Every default below is chosen
+so that a minimal file only names what it uses.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from syncd.config.fields import (
+    ConfigPath,
+    Count,
+    LocationName,
+    LocationRef,
+    NonEmpty,
+    OptionalConfigPath,
+    Rate,
+    Seconds,
+    Section,
+    Share,
+    check_path_template,
+)
+
+# --- daemon ------------------------------------------------------------------
+
+
+class DaemonSection(Section):
+    """``[daemon]``: where syncd keeps its ledger and how it runs."""
+
+    database: ConfigPath = Path("/var/lib/syncd/ledger.db")
+    status_socket: ConfigPath = Path("/run/syncd/status.sock")
+    log_format: Literal["auto", "json", "console"] = "auto"
+    cycle_interval: Seconds = 30.0
+    shutdown_timeout: Seconds = 8.0
+    lock_file: OptionalConfigPath = None
+    """Default: ``<database>.lock`` (see `lock_path`)."""
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file actually used."""
+        if self.lock_file is not None:
+            return self.lock_file
+        return self.database.with_name(self.database.name + ".lock")
+
+
+# --- sources -----------------------------------------------------------------
+
+
+class SourceSection(Section):
+    enabled: bool = True
+    poll_interval: Seconds
+    stale_after: Seconds
+    """A source whose last successful read is older than this is stale."""
+
+
+class ActiveAntsSource(SourceSection):
+    """``[sources.activeants]``: warehouse stock from ``v2/stock/bulk`` (seed 001 L2852-2952)."""
+
+    poll_interval: Seconds = 60.0
+    full_reconcile_interval: Seconds = 86_400.0
+    """Full ``all_products=true`` reads are "intensive ... used sparingly" (seed 001 L2685)."""
+    stock_field: Literal["availableStock", "freeStock", "economicStock"] = "availableStock"
+    """``availableStock`` is the only quantity defined by formula (seed 001 L2743); ``stock``
+    changes meaning per product (L2648, L2910) and is not offered."""
+    location: LocationName = "activeants"
+    stale_after: Seconds = 900.0
+
+
+class AstralSource(SourceSection):
+    """``[sources.astral]``: ASTRAL postings feed and stock state (seed 000 L13097-13171)."""
+
+    poll_interval: Seconds = 30.0
+    reconcile_interval: Seconds = 3_600.0
+    page_size: Annotated[int, Field(ge=1)] = 100
+    """``page[limit]``; the API default is 10 (seed 000 L13202-13206)."""
+    location_prefix: LocationName = "astral"
+    """ASTRAL locations become ``<prefix>:<location uuid>``."""
+    stale_after: Seconds = 600.0
+
+
+class OrderSource(SourceSection):
+    """``[sources.ankorstore_orders]``, ``[sources.fabric_orders]``, ``[sources.fashiontrade]``."""
+
+    poll_interval: Seconds = 120.0
+    fulfilled_from: LocationRef = "activeants"
+    """The location whose stock these orders consume, i.e. where their reservations sit."""
+    stale_after: Seconds = 900.0
+
+
+class SourcesSection(Section):
+    activeants: ActiveAntsSource | None = None
+    astral: AstralSource | None = None
+    ankorstore_orders: OrderSource | None = None
+    fabric_orders: OrderSource | None = None
+    fashiontrade: OrderSource | None = None
+
+    def enabled(self) -> dict[str, SourceSection]:
+        """Enabled sources by name, in a fixed order."""
+        sections: dict[str, SourceSection | None] = {
+            "activeants": self.activeants,
+            "astral": self.astral,
+            "ankorstore_orders": self.ankorstore_orders,
+            "fabric_orders": self.fabric_orders,
+            "fashiontrade": self.fashiontrade,
+        }
+        return {name: s for name, s in sections.items() if s is not None and s.enabled}
+
+
+# --- handover ----------------------------------------------------------------
+
+
+def _check_reference(value: str) -> str:
+    return check_path_template(value, frozenset({"order_ref"}), frozenset({"order_ref"}))
+
+
+ReferenceTemplate = Annotated[str, AfterValidator(_check_reference)]
+
+
+class ReferenceTemplates(Section):
+    """The warehouse order number each channel's orders carry, built from the channel's ref."""
+
+    ankorstore: ReferenceTemplate = "{order_ref}"
+    fabric: ReferenceTemplate = "{order_ref}"
+    fashiontrade: ReferenceTemplate = "{order_ref}"
+
+
+class HandoverSection(Section):
+    """``[handover]``: when a channel order stops reserving because the warehouse has it.
+
+    Once Active Ants holds an order, its ``availableStock`` already reflects it,
+    so keeping the channel's reservation would subtract it twice. The join key
+    is Active Ants' ``externalOrderNumber`` (seed 001 L437-441; brief
+    seed-activeants 4.3). The default, ``none``, keeps every reservation until
+    the channel reports the order shipped or cancelled: it can only undersell
+    for a while, never oversell, and needs no knowledge of how orders reach the
+    warehouse.
+    """
+
+    match: Literal["external_reference", "none"] = "none"
+    reference_templates: ReferenceTemplates = Field(default_factory=ReferenceTemplates)
+
+
+# --- channels ----------------------------------------------------------------
+
+
+class ChannelSection(Section):
+    """Rule and safety keys every channel has."""
+
+    enabled: bool = True
+    locations: Annotated[list[LocationRef], Field(min_length=1)]
+    """The stock pool: location names or ``prefix:*`` (``available`` status only)."""
+    buffer: Count = 0
+    percentage: Annotated[float, Field(ge=0, le=100)] = 100.0
+    cap: Count | None = None
+    pack_rounding: bool = True
+    drift_policy: Literal["report", "overwrite"] = "report"
+    """What to do when a read-back differs from what syncd last pushed."""
+    readback_interval: Seconds = 3_600.0
+    max_zero_share: Share = 0.2
+    """Hold a cycle that would zero more than this share of the channel's catalog."""
+    max_change_share: Share = 0.5
+    """Hold a cycle that would change more than this share of the channel's catalog."""
+    min_catalog_for_share_check: Count = 20
+    """The share checks only apply to catalogs at least this large."""
+    confirm_increase_after_zero: bool = True
+    """A SKU going from 0 back up waits one more cycle to confirm the read."""
+    block_on_stale_source: bool = True
+    """Push nothing computed from a stale source."""
+    budget_share: Annotated[float, Field(gt=0, le=1)] = 0.8
+    """Share of the API's rate budget this channel may spend; the rest is left to sources."""
+
+
+class AnkorstoreChannel(ChannelSection):
+    """``[channels.ankorstore]``: bulk ``POST /api/v1/operations`` (seed 000 L636-669)."""
+
+    always_in_stock: Literal["leave", "manage"] = "leave"
+    """``leave``: never push to variants flagged ``isAlwaysInStock``; ``manage``: push a
+    quantity, which resets the flag (seed 000 L620)."""
+    operations_per_request: Annotated[int, Field(ge=1, le=50)] = 50
+    """Up to 50 operations per request (seed 000 L645, L12866)."""
+
+
+_FABRIC_FIELDS = frozenset({"brand_id", "inventory_id"})
+
+
+def _check_write_path(value: str) -> str:
+    return check_path_template(value, _FABRIC_FIELDS, frozenset({"inventory_id"}))
+
+
+def _check_list_path(value: str) -> str:
+    return check_path_template(value, frozenset({"brand_id"}), frozenset())
+
+
+def _check_json_field(value: str) -> str:
+    if not value.isidentifier():
+        raise ValueError(f"{value!r} is not a JSON field name")
+    return value
+
+
+class FabricChannel(ChannelSection):
+    """``[channels.fabric]``: one write per SKU on the supplier inventory resource.
+
+    The write is not in the seed; fabric's public docs point to ``PATCH
+    /v1/brands/{brand_id}/inventory/{id}/`` with an absolute ``inventory``
+    (brief fabric-supplier-api 0, 3), so method, paths and body field are
+    configurable.
+    """
+
+    pack_rounding: bool = False
+    """fabric sells single units; pack sizes are Ankorstore's."""
+    write_method: Literal["PATCH", "PUT", "POST"] = "PATCH"
+    write_path: Annotated[NonEmpty, AfterValidator(_check_write_path)] = (
+        "/v1/brands/{brand_id}/inventory/{inventory_id}/"
+    )
+    list_path: Annotated[NonEmpty, AfterValidator(_check_list_path)] = (
+        "/v1/brands/{brand_id}/inventory/"
+    )
+    """Where the SKU -> inventory id map is read from (unverified; brief fabric-supplier-api 1)."""
+    write_body: Annotated[str, AfterValidator(_check_json_field)] = "inventory"
+    """The JSON field carrying the absolute quantity."""
+    readback: bool = True
+    """Confirm each write by reading the item back."""
+    requests_per_minute: Rate | None = None
+    """Cap on this channel's own write pace (default: budget_share of apis.fabric's rate)."""
+
+
+class ChannelsSection(Section):
+    ankorstore: AnkorstoreChannel | None = None
+    fabric: FabricChannel | None = None
+
+    def enabled(self) -> dict[str, ChannelSection]:
+        """Enabled channels by name, in a fixed order."""
+        sections: dict[str, ChannelSection | None] = {
+            "ankorstore": self.ankorstore,
+            "fabric": self.fabric,
+        }
+        return {name: s for name, s in sections.items() if s is not None and s.enabled}
+
+
+CHANNEL_NAMES = frozenset({"ankorstore", "fabric"})
+"""Channels syncd can publish to (the values allowed in a catalog row's ``channels``)."""
