@@ -56,6 +56,13 @@ class BundleEntry(Section):
     sku: NonEmpty
     components: Annotated[dict[str, Quantity], Field(min_length=1)]
     channels: list[ChannelName] = Field(default_factory=list)
+    # A bundle is sold as a variant of its own on the channels, so it has its
+    # own identities there (but never a warehouse SKU: it is never stocked).
+    ankorstore_variant_id: NonEmpty | None = None
+    ankorstore_sku: NonEmpty | None = None
+    fabric_sku: NonEmpty | None = None
+    barcode: NonEmpty | None = None
+    pack_size: Quantity = 1
 
 
 class PrepackEntry(Section):
@@ -149,6 +156,7 @@ def assemble_catalog(variants: Iterable[SourcedVariant], section: CatalogSection
 
     bundles: dict[Sku, Bundle] = {}
     bundle_index: dict[Sku, int] = {}
+    bundle_identities: dict[Sku, Variant] = {}
     for index, entry in enumerate(section.bundles):
         where = TomlKey(("catalog", "bundles", index, "sku"))
         if entry.sku in defined_at:
@@ -158,6 +166,27 @@ def assemble_catalog(variants: Iterable[SourcedVariant], section: CatalogSection
         bundles[entry.sku] = Bundle(entry.sku, dict(entry.components))
         bundle_index[entry.sku] = index
         sku_channels[entry.sku] = frozenset(entry.channels)
+        bundle_variant = Variant(
+            sku=entry.sku,
+            ankorstore_variant_id=entry.ankorstore_variant_id,
+            ankorstore_sku=entry.ankorstore_sku,
+            fabric_sku=entry.fabric_sku,
+            barcode=entry.barcode,
+            pack_size=entry.pack_size,
+        )
+        bundle_identities[entry.sku] = bundle_variant
+        for name in IDENTITY_FIELDS:
+            value = getattr(bundle_variant, name)
+            if value is None:
+                continue
+            other = seen_ids.setdefault((name, value), entry.sku)
+            if other != entry.sku:
+                findings.append(
+                    Finding(
+                        TomlKey(("catalog", "bundles", index, name)),
+                        f"{value!r} is already used by SKU {other!r}",
+                    )
+                )
 
     for sku, bundle in bundles.items():
         for component in bundle.components:
@@ -180,7 +209,11 @@ def assemble_catalog(variants: Iterable[SourcedVariant], section: CatalogSection
                 )
         prepacks[prepack.code] = Prepack(prepack.code, dict(prepack.lines))
 
-    return CatalogBuild(Catalog(by_sku, bundles, prepacks), sku_channels, findings)
+    # Bundles appear in ``Catalog.variants`` too, for their channel identities;
+    # ``Catalog.bundles`` says which SKUs are bundles (allocation computes them).
+    return CatalogBuild(
+        Catalog({**by_sku, **bundle_identities}, bundles, prepacks), sku_channels, findings
+    )
 
 
 def skus_for_channel(

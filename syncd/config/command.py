@@ -24,7 +24,7 @@ def cli_check_config(args: argparse.Namespace) -> int:
     catalog = config.catalog_model()
     channels = len(config.channels.enabled())
     print(
-        f"{path}: ok ({len(catalog.variants)} variants, {len(catalog.bundles)} bundles, "
+        f"{path}: ok ({len(catalog.variants) - len(catalog.bundles)} variants, {len(catalog.bundles)} bundles, "
         f"{channels} channels)"
     )
     return EXIT_OK

@@ -59,7 +59,9 @@ def _problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
 def test_example_config_loads_and_documents_every_section() -> None:
     config = load_config(EXAMPLE, environ={})
     catalog = config.catalog_model()
-    assert len(catalog.variants) == 6  # 5 from the CSV, 1 inline
+    singles = [sku for sku in catalog.variants if sku not in catalog.bundles]
+    assert len(singles) == 6  # 5 from the CSV, 1 inline; bundles carry identities too
+    assert set(catalog.bundles) <= set(catalog.variants)
     assert catalog.variants["SOCK-GRY"].pack_size == 6
     assert catalog.bundles["TEE-TRIO-MUG"] == Bundle("TEE-TRIO-MUG", {"TEE-TRIO": 1, "MUG-WHT": 1})
     assert set(config.sources.enabled()) == {
