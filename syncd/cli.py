@@ -23,7 +23,8 @@ Handler = Callable[[argparse.Namespace], int]
 _HANDLERS: dict[str, str] = {
     "run": "syncd.daemon:cli_run",
     "once": "syncd.engine:cli_once",
-    "status": "syncd.status:cli_status",
+    "status": "syncd.status_client:cli_status",
+    "confirm": "syncd.status_client:cli_confirm",
     "explain": "syncd.explain:cli_explain",
     "check-config": "syncd.config:cli_check_config",
     "demo": "syncd.sandbox.demo:cli_demo",
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--socket", default=None, help="status socket path (default: from config)")
     status.add_argument("--config", default=None, help="TOML config path, to find the socket")
     status.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+    confirm = sub.add_parser("confirm", help="confirm a held cycle so the daemon pushes it")
+    confirm.add_argument("channel", help="the channel whose cycle is held")
+    confirm.add_argument("hold_id", help="the hold id shown by `syncd status`, or 'all'")
+    confirm.add_argument("--socket", default=None, help="status socket path (default: from config)")
+    confirm.add_argument("--config", default=None, help="TOML config path, to find the socket")
+    confirm.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
     explain = sub.add_parser("explain", help="show how a SKU's published number was derived")
     explain.add_argument("sku", help="the brand SKU")
