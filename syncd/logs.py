@@ -1,0 +1,428 @@
+"""syncd's log output: structured events, JSON lines for journald, no secrets.
+
+Every log line is a structlog event with a stable name (``event="push.sent"``)
+and key/value fields. Under systemd, stdout is collected by journald, so the
+default is one JSON object per line on stdout; on a terminal ``auto`` picks a
+readable console renderer instead. Records from libraries that use the
+standard `logging` module (httpx, uvicorn, asyncio) go through the same
+pipeline, at WARNING and above so their chatter stays out of the journal.
+
+Under journald each JSON line starts with its syslog priority (``<3>`` for an
+error), so ``journalctl -u syncd -p warning`` shows warnings and worse.
+
+Secrets are scrubbed by `Redactor`, which runs just before rendering, after
+exceptions and stack traces have been formatted into text:
+
+- values under sensitive keys (``authorization``, ``token``, ``client_secret``,
+  ``set-cookie`` ...), case-insensitively, in nested mappings, lists and
+  ``(name, value)`` header pairs;
+- ``Bearer <token>``, ``Authorization: ...`` and ``client_secret=...``-style
+  fragments inside any string (URLs, form bodies, JSON text, tracebacks);
+- any value registered with `register_secret` -- the config loader registers
+  every resolved credential, so even an f-string that embeds one is masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TextIO
+from urllib.parse import quote, quote_plus
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LogFormat = Literal["auto", "json", "console"]
+
+REDACTED = "[redacted]"
+
+MIN_SECRET_LENGTH = 4
+"""Shorter registered values are ignored: masking every ``abc`` in every log
+line would make the journal unreadable, and no credential syncd uses is that
+short."""
+
+_LEVELS: dict[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+_FOREIGN_MIN_LEVEL = logging.WARNING
+"""Third-party libraries log through the pipeline at this level or above."""
+
+_LIBRARIES_WITH_OWN_HANDLERS = ("uvicorn", "uvicorn.access", "uvicorn.error")
+
+SENSITIVE_KEYS: frozenset[str] = frozenset(
+    {
+        "authorization",
+        "proxy_authorization",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "cookie",
+        "set_cookie",
+        "private_key",
+    }
+)
+"""Key names (lower case, ``-`` read as ``_``) whose values are always masked."""
+
+_SENSITIVE_SUFFIXES = ("_token", "_secret", "_password", "_api_key", "_apikey", "_cookie")
+
+_MAX_DEPTH = 12
+"""Nesting deeper than this is replaced wholesale rather than walked (cycles)."""
+
+# Key names as they appear inside free text: JSON, reprs, query strings, headers.
+_TEXT_KEY = (
+    r"(?<![A-Za-z0-9_.\-])[A-Za-z0-9_.\-]*?"
+    r"(?:token|secret|password|passwd|api[_\-]?key|apikey|authorization|cookie)"
+)
+_QUOTED_FIELD = re.compile(
+    # "key": "value", 'key'='value', ('key', 'value'): keep the quotes, mask the value.
+    r"""(?P<key>(?P<q>["'])?""" + _TEXT_KEY + r"""(?(q)(?P=q)\s*[:=,]|\s*[:=])\s*)"""
+    r"""(?P<vq>["'])(?:(?!(?P=vq)).)*(?P=vq)""",
+    re.IGNORECASE | re.DOTALL,
+)
+_BARE_FIELD = re.compile(
+    # key=value in URLs and form bodies, key: value in prose.
+    r"(?P<key>" + _TEXT_KEY + r"[\"']?\s*[:=]\s*)(?!\[redacted\])[^\s&,;\"'<>#\])}]+",
+    re.IGNORECASE,
+)
+_HEADER_LINE = re.compile(
+    # An HTTP header line: the whole value goes (cookies carry several pairs).
+    r"(?P<key>(?<![A-Za-z0-9_\-])(?:proxy-authorization|authorization|set-cookie|cookie)\s*:[ \t]*+)"
+    r"(?![\"'])(?!\[redacted\])[^\r\n]+",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"(?P<key>\bbearer\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*", re.IGNORECASE)
+_URL_PASSWORD = re.compile(
+    r"(?P<key>\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)(?!\[redacted\])[^/\s@]+(?=@)", re.IGNORECASE
+)
+
+
+def _mask_after_key(match: re.Match[str]) -> str:
+    quote_char = match.groupdict().get("vq") or ""
+    return f"{match.group('key')}{quote_char}{REDACTED}{quote_char}"
+
+
+_TEXT_PATTERNS = (_HEADER_LINE, _BEARER, _QUOTED_FIELD, _BARE_FIELD, _URL_PASSWORD)
+
+
+def _normalise_key(key: str) -> str:
+    return key.strip().lower().replace("-", "_")
+
+
+def is_sensitive_key(key: object) -> bool:
+    """True when a mapping key or header name names a secret."""
+    if isinstance(key, bytes):
+        key = key.decode("latin-1")
+    if not isinstance(key, str):
+        return False
+    name = _normalise_key(key)
+    return name in SENSITIVE_KEYS or name.endswith(_SENSITIVE_SUFFIXES)
+
+
+def _variants(secret: str) -> set[str]:
+    """The ways a secret shows up in text: raw, URL/form-encoded, JSON/repr-escaped."""
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        repr(secret)[1:-1],
+    }
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+class Redactor:
+    """Scrubs secrets from structlog event dicts; also a structlog processor.
+
+    Pure apart from its registry of runtime secrets, which is guarded by a
+    lock so the config loader may register from any thread.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        for secret in secrets:
+            self.register(secret)
+
+    def register(self, secret: str) -> None:
+        """Mask ``secret`` (and its encoded forms) wherever it appears from now on."""
+        value = secret.strip()
+        if len(value) < MIN_SECRET_LENGTH:
+            return
+        with self._lock:
+            self._secrets |= _variants(value)
+            # Longest first, so a secret that contains another is masked whole.
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def scrub_text(self, text: str) -> str:
+        """``text`` with every registered secret and secret-looking fragment masked."""
+        pattern = self._pattern
+        if pattern is not None:
+            text = pattern.sub(REDACTED, text)
+        for fragment in _TEXT_PATTERNS:
+            text = fragment.sub(_mask_after_key, text)
+        return text
+
+    def scrub_registered(self, text: str) -> str:
+        """Mask only registered secrets: the last-resort pass over a rendered line."""
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(REDACTED, text)
+
+    def scrub(self, value: Any, _depth: int = 0) -> Any:
+        """A copy of ``value`` with secrets masked; plain numbers and None pass through."""
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if _depth >= _MAX_DEPTH:
+            return REDACTED
+        if isinstance(value, bytes | bytearray):
+            text = bytes(value).decode("utf-8", "replace")
+            scrubbed = self.scrub_text(text)
+            return value if scrubbed == text else scrubbed
+        if isinstance(value, Mapping):
+            return {
+                self.scrub(key, _depth + 1): self._scrub_field(key, item, _depth)
+                for key, item in value.items()
+            }
+        if isinstance(value, tuple) and len(value) == 2 and is_sensitive_key(value[0]):
+            # A (name, value) header pair, as httpx and ASGI carry them.
+            return (value[0], self._masked(value[1]))
+        if isinstance(value, list | tuple | set | frozenset):
+            items = [self.scrub(item, _depth + 1) for item in value]
+            return tuple(items) if isinstance(value, tuple) else items
+        if isinstance(value, BaseException):
+            return f"{type(value).__name__}: {self.scrub_text(str(value))}"
+        # Anything else is rendered through repr(): mask it only if that leaks.
+        shown = repr(value)
+        scrubbed = self.scrub_text(shown)
+        return value if scrubbed == shown else scrubbed
+
+    def _scrub_field(self, key: object, value: Any, depth: int) -> Any:
+        if is_sensitive_key(key):
+            return self._masked(value)
+        return self.scrub(value, depth + 1)
+
+    @staticmethod
+    def _masked(value: Any) -> Any:
+        # None and "" say "no secret configured", which is worth seeing.
+        return value if value is None or value in ("", b"") else REDACTED
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        scrubbed: EventDict = self.scrub(event_dict)
+        return scrubbed
+
+
+_DEFAULT_REDACTOR = Redactor()
+
+
+def default_redactor() -> Redactor:
+    """The process-wide redactor that `configure_logging` installs by default."""
+    return _DEFAULT_REDACTOR
+
+
+def register_secret(value: str) -> None:
+    """Never log ``value``: called by the config loader for every resolved secret."""
+    _DEFAULT_REDACTOR.register(value)
+
+
+_SYSLOG_PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
+
+
+class _ScrubbedRenderer:
+    """The final renderer, plus a registered-secret pass over its output.
+
+    Belt and braces: the event dict is already scrubbed, but a renderer may
+    call ``__str__``/``__structlog__`` on objects the dict pass only saw as
+    ``repr``. When writing to journald, each line is prefixed with its syslog
+    priority (``<4>`` for a warning, sd-daemon(3)), so ``journalctl -p``
+    filters syncd's JSON lines by level.
+    """
+
+    def __init__(self, renderer: Processor, redactor: Redactor, *, priority_prefix: bool) -> None:
+        self._renderer = renderer
+        self._redactor = redactor
+        self._priority_prefix = priority_prefix
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+        priority = _SYSLOG_PRIORITY.get(str(event_dict.get("level", "")), 6)
+        rendered = self._renderer(logger, method_name, event_dict)
+        if isinstance(rendered, bytes | bytearray):
+            rendered = bytes(rendered).decode("utf-8", "replace")
+        line = self._redactor.scrub_registered(str(rendered))
+        return f"<{priority}>{line}" if self._priority_prefix else line
+
+
+def _is_journal_stream(stream: TextIO) -> bool:
+    """True when ``stream`` is the journald connection systemd gave syncd.
+
+    systemd exports ``JOURNAL_STREAM=<device>:<inode>`` of that connection
+    (systemd.exec(5)); comparing it with the stream's own identity avoids
+    prefixing output that was redirected elsewhere.
+    """
+    device, sep, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    if not sep:
+        return False
+    try:
+        status = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (str(status.st_dev), str(status.st_ino)) == (device, inode)
+
+
+class _PipelineHandler(logging.Handler):
+    """Feeds stdlib `logging` records into the structlog pipeline and the same stream."""
+
+    def __init__(self, stream: TextIO, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        # WriteLogger shares one lock per file, so stdlib and structlog lines never interleave.
+        self._writer = structlog.WriteLogger(stream)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.msg(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+_LEADING_FIELDS = ("timestamp", "level", "event", "logger")
+
+
+def _leading_fields_first(
+    logger: WrappedLogger, method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Put when/how bad/what first, so a JSON line reads well in ``journalctl``."""
+    ordered = {key: event_dict[key] for key in _LEADING_FIELDS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
+def _parse_level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    try:
+        return _LEVELS[level.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown log level {level!r}; use one of debug, info, warning, error, critical"
+        ) from None
+
+
+def _wants_console(fmt: LogFormat, stream: TextIO) -> bool:
+    if fmt == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return bool(isatty is not None and isatty())
+    if fmt in ("json", "console"):
+        return fmt == "console"
+    raise ValueError(f"unknown log format {fmt!r}; use auto, json or console")
+
+
+def _renderer_for(console: bool, out: TextIO) -> Processor:
+    if console:
+        return structlog.dev.ConsoleRenderer(
+            colors=bool(getattr(out, "isatty", lambda: False)()),
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+    return structlog.processors.JSONRenderer()
+
+
+def configure_logging(
+    fmt: LogFormat = "auto",
+    level: str | int = "info",
+    stream: TextIO | None = None,
+    *,
+    redactor: Redactor | None = None,
+) -> None:
+    """Set up structlog and stdlib logging for the whole process.
+
+    ``fmt="auto"`` writes JSON lines unless ``stream`` is a terminal. Events
+    carry an ISO-8601 UTC ``timestamp``, ``level`` and any contextvars bound
+    with ``structlog.contextvars.bind_contextvars`` (request ids). Calling it
+    again replaces the previous configuration (SIGHUP may change the level).
+    Raises ValueError for an unknown format or level.
+    """
+    out = sys.stdout if stream is None else stream
+    threshold = _parse_level(level)
+    console = _wants_console(fmt, out)
+    scrubber = _DEFAULT_REDACTOR if redactor is None else redactor
+
+    # Exceptions and stacks become text *before* the redactor, so their
+    # messages are scrubbed like any other string.
+    finish: list[Processor] = [
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        scrubber,
+    ]
+    if not console:
+        finish.append(_leading_fields_first)
+    finish.append(
+        _ScrubbedRenderer(
+            _renderer_for(console, out),
+            scrubber,
+            priority_prefix=not console and _is_journal_stream(out),
+        )
+    )
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *finish,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        context_class=dict,
+        # Not cached, so a reconfiguration reaches loggers created at import time.
+        cache_logger_on_first_use=False,
+    )
+    _route_stdlib(out, threshold, finish)
+
+
+def _route_stdlib(out: TextIO, threshold: int, finish: list[Processor]) -> None:
+    """Send stdlib `logging` records through ``finish`` to ``out``."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *finish],
+    )
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _PipelineHandler):
+            root.removeHandler(handler)
+    root.addHandler(_PipelineHandler(out, formatter))
+    root.setLevel(max(threshold, _FOREIGN_MIN_LEVEL))
+    # syncd's own stdlib loggers (if any) follow the configured level.
+    logging.getLogger("syncd").setLevel(threshold)
+    for name in _LIBRARIES_WITH_OWN_HANDLERS:
+        # uvicorn may install its own handlers; its records belong in our pipeline.
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True
+        library.setLevel(logging.NOTSET)
+    logging.captureWarnings(True)
