@@ -19,6 +19,7 @@ from pathlib import Path
 
 from syncd.config.apis import ApiSection, Secret
 from syncd.config.problems import Finding, KeyPath, TomlKey
+from syncd.logs import register_secret
 
 CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
 _SYSTEMD_PREFIX = "%d/"
@@ -67,6 +68,9 @@ def resolve_secret(
             return None, [Finding(where, str(exc))]
     if not text:
         return None, [Finding(where, "the secret is empty")]
+    # Every secret syncd holds is known to the log redactor, so even an
+    # accidental f-string that quotes it is masked before it is written.
+    register_secret(text)
     return Secret(text), []
 
 
