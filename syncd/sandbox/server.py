@@ -79,6 +79,7 @@ def _uvicorn_config(app: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         log_level="warning",
+        log_config=None,  # records go through syncd.logs, not uvicorn's own handlers
         access_log=False,
         lifespan="off",
         # Keep-alive long enough that a client's pooled connections are reused
