@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 # command -> "module:function" taking the parsed namespace and returning an exit code.
 _HANDLERS: dict[str, str] = {
     "run": "syncd.daemon:cli_run",
-    "once": "syncd.engine:cli_once",
+    "once": "syncd.once:cli_once",
     "status": "syncd.status_client:cli_status",
     "confirm": "syncd.status_client:cli_confirm",
     "explain": "syncd.explain:cli_explain",

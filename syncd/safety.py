@@ -80,8 +80,10 @@ def assess(
     if policy.block_on_stale_source and stale_sources:
         blocked = True
         reasons.append("stale source(s): " + ", ".join(sorted(stale_sources)))
+    # A first publication (nothing acknowledged yet) is not a "change" of a
+    # known value; a zero is dangerous either way, so zeroes count both.
     changes = sum(
-        1 for row in pending if row.acknowledged is None or row.desired != row.acknowledged
+        1 for row in pending if row.acknowledged is not None and row.desired != row.acknowledged
     )
     zeroes = sum(
         1

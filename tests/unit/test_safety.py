@@ -71,3 +71,15 @@ def test_increase_after_zero_waits_for_a_second_read() -> None:
     relaxed = SafetyPolicy(confirm_increase_after_zero=False)
     assert not increase_needs_second_read(r, policy=relaxed, consistent_reads=1)
     assert not increase_needs_second_read(row("b", 4, 2), policy=POLICY, consistent_reads=1)
+
+
+def test_first_publication_is_not_counted_as_a_change() -> None:
+    pending = [row(f"s{i}", 5, None) for i in range(100)]
+    verdict = assess(pending, published=100, policy=POLICY)
+    assert verdict.changes == 0
+    assert verdict.ok
+
+
+def test_first_publication_of_zeros_is_still_held() -> None:
+    pending = [row(f"s{i}", 0, None) for i in range(100)]
+    assert assess(pending, published=100, policy=POLICY).hold
