@@ -183,6 +183,9 @@ class AnkorstoreChannel(ChannelSection):
     quantity, which resets the flag (seed 000 L620)."""
     operations_per_request: Annotated[int, Field(ge=1, le=50)] = 50
     """Up to 50 operations per request (seed 000 L645, L12866)."""
+    reserved_max_age: Seconds = 60.0
+    """Re-read Ankorstore's ``reservedQuantity`` before a push when older than this:
+    stockQuantity = sellable + reserved, so a stale reserved figure oversells."""
 
 
 _FABRIC_FIELDS = frozenset({"brand_id", "inventory_id"})

@@ -1,0 +1,184 @@
+"""Pure rules of the Ankorstore channel: what number to send, how, and who was refused.
+
+No I/O and no clock: :mod:`syncd.channels.ankorstore` does the talking.
+
+**What ``stockQuantity`` means.** It is the *total* in stock, available plus
+reserved: the documented sample shows ``availableQuantity`` 125,
+``reservedQuantity`` 25, ``stockQuantity`` 150 (seed 000 L1180-1190,
+L1605-1607, L1806-1811), and the published spec describes it as "Total
+number of units in stock (available + reserved)". syncd's allocation has
+already subtracted the open Ankorstore orders from the pool (they are
+reservations in the ledger), so the sellable number it hands the channel is
+what Ankorstore should show as *available*. To make Ankorstore show exactly
+that, the channel adds back what Ankorstore itself holds reserved::
+
+    stockQuantity = whole_packs(sellable) + reservedQuantity
+
+Sending the sellable number alone would subtract those orders a second time
+(brief seed-ankorstore-catalog 8.5).
+
+**Units, not packs.** ``stockQuantity`` counts units (pieces): the spec says
+"units", and order items reserve ``multipliedQuantity`` pieces, i.e. packs x
+the product's ``unitMultiplier`` (seed 000 L795-798; spec Order Item). A
+product sold in cases of 6 can only be ordered 6 at a time, so the channel
+publishes whole packs of units: 20 sellable units in cases of 6 publish 18.
+Rounding is always down, so it can only undersell.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+VARIANT_TYPE = "product-variants"
+"""The resource type the spec and every response use (specs/SOURCES.md: send this one)."""
+OPERATIONS_PATH = "/api/v1/operations"
+"""Bulk stock update (seed 000 L642)."""
+VARIANTS_PATH = "/api/v1/product-variants"
+"""List product variants with stock (seed 000 L1270-1448)."""
+MAX_OPERATIONS = 50
+"""Operations per bulk request (seed 000 L638, L12866)."""
+
+_OPERATION_INDEX = re.compile(r"atomic:operations(?:/|\.|\[)(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One product variant as Ankorstore last showed it (seed 000 L1303-1378)."""
+
+    variant_id: str
+    sku: str | None
+    stock: int | None
+    """``stockQuantity``: units, null when always in stock."""
+    reserved: int
+    """``reservedQuantity``: units held by Ankorstore's open orders."""
+    available: int | None
+    """``availableQuantity``: what retailers can order now, in units."""
+    always_in_stock: bool
+    unit_multiplier: int | None
+    """The product's ``unitMultiplier`` when the read included it."""
+    fetched_at: float
+    """Monotonic time of the read, for the freshness of ``reserved``."""
+
+    def written(self, stock: int) -> Listing:
+        """The listing as Ankorstore computes it after syncd wrote ``stock``."""
+        return replace(self, stock=stock, available=stock - self.reserved, always_in_stock=False)
+
+
+def whole_pack_units(units: int, pack: int) -> int:
+    """The largest multiple of ``pack`` not above ``units`` (never oversells)."""
+    if pack < 1:
+        raise ValueError(f"a pack holds at least one unit, not {pack}")
+    if units < 0:
+        raise ValueError(f"refusing a negative quantity ({units})")
+    return units - units % pack
+
+
+def stock_quantity(sellable: int, *, reserved: int, pack: int) -> int:
+    """``stockQuantity`` that makes Ankorstore's ``availableQuantity`` equal ``sellable``.
+
+    ``reserved`` below zero (never documented) counts as zero: that can only
+    lower the number sent.
+    """
+    return whole_pack_units(sellable, pack) + max(0, reserved)
+
+
+def update_operation(variant_id: str, stock: int) -> dict[str, Any]:
+    """One ``update`` operation setting an absolute ``stockQuantity`` (seed 000 L644-667)."""
+    if stock < 0:
+        raise ValueError(f"refusing to send stockQuantity {stock} for {variant_id}")
+    return {
+        "op": "update",
+        "data": {"type": VARIANT_TYPE, "id": variant_id, "attributes": {"stockQuantity": stock}},
+    }
+
+
+def operations_document(operations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The bulk body: the key really is ``atomic:operations`` (seed 000 L645)."""
+    if not 1 <= len(operations) <= MAX_OPERATIONS:
+        raise ValueError(f"a bulk request carries 1 to {MAX_OPERATIONS} operations")
+    return {"atomic:operations": list(operations)}
+
+
+def attributed_errors(details: Sequence[str], count: int) -> dict[int, str]:
+    """Operation index -> reason, for errors whose pointer names an operation.
+
+    Pointers seen: ``/atomic:operations/3/data/attributes/stockQuantity``
+    (JSON pointer) and the dotted form of the documented example
+    (``data.attributes.field``, which names no operation and is ignored
+    here). ``details`` are the HTTP layer's ``"422 detail (pointer)"`` lines.
+    """
+    found: dict[int, str] = {}
+    for line in details:
+        match = _OPERATION_INDEX.search(line)
+        if match is None:
+            continue
+        index = int(match.group(1))
+        if 0 <= index < count:
+            found.setdefault(index, line)
+    return found
+
+
+def refusal_kind(line: str) -> str:
+    """An error line with its operation index blanked, to tell "same refusal for all" apart."""
+    return _OPERATION_INDEX.sub("atomic:operations/*", line)
+
+
+def unit_multipliers(included: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Product id -> ``unitMultiplier`` from an ``include=product`` compound document."""
+    found: dict[str, int] = {}
+    for resource in included:
+        attributes = resource.get("attributes")
+        if resource.get("type") not in ("products", "product") or not isinstance(attributes, dict):
+            continue
+        value = _count(attributes.get("unitMultiplier"))
+        product_id = resource.get("id")
+        if isinstance(product_id, str) and value is not None and value >= 1:
+            found[product_id] = value
+    return found
+
+
+def parse_listing(
+    resource: Mapping[str, Any], multipliers: Mapping[str, int], fetched_at: float
+) -> Listing | None:
+    """A :class:`Listing` from a variant resource, or None when it carries no usable id.
+
+    ``stockQuantity`` and ``availableQuantity`` may be null (always in
+    stock, seed 000 L1348-1361); null is kept as None, never read as 0.
+    """
+    variant_id = resource.get("id")
+    attributes = resource.get("attributes")
+    if not isinstance(variant_id, str) or not variant_id or not isinstance(attributes, dict):
+        return None
+    product = resource.get("relationships", {})
+    product_id = None
+    if isinstance(product, dict):
+        data = product.get("product", {})
+        data = data.get("data") if isinstance(data, dict) else None
+        product_id = data.get("id") if isinstance(data, dict) else None
+    sku = attributes.get("sku")
+    return Listing(
+        variant_id=variant_id,
+        sku=sku if isinstance(sku, str) and sku else None,
+        stock=_count(attributes.get("stockQuantity")),
+        reserved=_count(attributes.get("reservedQuantity")) or 0,
+        available=_signed(attributes.get("availableQuantity")),
+        always_in_stock=attributes.get("isAlwaysInStock") is True,
+        unit_multiplier=multipliers.get(product_id) if isinstance(product_id, str) else None,
+        fetched_at=fetched_at,
+    )
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _signed(value: object) -> int | None:
+    # availableQuantity may go below zero under the ``continue`` policy (spec).
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value

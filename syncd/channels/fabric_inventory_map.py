@@ -1,0 +1,173 @@
+"""fabric's inventory items as syncd needs them: the SKU -> inventory-id map and the levels.
+
+fabric's supplier write is keyed by its own inventory-item id, "automatically
+generated when new inventory is created" -- not the variant id and not the
+brand's SKU (brief fabric-supplier-api 1), so syncd must learn the id of
+every SKU it publishes. The map is read from the supplier inventory list
+(``list_path``, default ``/v1/brands/{brand_id}/inventory/``; unverified,
+brief fabric-supplier-api 1, 9.2), a DRF ``{count, next, previous,
+results}`` listing whose absolute ``next`` is followed verbatim (seed 003
+L64-68).
+
+Items are keyed on ``variant.brand_identifier``, the brand's own SKU:
+``identifier`` becomes the *retailer's* SKU once one is mapped (seed 003
+L2566 vs L2127; brief seed-fabric 10.3), so it is never used.
+
+The map is cached. A SKU missing from it triggers one re-read of the list --
+unless the map was read less than ``min_refresh_interval`` seconds ago, in
+which case the miss is genuine and re-reading would only burn requests.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from syncd.http.client import ApiClient
+from syncd.http.clock import Clock
+from syncd.http.jsonapi import paginate_next_url
+
+_log = structlog.get_logger(__name__)
+
+DEFAULT_MIN_REFRESH_INTERVAL = 60.0
+"""A miss against a map younger than this is not worth another full read."""
+
+_INTEGER = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryItem:
+    """One fabric inventory position (seed 003 L4881-4915; supplier view adds ``id``)."""
+
+    inventory_id: int
+    brand_identifier: str
+    inventory: int | None
+    """What fabric shows now (managed: lowered by fabric itself on each order)."""
+    inventory_policy: str | None
+    variant_id: int | None
+    inventory_updated_at: str | None
+    sellable: str | None
+
+
+def parse_quantity(value: object) -> int | None:
+    """An inventory number: an int, or a string of one ("150" in fabric's own example).
+
+    fabric's published example types ``inventory`` as a string while the v2
+    schema says integer (brief fabric-supplier-api 2); both are accepted.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def parse_item(document: Mapping[str, Any]) -> InventoryItem | None:
+    """An :class:`InventoryItem`, or None when the object lacks an id or a brand SKU."""
+    inventory_id = parse_quantity(document.get("id"))
+    variant = document.get("variant")
+    if inventory_id is None or not isinstance(variant, Mapping):
+        return None
+    brand_identifier = variant.get("brand_identifier")
+    if not isinstance(brand_identifier, str) or not brand_identifier:
+        return None
+    policy = document.get("inventory_policy")
+    updated = document.get("inventory_updated_at")
+    sellable = document.get("sellable")
+    return InventoryItem(
+        inventory_id=inventory_id,
+        brand_identifier=brand_identifier,
+        inventory=parse_quantity(document.get("inventory")),
+        inventory_policy=policy if isinstance(policy, str) else None,
+        variant_id=parse_quantity(variant.get("id")),
+        inventory_updated_at=updated if isinstance(updated, str) else None,
+        sellable=sellable if isinstance(sellable, str) else None,
+    )
+
+
+class InventoryMap:
+    """brand_identifier -> inventory item, read from the supplier list and cached."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        list_path: str,
+        *,
+        clock: Clock,
+        reserve: float,
+        min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
+        channel: str = "fabric",
+    ) -> None:
+        self._client = client
+        self._path = list_path
+        self._clock = clock
+        self._reserve = reserve
+        self._min_interval = min_refresh_interval
+        self._channel = channel
+        self._items: dict[str, InventoryItem] = {}
+        self._read_at: float | None = None
+        self.page_count = 0
+        """Pages the last full read took: what another one would cost."""
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, brand_identifier: str) -> InventoryItem | None:
+        return self._items.get(brand_identifier)
+
+    def items(self) -> Iterable[InventoryItem]:
+        return self._items.values()
+
+    def forget(self, brand_identifier: str) -> None:
+        """Drop an entry fabric no longer recognises (its id answered 404)."""
+        self._items.pop(brand_identifier, None)
+
+    def remember(self, item: InventoryItem) -> None:
+        self._items[item.brand_identifier] = item
+
+    def read_within(self, seconds: float) -> bool:
+        return self._read_at is not None and self._clock.monotonic() - self._read_at <= seconds
+
+    async def refresh(self) -> tuple[list[InventoryItem], int]:
+        """Read the whole list; returns the items and the requests spent.
+
+        The map is replaced only once the last page arrived, so a read that
+        fails half-way keeps the previous map rather than a truncated one.
+        """
+        started = self._clock.monotonic()
+        items: list[InventoryItem] = []
+        pages = 0
+        async for page in paginate_next_url(self._client, self._path, reserve=self._reserve):
+            pages += 1
+            for document in page.results:
+                item = parse_item(document) if isinstance(document, Mapping) else None
+                if item is not None:
+                    items.append(item)
+        self._items = {item.brand_identifier: item for item in items}
+        self._read_at = started
+        self.page_count = pages
+        _log.info(
+            "channel.inventory_map_read", channel=self._channel, items=len(items), requests=pages
+        )
+        return items, pages
+
+    async def resolve(
+        self, brand_identifier: str, *, force: bool = False
+    ) -> tuple[InventoryItem | None, int]:
+        """The item for ``brand_identifier``, re-reading the list on a miss; and the cost.
+
+        ``force`` re-reads even a young map (the cached id was refused).
+        """
+        item = self._items.get(brand_identifier)
+        if item is not None and not force:
+            return item, 0
+        if not force and self.read_within(self._min_interval):
+            return None, 0
+        _, spent = await self.refresh()
+        return self._items.get(brand_identifier), spent
