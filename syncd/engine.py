@@ -1,0 +1,402 @@
+"""The engine cycle: recompute what changed, check the interlocks, push, record.
+
+One engine serves every channel. The daemon calls :meth:`Engine.recompute`
+after sources record and :meth:`Engine.push_channel` on each channel's own
+schedule; `syncd once` calls both until there is nothing left to do.
+
+Recompute (ARCHITECTURE.md, "Allocation"): only SKUs whose postings or
+reservations changed since the last pass are recomputed, plus every bundle
+built from them (:func:`syncd.bundles.affected_skus`). The result goes to the
+outbox as the latest desired absolute value per (channel, SKU) with its
+explanation -- a value that did not change keeps its seq and is not pushed.
+
+Push (ARCHITECTURE.md, "Planner", "Safety interlocks"):
+
+1. a channel fed by a stale source (or one that has never succeeded) pushes
+   nothing: its numbers could oversell;
+2. a cycle that would zero or change too large a share of the channel is
+   recorded as a held cycle and waits for an operator's confirmation
+   (`syncd confirm`, `syncd once --confirm`); a confirmation authorises the
+   pending changes for ``confirm_ttl`` seconds;
+3. an increase from an acknowledged zero waits until a later source read
+   computed the same way (``confirm_increase_after_zero``);
+4. fabric decrements its own stock when an order arrives, so increases to a
+   channel whose own order feed is overdue wait for that feed;
+5. the planner orders decreases first and batches to the channel's maximum,
+   within the rate budget the channel may spend now;
+6. every reply is recorded: acknowledged only when the channel confirmed it,
+   parked with the reason when the channel refuses a value resending cannot
+   fix, failed (retried next round) otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from syncd.allocation import allocate
+from syncd.bundles import affected_skus, catalog_index
+from syncd.channels.base import Channel, PushResult
+from syncd.channels.planner import Move, PlannedUpdate, plan
+from syncd.ledger.store import Ledger
+from syncd.model import Catalog, ChannelRule, FeedState, OutboxRow, now_utc
+from syncd.safety import Assessment, SafetyPolicy, assess, increase_needs_second_read
+
+log = structlog.get_logger("syncd.engine")
+
+CONFIRM_TTL = 900.0
+"""Seconds an operator's confirmation of a held cycle stays valid."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedInfo:
+    """What the engine needs to know of a source to judge a channel's inputs."""
+
+    name: str
+    locations: tuple[str, ...]
+    stale_after: float
+    channel: str | None = None
+    """For order feeds: the channel whose orders they are (fabric_orders -> fabric)."""
+
+
+@dataclass(slots=True)
+class ChannelCycle:
+    """What one push round of one channel did (logs, status, `syncd once`)."""
+
+    channel: str
+    pending: int = 0
+    planned: int = 0
+    acknowledged: int = 0
+    parked: int = 0
+    failed: int = 0
+    deferred: int = 0
+    waiting: int = 0
+    """Increases held back for a second read or an overdue order feed."""
+    requests: int = 0
+    held_id: int | None = None
+    blocked: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def settled(self) -> bool:
+        """True when nothing is left to push and nothing is blocked or held."""
+        return (
+            self.blocked is None
+            and self.held_id is None
+            and self.failed == 0
+            and self.deferred == 0
+            and self.waiting == 0
+            and self.pending == self.acknowledged + self.parked
+        )
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """True when two location names or ``prefix*`` patterns can name the same location."""
+    a_prefix, a_wild = (a[:-1], True) if a.endswith("*") else (a, False)
+    b_prefix, b_wild = (b[:-1], True) if b.endswith("*") else (b, False)
+    if a_wild and b_wild:
+        return a_prefix.startswith(b_prefix) or b_prefix.startswith(a_prefix)
+    if a_wild:
+        return b.startswith(a_prefix)
+    if b_wild:
+        return a.startswith(b_prefix)
+    return a == b
+
+
+def is_stale(state: FeedState | None, stale_after: float, now: datetime) -> bool:
+    """A feed is stale when it never succeeded or last succeeded too long ago."""
+    if state is None or state.last_success is None:
+        return True
+    return (now - state.last_success).total_seconds() > stale_after
+
+
+class Engine:
+    def __init__(
+        self,
+        ledger: Ledger,
+        catalog: Catalog,
+        rules: Sequence[ChannelRule],
+        channels: Mapping[str, Channel],
+        *,
+        policies: Mapping[str, SafetyPolicy],
+        feeds: Sequence[FeedInfo],
+        now: Callable[[], datetime] = now_utc,
+        confirm_ttl: float = CONFIRM_TTL,
+    ) -> None:
+        self.ledger = ledger
+        self.catalog = catalog
+        self.index = catalog_index(catalog)
+        self.rules = {rule.channel: rule for rule in rules}
+        self.channels = dict(channels)
+        self.policies = dict(policies)
+        self.feeds = list(feeds)
+        self.now = now
+        self.confirm_ttl = confirm_ttl
+        self._last_txn: int | None = None
+        self._read_generation = 0
+        """Bumped by :meth:`note_source_read`; an increase after zero needs a newer one."""
+        self._first_seen: dict[tuple[str, str], tuple[int, int]] = {}
+        """(channel, sku) -> (desired value, read generation when first computed)."""
+        self.last_cycle: dict[str, ChannelCycle] = {}
+        self.last_recompute_s = 0.0
+
+    # --- recompute -----------------------------------------------------------
+
+    def note_source_read(self) -> None:
+        """A source recorded a successful read (called by the daemon and `once`)."""
+        self._read_generation += 1
+
+    async def recompute(self, *, full: bool = False) -> int:
+        """Recompute desired values for what changed; returns how many outbox values changed."""
+        started = time.perf_counter()
+        current = await self.ledger.last_txn_id()
+        skus: set[str] | None
+        if full or self._last_txn is None:
+            skus = None
+        else:
+            if current == self._last_txn:
+                return 0
+            changed = await self.ledger.changed_skus_since(self._last_txn)
+            skus = affected_skus(changed, self.index)
+            if not skus:
+                self._last_txn = current
+                return 0
+        needed = self._inputs_for(skus)
+        balances = await self.ledger.balances(needed)
+        reservations = await self.ledger.open_reservations(needed)
+        desired = allocate(balances, reservations, self.index, list(self.rules.values()), skus=skus)
+        changed_count = await self.ledger.set_desired(desired, self.now())
+        self._last_txn = current
+        self.last_recompute_s = time.perf_counter() - started
+        log.info(
+            "engine.recomputed",
+            skus="all" if skus is None else len(skus),
+            desired=len(desired),
+            changed=changed_count,
+            seconds=round(self.last_recompute_s, 3),
+        )
+        return changed_count
+
+    def _inputs_for(self, skus: Collection[str] | None) -> set[str] | None:
+        """Every SKU whose balances the given SKUs are computed from (bundles read components)."""
+        if skus is None:
+            return None
+        needed = set(skus)
+        for sku in skus:
+            needed |= self.index.closure.get(sku, frozenset())
+        return needed
+
+    # --- staleness -----------------------------------------------------------
+
+    def feeds_for(self, channel: str) -> list[FeedInfo]:
+        rule = self.rules[channel]
+        return [
+            feed
+            for feed in self.feeds
+            if any(_overlaps(mine, theirs) for mine in feed.locations for theirs in rule.locations)
+        ]
+
+    async def stale_feeds(self, channel: str) -> list[str]:
+        states = {state.feed: state for state in await self.ledger.feed_states()}
+        now = self.now()
+        return [
+            feed.name
+            for feed in self.feeds_for(channel)
+            if is_stale(states.get(feed.name), feed.stale_after, now)
+        ]
+
+    async def _own_orders_overdue(self, channel: str) -> bool:
+        """True when the channel's own order feed has not succeeded recently enough."""
+        states = {state.feed: state for state in await self.ledger.feed_states()}
+        now = self.now()
+        return any(
+            is_stale(states.get(feed.name), feed.stale_after, now)
+            for feed in self.feeds
+            if feed.channel == channel
+        )
+
+    # --- interlocks ----------------------------------------------------------
+
+    def published_count(self, channel: str) -> int:
+        rule = self.rules[channel]
+        if rule.skus is not None:
+            return len(rule.skus)
+        return len(self.index.skus)
+
+    async def _confirmed(self, channel: str) -> bool:
+        holds = await self.ledger.held_cycles(channel, include_confirmed=True)
+        now = self.now()
+        return any(
+            hold.confirmed_at is not None
+            and (now - hold.confirmed_at).total_seconds() <= self.confirm_ttl
+            for hold in holds
+        )
+
+    async def _hold(self, channel: str, verdict: Assessment, pending: Sequence[OutboxRow]) -> int:
+        """Record a held cycle once; a cycle already waiting is not recorded again."""
+        open_holds = await self.ledger.held_cycles(channel)
+        if open_holds:
+            return open_holds[-1].id
+        payload = {
+            "zeroes": verdict.zeroes,
+            "changes": verdict.changes,
+            "published": verdict.published,
+            "sample": [f"{row.sku}: {row.acknowledged} -> {row.desired}" for row in pending[:20]],
+        }
+        hold_id = await self.ledger.hold_cycle(
+            channel, "; ".join(verdict.reasons), payload, self.now()
+        )
+        log.warning("push.held", channel=channel, hold_id=hold_id, reasons=list(verdict.reasons))
+        return hold_id
+
+    async def confirm(self, channel: str, hold_id: int | None = None) -> list[int]:
+        """Confirm one held cycle, or every open one of the channel; returns the ids confirmed."""
+        confirmed: list[int] = []
+        for hold in await self.ledger.held_cycles(channel):
+            wanted = hold_id is None or hold.id == hold_id
+            if wanted and await self.ledger.confirm_held_cycle(hold.id, self.now()):
+                confirmed.append(hold.id)
+        if confirmed:
+            log.warning("push.confirmed", channel=channel, hold_ids=confirmed)
+        return confirmed
+
+    def _waits_for_second_read(self, channel: str, row: OutboxRow, policy: SafetyPolicy) -> bool:
+        key = (channel, row.sku)
+        seen = self._first_seen.get(key)
+        if seen is None or seen[0] != row.desired:
+            seen = (row.desired, self._read_generation)
+            self._first_seen[key] = seen
+        reads = 2 if self._read_generation > seen[1] else 1
+        return increase_needs_second_read(row, policy=policy, consistent_reads=reads)
+
+    # --- push ----------------------------------------------------------------
+
+    async def push_channel(self, channel: str, *, max_rounds: int | None = None) -> ChannelCycle:
+        """Push the channel's pending changes, as far as interlocks and budget allow."""
+        sender = self.channels[channel]
+        policy = self.policies.get(channel, SafetyPolicy())
+        cycle = ChannelCycle(channel=channel)
+        pending = await self.ledger.pending(channel)
+        cycle.pending = len(pending)
+        if not pending:
+            self.last_cycle[channel] = cycle
+            return cycle
+        stale = await self.stale_feeds(channel)
+        verdict = assess(
+            pending,
+            published=self.published_count(channel),
+            policy=policy,
+            stale_sources=stale,
+            confirmed=await self._confirmed(channel),
+        )
+        cycle.reasons = list(verdict.reasons)
+        if verdict.blocked:
+            cycle.blocked = "; ".join(verdict.reasons)
+            log.warning(
+                "push.blocked", channel=channel, reasons=cycle.reasons, pending=len(pending)
+            )
+            self.last_cycle[channel] = cycle
+            return cycle
+        if verdict.hold:
+            cycle.held_id = await self._hold(channel, verdict, pending)
+            self.last_cycle[channel] = cycle
+            return cycle
+
+        orders_overdue = await self._own_orders_overdue(channel)
+        sendable: list[OutboxRow] = []
+        for row in pending:
+            increase = row.acknowledged is None or row.desired > row.acknowledged
+            if increase and orders_overdue:
+                cycle.waiting += 1
+                continue
+            if self._waits_for_second_read(channel, row, policy):
+                cycle.waiting += 1
+                continue
+            sendable.append(row)
+
+        rounds = 0
+        while sendable and (max_rounds is None or rounds < max_rounds):
+            rounds += 1
+            budget = sender.requests_available()
+            if budget <= 0:
+                cycle.deferred = len(sendable)
+                break
+            planned = plan(sendable, per_request=sender.per_request, max_requests=budget)
+            for batch in planned.batches:
+                result = await self._send(channel, sender, batch)
+                cycle.planned += len(batch)
+                cycle.requests += result.requests
+                cycle.acknowledged += len(result.acknowledged)
+                cycle.parked += len(result.parked)
+                cycle.failed += len(result.failed)
+            cycle.deferred = planned.deferred
+            if not planned.deferred:
+                break
+            # Re-read: rows may have been superseded while we were sending.
+            sent = {u.sku for b in planned.batches for u in b}
+            sendable = [r for r in await self.ledger.pending(channel) if r.sku not in sent]
+        self.last_cycle[channel] = cycle
+        log.info(
+            "push.cycle",
+            channel=channel,
+            pending=cycle.pending,
+            acknowledged=cycle.acknowledged,
+            parked=cycle.parked,
+            failed=cycle.failed,
+            deferred=cycle.deferred,
+            waiting=cycle.waiting,
+            requests=cycle.requests,
+        )
+        return cycle
+
+    async def _send(
+        self, channel: str, sender: Channel, batch: Sequence[PlannedUpdate]
+    ) -> PushResult:
+        items = [(u.sku, u.seq, u.quantity) for u in batch]
+        now = self.now()
+        await self.ledger.mark_sent(channel, items, None, now)
+        try:
+            result = await sender.push(batch)
+        except Exception as exc:  # one failing batch never stops the channel
+            log.exception("push.failed", channel=channel, updates=len(batch))
+            await self.ledger.mark_failed(
+                channel, items, None, f"{type(exc).__name__}: {exc}", self.now()
+            )
+            return PushResult(failed=[(u, str(exc)) for u in batch], requests=1)
+        request_id = ",".join(result.request_ids) or None
+        now = self.now()
+        if result.acknowledged:
+            await self.ledger.mark_acknowledged(
+                channel,
+                [(u.sku, u.seq, u.quantity) for u in result.acknowledged],
+                request_id,
+                result.reply or None,
+                now,
+            )
+        for update, reason in result.parked:
+            await self.ledger.mark_parked(channel, update.sku, update.seq, reason, now)
+            log.warning("push.parked", channel=channel, sku=update.sku, reason=reason)
+        if result.failed:
+            await self.ledger.mark_failed(
+                channel,
+                [(u.sku, u.seq, u.quantity) for u, _ in result.failed],
+                request_id,
+                "; ".join(sorted({reason for _, reason in result.failed}))[:500],
+                now,
+            )
+        decreases = sum(1 for u in batch if u.move < Move.INCREASE)
+        log.info(
+            "push.sent",
+            channel=channel,
+            variants=len(batch),
+            decreases=decreases,
+            acknowledged=len(result.acknowledged),
+            parked=len(result.parked),
+            failed=len(result.failed),
+            request_id=request_id,
+        )
+        return result

@@ -1,0 +1,87 @@
+"""How ledger values are written to and read from SQLite columns (pure).
+
+Timestamps are stored as ISO-8601 UTC with a fixed microsecond precision, so
+text order is time order and SQL can compare them directly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from syncd.ledger.errors import InvalidObservationError
+from syncd.model import Account, Explanation, StockStatus
+
+
+def encode_time(value: datetime) -> str:
+    """UTC ISO-8601 text; naive datetimes are refused (their zone is a guess)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidObservationError(f"timestamp {value!r} has no time zone")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def decode_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def decode_optional_time(value: str | None) -> datetime | None:
+    return None if value is None else decode_time(value)
+
+
+def encode_strings(values: Mapping[str, str]) -> str:
+    return json.dumps(dict(values), sort_keys=True, separators=(",", ":"))
+
+
+def decode_strings(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    loaded = json.loads(value)
+    return {str(k): str(v) for k, v in loaded.items()}
+
+
+_STATUSES: dict[str, StockStatus] = {status.value: status for status in StockStatus}
+
+
+def account_from_row(location: str, status: str, sku: str, lot: str) -> Account:
+    # A dict lookup, not StockStatus(status): balances() builds 100 000s of these.
+    return Account(location, _STATUSES[status], sku, lot)
+
+
+def account_key(account: Account) -> tuple[str, str, str, str]:
+    """Column values of an account, with the status as its stored text."""
+    return (account.location, account.status.value, account.sku, account.lot)
+
+
+def explanation_to_json(explanation: Explanation) -> dict[str, Any]:
+    """A JSON-ready dict with every field `syncd explain` shows."""
+    return {
+        "channel": explanation.channel,
+        "sku": explanation.sku,
+        "inputs": dict(explanation.inputs),
+        "steps": [
+            {"rule": s.rule, "before": s.before, "after": s.after, "detail": s.detail}
+            for s in explanation.steps
+        ],
+        "limiting_component": explanation.limiting_component,
+        "result": explanation.result,
+    }
+
+
+# One encoder instance: json.dumps() with any non-default argument builds a
+# new JSONEncoder per call, which dominated a 220 000-row outbox update.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+
+
+def encode_json(value: Mapping[str, Any]) -> str:
+    return _ENCODER.encode(value)
+
+
+def decode_json(value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    loaded = json.loads(value)
+    if not isinstance(loaded, dict):
+        raise ValueError(f"expected a JSON object, got {type(loaded).__name__}")
+    return loaded

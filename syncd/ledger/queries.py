@@ -1,0 +1,133 @@
+"""Read-only questions to the ledger: balances, reservations, history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiosqlite
+
+from syncd.ledger.codec import account_from_row, decode_strings, decode_time
+from syncd.model import Account, Reservation, TransactionKind
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One posting behind a SKU's balance and the transaction that caused it."""
+
+    txn_id: int
+    kind: TransactionKind
+    source: str
+    key: str
+    observed_at: datetime
+    recorded_at: datetime
+    account: Account
+    quantity: int
+    movement: str
+    batches: int | None = None
+    unit_multiplier: int = 1
+    external_id: str | None = None
+    ref: str | None = None
+    """The order a reservation posting belongs to."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+def _sku_filter(skus: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
+    """A WHERE fragment on ``a.sku``: one JSON parameter, whatever the count."""
+    if skus is None:
+        return "1", ()
+    return "a.sku IN (SELECT value FROM json_each(?))", (json.dumps(sorted(set(skus))),)
+
+
+async def balances(
+    conn: aiosqlite.Connection, skus: Collection[str] | None = None
+) -> dict[Account, int]:
+    where, params = _sku_filter(skus)
+    async with conn.execute(
+        f"SELECT a.location, a.status, a.sku, a.lot, b.quantity"  # noqa: S608 -- fixed fragment
+        f" FROM balances b JOIN accounts a ON a.id = b.account_id"
+        f" WHERE b.quantity != 0 AND {where}",
+        params,
+    ) as cursor:
+        rows = await cursor.fetchall()
+    return {account_from_row(*row[:4]): int(row[4]) for row in rows}
+
+
+async def open_reservations(
+    conn: aiosqlite.Connection, skus: Collection[str] | None = None
+) -> list[Reservation]:
+    where, params = _sku_filter(skus)
+    async with conn.execute(
+        f"SELECT a.channel, a.order_ref, a.sku, a.quantity, a.location, a.since"  # noqa: S608
+        f" FROM reservation_lines a WHERE {where}"
+        f" ORDER BY a.channel, a.order_ref, a.sku",
+        params,
+    ) as cursor:
+        rows = await cursor.fetchall()
+    return [
+        Reservation(
+            channel=channel,
+            order_ref=order_ref,
+            sku=sku,
+            quantity=int(quantity),
+            location=location,
+            since=decode_time(since),
+        )
+        for channel, order_ref, sku, quantity, location, since in rows
+    ]
+
+
+async def last_txn_id(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM transactions") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def changed_skus_since(conn: aiosqlite.Connection, txn_id: int) -> set[str]:
+    """SKUs with a posting in any transaction after ``txn_id``."""
+    async with conn.execute(
+        "SELECT DISTINCT a.sku FROM postings p JOIN accounts a ON a.id = p.account_id"
+        " WHERE p.txn_id > ?",
+        (txn_id,),
+    ) as cursor:
+        return {str(row[0]) for row in await cursor.fetchall()}
+
+
+async def explain_rows(conn: aiosqlite.Connection, sku: str, limit: int) -> list[LedgerEntry]:
+    """The newest ``limit`` postings on ``sku``'s accounts, newest first."""
+    async with conn.execute(
+        """
+        SELECT t.id, t.kind, t.source, t.key, t.observed_at, t.recorded_at, t.metadata,
+               a.location, a.status, a.sku, a.lot,
+               p.quantity, p.movement, p.batches, p.unit_multiplier, p.external_id, p.ref
+        FROM accounts a
+        JOIN postings p ON p.account_id = a.id
+        JOIN transactions t ON t.id = p.txn_id
+        WHERE a.sku = ?
+        ORDER BY p.id DESC
+        LIMIT ?
+        """,
+        (sku, limit),
+    ) as cursor:
+        rows = await cursor.fetchall()
+    return [
+        LedgerEntry(
+            txn_id=int(r[0]),
+            kind=TransactionKind(r[1]),
+            source=r[2],
+            key=r[3],
+            observed_at=decode_time(r[4]),
+            recorded_at=decode_time(r[5]),
+            metadata=decode_strings(r[6]),
+            account=account_from_row(r[7], r[8], r[9], r[10]),
+            quantity=int(r[11]),
+            movement=r[12],
+            batches=None if r[13] is None else int(r[13]),
+            unit_multiplier=int(r[14]),
+            external_id=r[15],
+            ref=r[16],
+        )
+        for r in rows
+    ]

@@ -1,0 +1,185 @@
+"""`Ledger`: the daemon's SQLite memory, one file, one connection, one writer.
+
+Everything a source observes becomes an immutable transaction of signed
+postings on accounts (location x status x variant x lot), as ASTRAL models
+stock (seed 000 L13123-13135); balances are maintained in the same SQLite
+transaction, and feed cursors are committed with the postings they cover.
+Outbox, push log and held cycles share the same file and connection
+(outbox.py, interlock.py).
+
+Usage::
+
+    async with await Ledger.open(path) as ledger:
+        await ledger.record(draft)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+from syncd.ledger import feeds, invariants, movements, queries, reservations, snapshots
+from syncd.ledger.codec import encode_time
+from syncd.ledger.connection import Database
+from syncd.ledger.interlock import InterlockMixin
+from syncd.ledger.outbox import OutboxMixin
+from syncd.ledger.queries import LedgerEntry
+from syncd.ledger.transactions import current_cursor
+from syncd.model import (
+    Account,
+    CursorUpdate,
+    FeedState,
+    OrderObservation,
+    Reservation,
+    SnapshotDraft,
+    TransactionDraft,
+    now_utc,
+)
+
+_REPORTED_PRAGMAS = ("journal_mode", "synchronous", "foreign_keys", "user_version")
+
+
+class Ledger(OutboxMixin, InterlockMixin):
+    """Append-only, double-entry stock ledger over one SQLite file."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Ledger:
+        """Open (creating if needed) and migrate the ledger file at ``path``."""
+        return cls(await Database.open(path))
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> Ledger:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- writes -----------------------------------------------------------
+
+    async def record(self, draft: TransactionDraft) -> bool:
+        """Record a source's transaction; False when it changes nothing.
+
+        The postings must sum to zero (`UnbalancedTransactionError`, nothing
+        written, otherwise). Postings whose ``external_id`` is already
+        recorded are skipped; see movements.py for partial duplicates.
+        """
+        async with self._db.write() as conn:
+            return await movements.record_draft(conn, draft, now_utc())
+
+    async def record_snapshot(self, draft: SnapshotDraft) -> bool:
+        """Record absolute levels as adjustments against ``void``; False if replayed."""
+        async with self._db.write() as conn:
+            return await snapshots.record_snapshot(conn, draft, now_utc())
+
+    async def record_orders(
+        self,
+        source: str,
+        key: str,
+        observed_at: datetime,
+        orders: Sequence[OrderObservation],
+        *,
+        complete: bool,
+        cursor: CursorUpdate | None = None,
+        channels: Collection[str] = (),
+    ) -> bool:
+        """Set each observed order's open reservation lines; False if replayed.
+
+        With ``complete=True`` the observation covers every open order of
+        ``channels`` and of every channel in ``orders``: open orders of those
+        channels that are absent are released. An empty complete observation
+        must name its ``channels``.
+        """
+        async with self._db.write() as conn:
+            return await reservations.record_orders(
+                conn,
+                source=source,
+                key=key,
+                observed_at=observed_at,
+                orders=orders,
+                complete=complete,
+                channels=channels,
+                cursor=cursor,
+                recorded_at=now_utc(),
+            )
+
+    async def mark_feed(
+        self,
+        feed: str,
+        *,
+        success_at: datetime | None = None,
+        error: str | None = None,
+        error_at: datetime | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record a feed's success and/or error (``error_at`` defaults to now)."""
+        at = error_at or now_utc()
+        if success_at is not None:
+            encode_time(success_at)
+        async with self._db.write() as conn:
+            await feeds.mark_feed(
+                conn, feed, success_at=success_at, error=error, error_at=at, extra=extra
+            )
+
+    # --- reads ------------------------------------------------------------
+
+    async def balances(self, skus: Collection[str] | None = None) -> dict[Account, int]:
+        """Non-zero balances, optionally only for ``skus``."""
+        async with self._db.read() as conn:
+            return await queries.balances(conn, skus)
+
+    async def open_reservations(self, skus: Collection[str] | None = None) -> list[Reservation]:
+        async with self._db.read() as conn:
+            return await queries.open_reservations(conn, skus)
+
+    async def cursor(self, feed: str) -> str | None:
+        async with self._db.read() as conn:
+            return await current_cursor(conn, feed)
+
+    async def feed_states(self) -> list[FeedState]:
+        async with self._db.read() as conn:
+            return await feeds.feed_states(conn)
+
+    async def last_txn_id(self) -> int:
+        async with self._db.read() as conn:
+            return await queries.last_txn_id(conn)
+
+    async def changed_skus_since(self, txn_id: int) -> set[str]:
+        """SKUs whose balances moved in a transaction after ``txn_id``."""
+        async with self._db.read() as conn:
+            return await queries.changed_skus_since(conn, txn_id)
+
+    async def explain_rows(self, sku: str, limit: int = 50) -> list[LedgerEntry]:
+        """The postings behind ``sku``'s balances, newest first, at most ``limit``."""
+        async with self._db.read() as conn:
+            return await queries.explain_rows(conn, sku, limit)
+
+    async def pragmas(self) -> dict[str, str | int]:
+        """The durability settings actually in force (for status and tests)."""
+        values: dict[str, str | int] = {}
+        async with self._db.read() as conn:
+            for name in _REPORTED_PRAGMAS:
+                async with conn.execute(f"PRAGMA {name}") as cursor:
+                    row = await cursor.fetchone()
+                values[name] = row[0] if row else ""
+        return values
+
+    async def check_invariants(self) -> list[str]:
+        """Violated invariants, one line each; empty when the ledger is sound."""
+        async with self._db.read() as conn:
+            return await invariants.check_invariants(conn)

@@ -1,0 +1,105 @@
+"""Schema, pragmas and migrations of the ledger file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from structlog.testing import capture_logs
+
+from syncd.ledger.schema import SCHEMA_VERSION, SchemaTooNewError, configure, migrate
+from syncd.ledger.store import Ledger
+
+from .builders import AV, VOID, acc, movement, snapshot, transfer
+
+
+@pytest.mark.anyio
+async def test_durability_pragmas_are_in_force(ledger: Ledger) -> None:
+    pragmas = await ledger.pragmas()
+    assert pragmas["journal_mode"] == "wal"
+    assert pragmas["synchronous"] == 2  # FULL
+    assert pragmas["foreign_keys"] == 1
+    assert pragmas["user_version"] == SCHEMA_VERSION
+
+
+@pytest.mark.anyio
+async def test_reopening_keeps_data_and_does_not_migrate_again(ledger_path: Path) -> None:
+    with capture_logs() as first:
+        async with await Ledger.open(ledger_path) as ledger:
+            await ledger.record_snapshot(snapshot("s1", "wh", {"A": 4}))
+    with capture_logs() as second:
+        async with await Ledger.open(ledger_path) as ledger:
+            assert await ledger.balances() == {acc("wh", AV, "A"): 4, acc("wh", VOID, "A"): -4}
+            assert (await ledger.pragmas())["user_version"] == SCHEMA_VERSION
+    assert [e["event"] for e in first if e["event"] == "ledger.migrated"] == ["ledger.migrated"]
+    assert not [e for e in second if e["event"] == "ledger.migrated"]
+
+
+@pytest.mark.anyio
+async def test_migrations_apply_in_one_transaction(tmp_path: Path) -> None:
+    """A migration that fails half-way leaves the file exactly as it was."""
+    path = tmp_path / "broken.sqlite"
+    broken = (("CREATE TABLE first_step (x INTEGER)",), ("CREATE TABLE oops (", "never"))
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        await configure(conn)
+        with pytest.raises(sqlite3.OperationalError):
+            await migrate(conn, broken)
+        async with conn.execute("PRAGMA user_version") as cursor:
+            assert await cursor.fetchone() == (0,)
+        async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
+            assert await cursor.fetchall() == []
+
+
+@pytest.mark.anyio
+async def test_migrate_on_current_file_is_a_noop(ledger_path: Path) -> None:
+    async with await Ledger.open(ledger_path):
+        pass
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        assert await migrate(conn) == SCHEMA_VERSION
+        assert await migrate(conn) == SCHEMA_VERSION
+
+
+@pytest.mark.anyio
+async def test_file_from_a_newer_syncd_is_refused(ledger_path: Path) -> None:
+    async with await Ledger.open(ledger_path):
+        pass
+    with sqlite3.connect(ledger_path) as raw:
+        raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaTooNewError):
+        await Ledger.open(ledger_path)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE postings SET quantity = quantity + 1",
+        "DELETE FROM postings",
+        "UPDATE transactions SET key = 'other'",
+        "DELETE FROM transactions",
+    ],
+)
+async def test_postings_and_transactions_are_append_only(
+    ledger: Ledger, ledger_path: Path, statement: str
+) -> None:
+    await ledger.record(movement("t1", *transfer(acc("wh", AV, "A"), acc("wh", VOID, "A"), 3)))
+    with (
+        sqlite3.connect(ledger_path) as raw,
+        pytest.raises(sqlite3.IntegrityError, match="append-only"),
+    ):
+        raw.execute(statement)
+    assert await ledger.balances() == {acc("wh", AV, "A"): -3, acc("wh", VOID, "A"): 3}
+
+
+@pytest.mark.anyio
+async def test_foreign_keys_are_enforced(ledger_path: Path) -> None:
+    async with await Ledger.open(ledger_path):
+        pass
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await configure(conn)
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await conn.execute(
+                "INSERT INTO postings (txn_id, account_id, quantity, movement) VALUES (99, 99, 1, 'x')"
+            )

@@ -1,0 +1,275 @@
+"""The engine cycle over a real ledger file and a recording fake channel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from syncd.channels.base import LiveValue, PushResult
+from syncd.channels.planner import PlannedUpdate
+from syncd.engine import Engine, FeedInfo
+from syncd.ledger.store import Ledger
+from syncd.model import (
+    Bundle,
+    Catalog,
+    ChannelRule,
+    OrderObservation,
+    SnapshotDraft,
+    StockStatus,
+    Variant,
+)
+from syncd.safety import SafetyPolicy
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+class FakeChannel:
+    """Records every batch; optionally refuses SKUs or fails whole batches."""
+
+    def __init__(self, name: str = "ankorstore", per_request: int = 50) -> None:
+        self.name = name
+        self.per_request = per_request
+        self.batches: list[list[PlannedUpdate]] = []
+        self.shown: dict[str, int] = {}
+        self.refuse: dict[str, str] = {}
+        self.fail_next = 0
+        self.budget = 1_000
+
+    async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult:
+        self.batches.append(list(batch))
+        if self.fail_next:
+            self.fail_next -= 1
+            raise RuntimeError("503 from channel")
+        result = PushResult(requests=1, request_ids=[f"req-{len(self.batches)}"])
+        for update in batch:
+            if update.sku in self.refuse:
+                result.parked.append((update, self.refuse[update.sku]))
+            else:
+                self.shown[update.sku] = update.quantity
+                result.acknowledged.append(update)
+        return result
+
+    async def read_live(self, skus: Collection[str] | None = None) -> dict[str, LiveValue]:
+        return {sku: LiveValue(sku, qty) for sku, qty in self.shown.items()}
+
+    def requests_available(self) -> int:
+        return self.budget
+
+    async def aclose(self) -> None:
+        return None
+
+    @property
+    def sent(self) -> list[PlannedUpdate]:
+        return [u for b in self.batches for u in b]
+
+
+def catalog(n: int = 30) -> Catalog:
+    variants = {f"S{i:02d}": Variant(sku=f"S{i:02d}") for i in range(n)}
+    variants["B1"] = Variant(sku="B1")
+    return Catalog(variants=variants, bundles={"B1": Bundle("B1", {"S00": 2, "S01": 1})})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
+    opened = await Ledger.open(tmp_path / "ledger.db")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def stocked(**overrides: int) -> dict[str, int]:
+    """Every single SKU at 10 units, with some overridden."""
+    return {f"S{i:02d}": 10 for i in range(30)} | overrides
+
+
+async def snapshot(ledger: Ledger, levels: dict[str, int], key: str, *, at: datetime = T0) -> None:
+    await ledger.record_snapshot(
+        SnapshotDraft(
+            source="activeants",
+            key=key,
+            observed_at=at,
+            location="activeants",
+            levels={(StockStatus.AVAILABLE, sku, ""): qty for sku, qty in levels.items()},
+        )
+    )
+    await ledger.mark_feed("activeants", success_at=at)
+
+
+def make_engine(
+    ledger: Ledger, channel: FakeChannel, clock: Clock, policy: SafetyPolicy | None = None
+) -> Engine:
+    return Engine(
+        ledger,
+        catalog(),
+        [ChannelRule(channel=channel.name, locations=("activeants",))],
+        {channel.name: channel},
+        policies={channel.name: policy or SafetyPolicy(confirm_increase_after_zero=False)},
+        feeds=[FeedInfo("activeants", ("activeants",), stale_after=600)],
+        now=clock,
+    )
+
+
+async def test_recompute_and_push_publishes_every_sku_once(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {f"S{i:02d}": 10 + i for i in range(30)}, "s1")
+    assert await engine.recompute() == 31
+    cycle = await engine.push_channel("ankorstore")
+    assert cycle.settled
+    assert channel.shown["S05"] == 15
+    assert channel.shown["B1"] == min(10 // 2, 11)  # the bundle: min(S00/2, S01/1)
+    assert len(channel.batches) == 1  # 31 updates fit one request
+    assert await engine.push_channel("ankorstore") == type(cycle)(channel="ankorstore")
+    assert len(channel.batches) == 1  # nothing changed: nothing sent
+
+
+async def test_incremental_recompute_touches_only_changed_skus_and_their_bundles(
+    ledger: Ledger,
+) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {f"S{i:02d}": 10 for i in range(30)}, "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    channel.batches.clear()
+    await snapshot(ledger, {"S00": 4}, "s2")
+    assert await engine.recompute() == 2  # S00 and the bundle built from it
+    await engine.push_channel("ankorstore")
+    assert sorted((u.sku, u.quantity) for u in channel.sent) == [("B1", 2), ("S00", 4)]
+
+
+async def test_superseded_value_is_never_sent(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {f"S{i:02d}": 10 for i in range(30)}, "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    channel.batches.clear()
+    await snapshot(ledger, {"S07": 3}, "s2")
+    await engine.recompute()
+    await snapshot(ledger, {"S07": 8}, "s3")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    assert [(u.sku, u.quantity) for u in channel.sent] == [("S07", 8)]
+
+
+async def test_decreases_are_sent_before_increases(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(per_request=2), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {f"S{i:02d}": 10 for i in range(30)}, "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    channel.batches.clear()
+    await snapshot(ledger, {"S10": 20, "S11": 20, "S12": 1, "S13": 2}, "s2")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    assert [u.sku for u in channel.sent] == ["S12", "S13", "S10", "S11"]
+
+
+async def test_mass_zero_is_held_until_confirmed(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {f"S{i:02d}": 10 for i in range(30)}, "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    channel.batches.clear()
+    await snapshot(ledger, {f"S{i:02d}": 0 for i in range(30)}, "s2")
+    await engine.recompute()
+    cycle = await engine.push_channel("ankorstore")
+    assert cycle.held_id is not None
+    assert channel.batches == []
+    again = await engine.push_channel("ankorstore")
+    assert again.held_id == cycle.held_id  # one hold, not one per cycle
+    assert channel.batches == []
+    assert await engine.confirm("ankorstore") == [cycle.held_id]
+    done = await engine.push_channel("ankorstore")
+    assert done.settled
+    assert all(qty == 0 for qty in channel.shown.values())
+
+
+async def test_stale_source_blocks_every_push(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {"S00": 5}, "s1")
+    await engine.recompute()
+    clock.now = T0 + timedelta(seconds=601)
+    cycle = await engine.push_channel("ankorstore")
+    assert cycle.blocked is not None
+    assert "activeants" in cycle.blocked
+    assert channel.batches == []
+
+
+async def test_a_failing_push_leaves_values_pending_for_the_next_round(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, stocked(S00=5, S01=6), "s1")
+    await engine.recompute()
+    channel.fail_next = 1
+    first = await engine.push_channel("ankorstore")
+    assert first.failed == 31
+    assert channel.shown == {}
+    second = await engine.push_channel("ankorstore")
+    assert second.settled
+    assert channel.shown["S01"] == 6
+
+
+async def test_refused_variant_is_parked_and_not_retried(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    channel.refuse["S03"] = "422 stockQuantity: unknown variant"
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {f"S{i:02d}": 10 for i in range(30)}, "s1")
+    await engine.recompute()
+    cycle = await engine.push_channel("ankorstore")
+    assert cycle.parked == 1
+    assert cycle.acknowledged == 30
+    channel.batches.clear()
+    await engine.push_channel("ankorstore")
+    assert channel.batches == []
+
+
+async def test_reservations_lower_what_is_published(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, stocked(S04=10), "s1")
+    await ledger.record_orders(
+        "fabric_orders",
+        "o1",
+        T0,
+        [OrderObservation("fabric", "PO-1", "open", T0, {"S04": 3}, "activeants")],
+        complete=False,
+    )
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    assert channel.shown["S04"] == 7
+
+
+async def test_increase_after_zero_waits_for_a_second_read(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock, SafetyPolicy(confirm_increase_after_zero=True))
+    await snapshot(ledger, stocked(S02=0), "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    assert channel.shown["S02"] == 0
+    await snapshot(ledger, {"S02": 9}, "s2")
+    engine.note_source_read()
+    await engine.recompute()
+    waiting = await engine.push_channel("ankorstore")
+    assert waiting.waiting == 1
+    assert channel.shown["S02"] == 0
+    engine.note_source_read()  # the next read computes the same value
+    await engine.push_channel("ankorstore")
+    assert channel.shown["S02"] == 9
