@@ -1,0 +1,101 @@
+"""Channel orders as the order feeds parse them, before they reach the ledger.
+
+Pure data and pure rules shared by the three order sources
+(``ankorstore_orders``, ``fabric_orders``, ``fashiontrade``):
+
+* a :class:`Listing` is what one poll read: parsed orders, the items left
+  out (:class:`Skip`), and whether it covers every open order of the channel
+  (``complete``) -- only then may the ledger release the open orders it
+  did not contain (``record_orders(complete=True)``);
+* a line that cannot be read but whose order is known never *lowers* a
+  reservation: the order carries the SKUs (or, when even they are unknown,
+  all of its lines) whose previous open quantity the ledger keeps
+  (:func:`finish_lines`). Bad input loses nothing: at worst syncd keeps
+  reserving for a while, which can undersell but never oversell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncd.model import Sku
+from syncd.sources.problems import Skipped
+
+
+@dataclass(slots=True)
+class ParsedOrder:
+    """One channel order: its open units per SKU and what to keep from before."""
+
+    order_ref: str
+    status: str
+    open_lines: dict[Sku, int] = field(default_factory=dict)
+    keep_skus: set[Sku] = field(default_factory=set)
+    """SKUs with an unreadable line: the ledger's previous quantity is kept (never lowered)."""
+    keep_all: bool = False
+    """A line whose SKU is unknown could not be read: keep every previous line of the order."""
+
+    def add(self, sku: Sku, units: int) -> None:
+        self.open_lines[sku] = self.open_lines.get(sku, 0) + units
+
+    @property
+    def reserving(self) -> bool:
+        """Whether the order may hold stock (open units, or lines whose reservation is kept)."""
+        return any(self.open_lines.values()) or self.keep_all or bool(self.keep_skus)
+
+
+@dataclass(slots=True)
+class Listing:
+    """What one poll of a channel's orders read."""
+
+    orders: dict[str, ParsedOrder] = field(default_factory=dict)
+    skips: list[Skipped] = field(default_factory=list)
+    """Orders and lines left out, e.g. ``order 3434000001 item 9f1c...``, and why."""
+    complete: bool = True
+    """Every open order of the channel is in ``orders`` (a full, successful listing)."""
+    error: str | None = None
+    """Why the poll failed part-way (the listing is then never complete)."""
+    requests: int = 0
+    more: bool = False
+    """Work left for the next poll (a per-poll request budget ran out)."""
+
+    def skip(self, item: str, reason: str) -> None:
+        self.skips.append(Skipped(item, reason))
+
+    def fail(self, error: str) -> None:
+        """A request failed: what was read stays usable, but proves nothing about the rest."""
+        self.error = error
+        self.complete = False
+
+    def incomplete(self, item: str, reason: str) -> None:
+        """An entry that cannot even be identified: the listing no longer covers everything."""
+        self.skip(item, reason)
+        self.complete = False
+
+
+def finish_lines(order: ParsedOrder, previous: Mapping[Sku, int]) -> dict[Sku, int]:
+    """The open lines to record for ``order``, given what the ledger held before.
+
+    For every SKU the order could not read (or all of its previous SKUs when
+    a line's SKU itself is unknown) the larger of the new and the previous
+    quantity is kept, so an unreadable line never releases stock.
+    """
+    lines = dict(order.open_lines)
+    keep = set(previous) if order.keep_all else order.keep_skus
+    for sku in keep:
+        before = previous.get(sku, 0)
+        if before > lines.get(sku, 0):
+            lines[sku] = before
+    return {sku: units for sku, units in sorted(lines.items()) if units > 0}
+
+
+def count(value: Any) -> int | None:
+    """A quantity as an ``int >= 0``; ``None`` for anything else (bool, float, text, < 0)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def as_object(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
