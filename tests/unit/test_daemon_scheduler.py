@@ -1,0 +1,218 @@
+"""The daemon's work loops: independent schedules, backoff, wake-ups and draining."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from syncd.ledger.store import Ledger
+from syncd.metrics import Metrics
+from syncd.scheduler import MAX_BACKOFF_S, MIN_BACKOFF_S, Scheduler, Wakeup, backoff_delay
+from tests.unit._daemon_support import SKUS, FakeChannel, FakeSource, make_assembly, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
+    opened = await Ledger.open(tmp_path / "ledger.db")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def scheduler_for(
+    ledger: Ledger,
+    sources: list[FakeSource],
+    channels: list[FakeChannel],
+    *,
+    cycle_interval: float = 0.05,
+    readback: dict[str, float] | None = None,
+    max_backoff: float = MAX_BACKOFF_S,
+) -> Scheduler:
+    return Scheduler(
+        make_assembly(ledger, sources, channels),
+        Metrics(),
+        cycle_interval=cycle_interval,
+        readback_intervals=readback,
+        debounce=0.01,
+        max_backoff=max_backoff,
+        min_backoff=0.05,
+    )
+
+
+# --- backoff (pure) ---------------------------------------------------------------------
+
+
+def test_backoff_doubles_per_failure_and_is_bounded() -> None:
+    delays = [backoff_delay(2.0, n, maximum=60.0, jitter=0.0) for n in range(1, 9)]
+    assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert backoff_delay(0.05, 1, minimum=1.0, jitter=0.0) == 1.0
+
+
+def test_backoff_never_retries_slower_than_the_normal_poll_interval_allows() -> None:
+    # A source polled every 10 minutes is not pushed to a 5-minute ceiling below that.
+    assert backoff_delay(600.0, 1, maximum=300.0, jitter=0.0) == 600.0
+    assert backoff_delay(600.0, 5, maximum=300.0, jitter=0.0) == 600.0
+
+
+def test_backoff_jitter_stays_within_its_band_and_above_the_floor() -> None:
+    low = backoff_delay(4.0, 3, jitter=0.1, rand=lambda: 0.0)
+    high = backoff_delay(4.0, 3, jitter=0.1, rand=lambda: 1.0)
+    assert (low, high) == pytest.approx((16.0 * 0.9, 16.0 * 1.1))
+    assert backoff_delay(0.0, 1, jitter=0.0) == MIN_BACKOFF_S
+
+
+async def test_a_wakeup_set_before_anyone_waits_is_not_lost() -> None:
+    wake = Wakeup()
+    wake.set()
+    assert await wake.wait(0.0) is True
+    assert await wake.wait(0.01) is False
+
+
+# --- loops --------------------------------------------------------------------------------
+
+
+async def test_sources_feed_the_engine_and_the_pushers_publish(ledger: Ledger) -> None:
+    source = FakeSource(levels=dict.fromkeys(SKUS, 7))
+    channel = FakeChannel()
+    scheduler = scheduler_for(ledger, [source], [channel])
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: len(channel.shown) == len(SKUS))
+        assert set(channel.shown.values()) == {7}
+        source.levels = {"S03": 2}
+        await wait_for(lambda: channel.shown["S03"] == 2)
+        await scheduler.drain(1.0)
+    assert scheduler.metrics.get("pushes", channel="fabric") >= 2
+    assert scheduler.metrics.get("variants_pushed", channel="fabric") == len(SKUS) + 1
+    assert scheduler.metrics.get("cycles") >= 2
+    assert scheduler.sources["activeants"].records >= 2
+
+
+async def test_a_failing_source_backs_off_while_the_other_keeps_its_schedule(
+    ledger: Ledger,
+) -> None:
+    broken = FakeSource("astral", location="astral:1", always_fail=True, poll_interval=0.05)
+    healthy = FakeSource(poll_interval=0.05)
+    scheduler = scheduler_for(ledger, [broken, healthy], [FakeChannel()], max_backoff=0.4)
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await anyio.sleep(1.2)
+        await scheduler.drain(1.0)
+    # Healthy: every 50 ms. Broken: retried after 50, 100, 200, 400, 400 ms (+-10 %).
+    assert len(healthy.poll_times) >= 12
+    assert 4 <= len(broken.poll_times) <= 7
+    gaps = [b - a for a, b in zip(broken.poll_times, broken.poll_times[1:], strict=False)]
+    assert gaps[1] > gaps[0] * 1.5
+    assert max(gaps) < 0.4 * 1.1 + 0.05
+    run = scheduler.sources["astral"]
+    assert run.consecutive_errors == len(broken.poll_times)
+    assert run.last_error == "RuntimeError: astral answered 503"
+    assert run.retry_in_s is not None
+    assert run.retry_in_s <= 0.45
+    states = {state.feed: state for state in await ledger.feed_states()}
+    assert states["astral"].last_error == "RuntimeError: astral answered 503"
+    assert states["activeants"].last_error is None
+    assert scheduler.metrics.get("errors", source="astral") == len(broken.poll_times)
+
+
+async def test_a_source_that_recovers_returns_to_its_interval(ledger: Ledger) -> None:
+    source = FakeSource(fail=2, poll_interval=0.05)
+    scheduler = scheduler_for(ledger, [source], [FakeChannel()])
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: scheduler.sources["activeants"].polls >= 2)
+        await scheduler.drain(1.0)
+    run = scheduler.sources["activeants"]
+    assert run.consecutive_errors == 0
+    assert run.retry_in_s is None
+
+
+async def test_a_source_behind_is_polled_again_at_once(ledger: Ledger) -> None:
+    # Three pages to catch up, then the 10 s interval: all three come quickly.
+    source = FakeSource(pages=3, poll_interval=10.0)
+    scheduler = scheduler_for(ledger, [source], [FakeChannel()])
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: len(source.poll_times) >= 3, timeout=2.0)
+        await anyio.sleep(0.2)
+        await scheduler.drain(1.0)
+    assert len(source.poll_times) == 3
+
+
+async def test_one_failing_channel_does_not_stop_the_other(ledger: Ledger) -> None:
+    down, up = FakeChannel("ankorstore"), FakeChannel("fabric")
+    down.raise_on_push = True
+    scheduler = scheduler_for(ledger, [FakeSource()], [down, up])
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: len(up.shown) == len(SKUS))
+        await wait_for(lambda: scheduler.channels["ankorstore"].last_cycle is not None)
+        await scheduler.drain(1.0)
+    assert down.shown == {}
+    cycle = scheduler.channels["ankorstore"].last_cycle
+    assert cycle is not None
+    assert cycle.failed == len(SKUS)
+    assert scheduler.metrics.get("errors", channel="ankorstore") >= len(SKUS)
+    assert scheduler.metrics.get("errors", channel="fabric") == 0
+    # The failed values stay pending: they are resent once the channel is back.
+    assert len(await ledger.pending("ankorstore")) == len(SKUS)
+
+
+async def test_drain_lets_the_push_in_flight_finish(ledger: Ledger) -> None:
+    channel = FakeChannel()
+    channel.push_delay = 0.3
+    scheduler = scheduler_for(ledger, [FakeSource()], [channel])
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: channel.pushes_started == 1)
+        assert await scheduler.drain(2.0) is True
+    assert channel.pushes_finished == 1
+    assert await ledger.pending("fabric") == []  # acknowledged, nothing lost
+
+
+async def test_drain_abandons_work_that_outlives_the_timeout(ledger: Ledger) -> None:
+    channel = FakeChannel()
+    channel.push_delay = 30.0
+    scheduler = scheduler_for(ledger, [FakeSource()], [channel])
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: channel.pushes_started == 1)
+        started = anyio.current_time()
+        assert await scheduler.drain(0.2) is False
+        assert anyio.current_time() - started < 1.0
+    assert channel.pushes_finished == 0
+    # The abandoned values are still pending: the next run resends them.
+    assert len(await ledger.pending("fabric")) == len(SKUS)
+
+
+async def test_a_loop_stuck_in_one_unit_of_work_is_reported(ledger: Ledger) -> None:
+    channel = FakeChannel()
+    channel.push_delay = 30.0
+    scheduler = scheduler_for(ledger, [FakeSource()], [channel])
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: channel.pushes_started == 1)
+        await anyio.sleep(0.15)
+        assert scheduler.stuck(0.1) == ["push:fabric"]
+        assert scheduler.stuck(10.0) == []
+        await scheduler.drain(0.0)
+
+
+async def test_read_back_reports_drift(ledger: Ledger) -> None:
+    channel = FakeChannel()
+    scheduler = scheduler_for(ledger, [FakeSource()], [channel], readback={"fabric": 0.1})
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: len(channel.shown) == len(SKUS))
+        channel.shown["S04"] = 99  # someone edited the number on the channel
+        await wait_for(lambda: bool(scheduler.channels["fabric"].drift))
+        await scheduler.drain(1.0)
+    drift = scheduler.channels["fabric"].drift
+    assert [(d.sku, d.shown, d.expected) for d in drift] == [("S04", 99, 10)]
+    assert scheduler.metrics.get("drift_found", channel="fabric") >= 1
