@@ -280,6 +280,12 @@ class Engine:
         sender = self.channels[channel]
         policy = self.policies.get(channel, SafetyPolicy())
         cycle = ChannelCycle(channel=channel)
+        # Never judge or push desired values computed before the latest
+        # records: a pusher woken between a source's commit and the engine's
+        # recompute would otherwise act on stale numbers (and a hold raised
+        # on them would ask an operator to confirm the wrong thing).
+        if await self.ledger.last_txn_id() != self._last_txn:
+            await self.recompute()
         pending = await self.ledger.pending(channel)
         cycle.pending = len(pending)
         if not pending:

@@ -52,6 +52,12 @@ def needed_apis(config: Config) -> set[str]:
     """The APIs some enabled source or channel talks to."""
     needed = {_USES[name] for name in config.sources.enabled()}
     needed |= {_CHANNEL_USES[name] for name in config.channels.enabled()}
+    order_feeds = {"ankorstore_orders", "fabric_orders", "fashiontrade"} & set(
+        config.sources.enabled()
+    )
+    if order_feeds and config.handover.match == "external_reference":
+        # Handover asks Active Ants which channel orders it already holds.
+        needed.add("activeants")
     return needed
 
 

@@ -101,6 +101,7 @@ class SandboxWorld:
         poll_interval: float = 2.0,
         overrides: str = "",
         name: str = "syncd.toml",
+        reserved_max_age: float = 60.0,
     ) -> Path:
         """Write ``syncd.toml``, ``catalog.csv`` and the secret files into ``directory``.
 
@@ -126,12 +127,20 @@ class SandboxWorld:
         status_socket = status_socket or directory / "status.sock"
         config = directory / name
         config.write_text(
-            self._toml(database, status_socket, cycle_interval, poll_interval) + overrides,
+            self._toml(database, status_socket, cycle_interval, poll_interval, reserved_max_age)
+            + overrides,
             encoding="utf-8",
         )
         return config
 
-    def _toml(self, database: Path, status_socket: Path, cycle: float, poll: float) -> str:
+    def _toml(
+        self,
+        database: Path,
+        status_socket: Path,
+        cycle: float,
+        poll: float,
+        reserved_max_age: float,
+    ) -> str:
         stale = max(60.0, poll * 30)
         bundles = "\n".join(
             f'[[catalog.bundles]]\nsku = "{b.sku}"\n'
@@ -209,6 +218,7 @@ match = "external_reference"
 
 [channels.ankorstore]
 locations = ["activeants", "astral:*"]
+reserved_max_age = {reserved_max_age}
 
 [channels.fabric]
 locations = ["activeants"]

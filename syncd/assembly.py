@@ -1,0 +1,121 @@
+"""Assemble a running syncd from a config: ledger, clients, sources, channels, engine.
+
+`syncd run`, `syncd once` and the tests build the same object graph here so
+they cannot drift apart. Nothing in this module performs a request; it only
+opens the ledger and constructs the adapters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from syncd.channels.base import Channel
+from syncd.config import Config
+from syncd.engine import Engine, FeedInfo
+from syncd.http.clock import Clock
+from syncd.ledger.store import Ledger
+from syncd.safety import SafetyPolicy
+from syncd.sources.base import Source
+from syncd.wiring import ApiClients, build_clients
+
+ORDER_FEED_CHANNEL = {"ankorstore_orders": "ankorstore", "fabric_orders": "fabric"}
+"""Order feeds that belong to a channel: that channel's increases wait for them."""
+
+
+@dataclass(slots=True)
+class Assembly:
+    config: Config
+    ledger: Ledger
+    clients: ApiClients
+    sources: list[Source]
+    channels: dict[str, Channel]
+    engine: Engine
+    policies: dict[str, SafetyPolicy] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        """Close adapters and clients; the ledger stays open (the caller owns it)."""
+        for source in self.sources:
+            await source.aclose()
+        for channel in self.channels.values():
+            await channel.aclose()
+        await self.clients.aclose()
+
+
+def safety_policies(config: Config) -> dict[str, SafetyPolicy]:
+    return {
+        name: SafetyPolicy(
+            max_zero_share=section.max_zero_share,
+            max_change_share=section.max_change_share,
+            min_catalog_for_share_check=section.min_catalog_for_share_check,
+            confirm_increase_after_zero=section.confirm_increase_after_zero,
+            block_on_stale_source=section.block_on_stale_source,
+        )
+        for name, section in config.channels.enabled().items()
+    }
+
+
+def feed_infos(sources: list[Source]) -> list[FeedInfo]:
+    return [
+        FeedInfo(
+            name=source.name,
+            locations=tuple(source.locations),
+            stale_after=source.stale_after,
+            channel=ORDER_FEED_CHANNEL.get(source.name),
+        )
+        for source in sources
+    ]
+
+
+def build_sources(config: Config, clients: ApiClients, clock: Clock) -> list[Source]:
+    from syncd.sources.registry import build_order_sources, build_stock_sources  # noqa: PLC0415
+
+    return [
+        *build_stock_sources(config, clients, clock),
+        *build_order_sources(config, clients, clock),
+    ]
+
+
+def build_channels(config: Config, clients: ApiClients, clock: Clock) -> dict[str, Channel]:
+    from syncd.channels.registry import build_channels as build  # noqa: PLC0415
+
+    return build(config, clients, clock)
+
+
+async def open_ledger(config: Config) -> Ledger:
+    path = Path(config.daemon.database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return await Ledger.open(path)
+
+
+def assemble(
+    config: Config,
+    ledger: Ledger,
+    *,
+    clock: Clock,
+    transports: dict[str, httpx.AsyncBaseTransport] | None = None,
+) -> Assembly:
+    """Build every adapter for ``config`` around an already open ledger."""
+    clients = build_clients(config, clock=clock, transports=transports)
+    sources = build_sources(config, clients, clock)
+    channels = build_channels(config, clients, clock)
+    policies = safety_policies(config)
+    engine = Engine(
+        ledger,
+        config.catalog_model(),
+        config.channel_rules(),
+        channels,
+        policies=policies,
+        feeds=feed_infos(sources),
+    )
+    return Assembly(
+        config=config,
+        ledger=ledger,
+        clients=clients,
+        sources=sources,
+        channels=channels,
+        engine=engine,
+        policies=policies,
+    )
