@@ -70,6 +70,18 @@ def check_config(config: Config) -> list[Finding]:
             problem = locations.problem(ref)
             if problem:
                 findings.append(Finding(TomlKey(("channels", name, "locations", index)), problem))
+    fabric_orders = config.sources.fabric_orders
+    if fabric_orders is not None and fabric_orders.enabled and config.apis.fabric is not None:
+        for placeholder in ("brand_id", "retailer_id"):
+            if "{" + placeholder + "}" in fabric_orders.orders_path and not getattr(
+                config.apis.fabric, placeholder
+            ):
+                findings.append(
+                    Finding(
+                        TomlKey(("sources", "fabric_orders", "orders_path")),
+                        f"uses {{{placeholder}}} but [apis.fabric] has no {placeholder}",
+                    )
+                )
     for name in ("ankorstore_orders", "fabric_orders", "fashiontrade"):
         order_source = getattr(config.sources, name)
         if order_source is None or not order_source.enabled:

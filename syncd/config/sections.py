@@ -92,12 +92,54 @@ class OrderSource(SourceSection):
     stale_after: Seconds = 900.0
 
 
+class AnkorstoreOrdersSource(OrderSource):
+    """``[sources.ankorstore_orders]``: orders in the statuses that hold stock (seed 000)."""
+
+    page_size: Annotated[int, Field(ge=1, le=100)] = 100
+    """``page[limit]`` of the orders list; larger pages mean fewer requests from the
+    budget the Ankorstore channel shares."""
+
+
+def _check_fabric_orders_path(value: str) -> str:
+    check_path_template(value, frozenset({"brand_id", "retailer_id"}), frozenset())
+    if not value.endswith("/"):
+        # fabric paths end with a slash (DRF); without it a GET is redirected (brief 2.6).
+        raise ValueError("must end with '/'")
+    return value
+
+
+class FabricOrdersSource(OrderSource):
+    """``[sources.fabric_orders]``: open fabric order lines (``quantity_open``, seed 003)."""
+
+    orders_path: Annotated[str, AfterValidator(_check_fabric_orders_path)] = (
+        "/v1/brands/{brand_id}/orders/"
+    )
+    """The supplier-side orders list. The seed documents only the retailer side
+    (``/v1/retailers/{retailer_id}/orders/``); both placeholders are filled from
+    ``[apis.fabric]`` so the path can be corrected without a release."""
+    status_filter: str | None = "open"
+    """``status`` query filter; empty string or absent key in TOML keeps the default."""
+
+
+class FashionTradeSource(OrderSource):
+    """``[sources.fashiontrade]``: there is no "updated since" filter (seed 002), so
+    recent orders are re-listed by creation date and older open ones swept."""
+
+    lookback: Seconds = 30 * 86_400.0
+    """Orders created within this window are re-listed every poll."""
+    sweep_interval: Seconds = 86_400.0
+    """How often orders older than ``lookback`` that still reserve are re-read one by one."""
+    lines_max_age: Annotated[float, Field(ge=0)] = 3_600.0
+    max_order_requests: Annotated[int, Field(ge=1)] = 200
+    """Upper bound of requests one poll may spend; a poll that hits it releases nothing."""
+
+
 class SourcesSection(Section):
     activeants: ActiveAntsSource | None = None
     astral: AstralSource | None = None
-    ankorstore_orders: OrderSource | None = None
-    fabric_orders: OrderSource | None = None
-    fashiontrade: OrderSource | None = None
+    ankorstore_orders: AnkorstoreOrdersSource | None = None
+    fabric_orders: FabricOrdersSource | None = None
+    fashiontrade: FashionTradeSource | None = None
 
     def enabled(self) -> dict[str, SourceSection]:
         """Enabled sources by name, in a fixed order."""
@@ -143,6 +185,10 @@ class HandoverSection(Section):
 
     match: Literal["external_reference", "none"] = "none"
     reference_templates: ReferenceTemplates = Field(default_factory=ReferenceTemplates)
+    batch_size: Annotated[int, Field(ge=1, le=100)] = 50
+    """Order references asked of Active Ants per request (its page size is 100)."""
+    max_requests_per_poll: Annotated[int, Field(ge=1)] = 20
+    """Active Ants requests one handover lookup may spend; the rest waits for the next poll."""
 
 
 # --- channels ----------------------------------------------------------------

@@ -46,6 +46,8 @@ def build_handover(config: Config, clients: ApiClients, clock: Clock) -> Handove
         config.handover.reference_templates.model_dump(),
         clock=clock,
         settle_feed=settle,
+        batch_size=config.handover.batch_size,
+        max_requests=config.handover.max_requests_per_poll,
     )
 
 
@@ -56,43 +58,58 @@ def build_order_sources(config: Config, clients: ApiClients, clock: Clock) -> li
     checks report a missing ``[apis.*]`` earlier; reaching this is a wiring bug).
     """
     enabled = config.sources.enabled()
-    wanted = [name for name in ORDER_SOURCES if name in enabled]
-    if not wanted:
+    if not any(name in enabled for name in ORDER_SOURCES):
         return []
     catalog = config.catalog_model()
     handover = build_handover(config, clients, clock)
     sources: list[Source] = []
-    for name in wanted:
-        section = getattr(config.sources, name)
-        if name == "ankorstore_orders":
-            if clients.ankorstore is None:
-                raise ValueError("source 'ankorstore_orders' needs [apis.ankorstore]")
-            sources.append(
-                AnkorstoreOrdersSource(
-                    clients.ankorstore, catalog, section, handover=handover, clock=clock
-                )
+    ankorstore = config.sources.ankorstore_orders
+    if ankorstore is not None and ankorstore.enabled:
+        if clients.ankorstore is None:
+            raise ValueError("source 'ankorstore_orders' needs [apis.ankorstore]")
+        sources.append(
+            AnkorstoreOrdersSource(
+                clients.ankorstore,
+                catalog,
+                ankorstore,
+                handover=handover,
+                clock=clock,
+                page_size=ankorstore.page_size,
             )
-        elif name == "fabric_orders":
-            api = config.apis.fabric
-            if clients.fabric is None or api is None:
-                raise ValueError("source 'fabric_orders' needs [apis.fabric]")
-            sources.append(
-                FabricOrdersSource(
-                    clients.fabric,
-                    catalog,
-                    section,
-                    handover=handover,
-                    clock=clock,
-                    brand_id=api.brand_id,
-                    retailer_id=api.retailer_id,
-                )
+        )
+    fabric = config.sources.fabric_orders
+    if fabric is not None and fabric.enabled:
+        api = config.apis.fabric
+        if clients.fabric is None or api is None:
+            raise ValueError("source 'fabric_orders' needs [apis.fabric]")
+        sources.append(
+            FabricOrdersSource(
+                clients.fabric,
+                catalog,
+                fabric,
+                handover=handover,
+                clock=clock,
+                brand_id=api.brand_id,
+                retailer_id=api.retailer_id,
+                path=fabric.orders_path,
+                status_filter=fabric.status_filter or None,
             )
-        else:
-            if clients.fashiontrade is None:
-                raise ValueError("source 'fashiontrade' needs [apis.fashiontrade]")
-            sources.append(
-                FashionTradeOrdersSource(
-                    clients.fashiontrade, catalog, section, handover=handover, clock=clock
-                )
+        )
+    fashiontrade = config.sources.fashiontrade
+    if fashiontrade is not None and fashiontrade.enabled:
+        if clients.fashiontrade is None:
+            raise ValueError("source 'fashiontrade' needs [apis.fashiontrade]")
+        sources.append(
+            FashionTradeOrdersSource(
+                clients.fashiontrade,
+                catalog,
+                fashiontrade,
+                handover=handover,
+                clock=clock,
+                lookback=fashiontrade.lookback,
+                sweep_interval=fashiontrade.sweep_interval,
+                lines_max_age=fashiontrade.lines_max_age,
+                max_order_requests=fashiontrade.max_order_requests,
             )
+        )
     return sources

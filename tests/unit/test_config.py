@@ -369,6 +369,29 @@ FABRIC = dedent(
             "21: sources.ankorstore_orders.fulfilled_from: name one location, not a pattern",
         ),
         (
+            FABRIC + '[sources.fabric_orders]\norders_path = "/v1/brands/{brand}/orders/"\n',
+            "27: sources.fabric_orders.orders_path: "
+            "unknown placeholder {brand}; use {brand_id}, {retailer_id}",
+        ),
+        (
+            FABRIC + '[sources.fabric_orders]\norders_path = "/v1/brands/{brand_id}/orders"\n',
+            "27: sources.fabric_orders.orders_path: must end with '/'",
+        ),
+        (
+            FABRIC
+            + '[sources.fabric_orders]\norders_path = "/v1/retailers/{retailer_id}/orders/"\n',
+            "27: sources.fabric_orders.orders_path: "
+            "uses {retailer_id} but [apis.fabric] has no retailer_id",
+        ),
+        (
+            "[sources.ankorstore_orders]\npage_size = 500\n",
+            "20: sources.ankorstore_orders.page_size: Input should be less than or equal to 100",
+        ),
+        (
+            "[handover]\nbatch_size = 0\n",
+            "20: handover.batch_size: Input should be greater than or equal to 1",
+        ),
+        (
             '[daemon]\ndatabase = ""\n',
             "20: daemon.database: must not be empty",
         ),

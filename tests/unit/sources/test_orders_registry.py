@@ -94,3 +94,40 @@ async def test_a_missing_client_is_a_wiring_error(tmp_path: Path) -> None:
     config = sandbox_config(tmp_path)
     with pytest.raises(ValueError, match=r"needs \[apis\.ankorstore\]"):
         build_order_sources(config, ApiClients(), FakeClock())
+
+
+async def test_tuning_keys_reach_the_sources_and_the_handover(tmp_path: Path) -> None:
+    config = sandbox_config(tmp_path)
+    sources = config.sources
+    assert sources.ankorstore_orders is not None
+    assert sources.fabric_orders is not None
+    assert sources.fashiontrade is not None
+    tuned = config.model_copy(
+        update={
+            "sources": sources.model_copy(
+                update={
+                    "ankorstore_orders": sources.ankorstore_orders.model_copy(
+                        update={"page_size": 7}
+                    ),
+                    "fabric_orders": sources.fabric_orders.model_copy(
+                        update={"orders_path": "/v1/brands/{brand_id}/open-orders/"}
+                    ),
+                    "fashiontrade": sources.fashiontrade.model_copy(
+                        update={"lookback": 3600.0, "max_order_requests": 3}
+                    ),
+                }
+            ),
+            "handover": config.handover.model_copy(
+                update={"match": "external_reference", "batch_size": 9}
+            ),
+        }
+    )
+    async with clients_for(tuned) as clients:
+        built = {s.name: s for s in build_order_sources(tuned, clients, FakeClock())}
+        handover = build_handover(tuned, clients, FakeClock())
+    assert vars(built["ankorstore_orders"])["_page_size"] == 7
+    assert vars(built["fabric_orders"])["_path"].endswith("/open-orders/")
+    assert vars(built["fashiontrade"])["_lookback"] == 3600.0
+    assert vars(built["fashiontrade"])["_max_order_requests"] == 3
+    assert handover is not None
+    assert vars(handover)["_batch_size"] == 9
