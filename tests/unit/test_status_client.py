@@ -236,7 +236,7 @@ def test_confirm_sends_the_hold_and_reports_the_answer(
         channel, hold_id = confirm_args(request)
         if (channel, hold_id) not in held:
             raise StatusRequestError(f"no held cycle {hold_id} on {channel}")
-        held.discard((channel, hold_id))  # type: ignore[arg-type]
+        held.discard((channel, hold_id))
         return {"ok": True, "channel": channel, "confirmed": [hold_id]}
 
     with serving_in_thread(sock_path, confirm):

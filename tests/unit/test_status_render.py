@@ -155,7 +155,7 @@ def test_a_sparse_or_odd_reply_still_renders() -> None:
         "channels": None,
         "uptime_s": "long",
     }
-    text = render_status(odd, color=False)  # type: ignore[arg-type]
+    text = render_status(odd, color=False)
     assert "SOMETHING-NEW" in text
     assert "activeants" in text
     assert "up ?" in text

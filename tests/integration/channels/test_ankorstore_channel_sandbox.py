@@ -206,7 +206,7 @@ async def test_available_equals_pushed_sellable_with_existing_ankorstore_reserva
 ) -> None:
     async with rig(tmp_path, variants=120) as r:
         state = r.world.ankorstore
-        ordered = []
+        ordered: list[str] = []
         for sku in ankorstore_skus(r.world):
             listing = state.listing(sku)
             if (listing.available_quantity or 0) >= 2 * listing.unit_multiplier and len(

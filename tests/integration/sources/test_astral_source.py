@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -216,7 +216,7 @@ async def test_a_crash_between_fetch_and_commit_loses_nothing_and_counts_nothing
             astral.reserve(variants[0].sku, 2)
             stalled = _Stalled(ledger)
             async with anyio.create_task_group() as tasks:
-                tasks.start_soon(rig.source("astral").poll, stalled)
+                tasks.start_soon(rig.source("astral").poll, cast(Ledger, stalled))
                 await stalled.reached.wait()
                 tasks.cancel_scope.cancel()  # killed after the fetch, before the commit
         for variant, after_commit in ((variants[1], False), (variants[2], True)):

@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -220,7 +221,7 @@ def update(sku: str, quantity: int, seq: int = 1) -> PlannedUpdate:
     return PlannedUpdate(sku=sku, quantity=quantity, seq=seq, previous=None, move=Move.UNKNOWN)
 
 
-def sent_operations(fake: FakeAnkorstore) -> list[list[dict[str, object]]]:
+def sent_operations(fake: FakeAnkorstore) -> list[list[dict[str, Any]]]:
     return [json.loads(r.content)["atomic:operations"] for r in fake.posts()]
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
+from syncd.http.client import ApiClient
 from syncd.http.clock import FakeClock
 from syncd.http.errors import PaginationError
 from syncd.http.jsonapi import paginate, paginate_cursor, paginate_next_url
@@ -41,7 +44,7 @@ def by_cursor(pages: dict[str | None, httpx.Response]):  # type: ignore[no-untyp
     return respond
 
 
-async def collect(client, url, **kwargs):  # type: ignore[no-untyped-def]
+async def collect(client: ApiClient, url: str, **kwargs: Any) -> list[Any]:
     return [page async for page in paginate(client, url, **kwargs)]
 
 

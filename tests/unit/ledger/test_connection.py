@@ -100,7 +100,7 @@ async def test_cancelled_write_is_rolled_back(ledger: Ledger) -> None:
             return wait_forever()
         return original(sql, parameters)
 
-    real.execute = slow_execute  # type: ignore[method-assign]
+    real.execute = slow_execute  # type: ignore[method-assign,assignment]
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(ledger.record, _draft())

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from syncd.ledger.errors import InvalidObservationError
 from syncd.ledger.reservations import OpenLine, plan_reservations, reservation_pool
 from syncd.ledger.store import Ledger
-from syncd.model import CursorUpdate, StockStatus
+from syncd.model import Account, CursorUpdate, StockStatus
 
 from .builders import VOID, acc, at, order
 
@@ -15,7 +17,7 @@ RES = StockStatus.RESERVED
 POOL = reservation_pool("ankorstore")
 
 
-def _reserved(balances: dict[object, int], sku: str, pool: str = POOL) -> int:
+def _reserved(balances: Mapping[Account, int], sku: str, pool: str = POOL) -> int:
     return balances.get(acc(pool, RES, sku), 0)
 
 

@@ -219,7 +219,7 @@ class Model:
     def _move(self, op: MoveOp) -> Outcome:
         postings = op.postings()
         ids = [p.external_id for p in postings]
-        if len(set(ids)) != len(ids) or sum(p.quantity for p in postings):
+        if len(set(ids)) != len(ids) or sum(p.quantity for p in postings) != 0:
             return LedgerError
         if ("astral", op.key) in self.keys:
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,7 +104,7 @@ def level(
 
 
 def planned_state(
-    entities: list[StateEntity | Skipped],
+    entities: Sequence[StateEntity | Skipped],
     balances: dict[Account, int],
     *,
     exclude: frozenset[str] = frozenset(),

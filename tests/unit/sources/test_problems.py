@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from structlog.testing import capture_logs
 
 from syncd.http.clock import FakeClock
 from syncd.sources.problems import SkipLog, Skipped
 
 
-def skipped_events(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+def skipped_events(logs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [e for e in logs if e["event"] == "source.item_skipped"]
 
 
