@@ -211,6 +211,9 @@ def test_without_parameters_the_window_is_the_last_day(sim: Sim) -> None:
     assert _bulk(sim, token)[activeants.BULK_PRODUCTS_KEY] == []
     sku = sorted(sim.state.products)[0]
     sim.state.move_stock(sku, 1)
+    # `to` is "now" truncated to the millisecond and excludes itself, so a change
+    # made in the current millisecond belongs to the next window, not this one.
+    sim.state.clock.advance(0.002)
     assert [p["sku"] for p in _bulk(sim, token)[activeants.BULK_PRODUCTS_KEY]] == [sku]
 
 
