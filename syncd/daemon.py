@@ -415,7 +415,7 @@ def cli_run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     configure_logging(config.daemon.log_format, stream=sys.stderr)
     register_secrets(config)
-    daemon = Daemon(config, path)
+    daemon = Daemon(config, path, metrics_port=config.daemon.metrics_port)
     try:
         return anyio.run(daemon.run)
     except StartupError as exc:

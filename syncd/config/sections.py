@@ -39,6 +39,8 @@ class DaemonSection(Section):
     shutdown_timeout: Seconds = 8.0
     lock_file: OptionalConfigPath = None
     """Default: ``<database>.lock`` (see `lock_path`)."""
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Serve Prometheus text on ``127.0.0.1:<port>/metrics``; off when absent. Read at start."""
 
     @property
     def lock_path(self) -> Path:
