@@ -64,6 +64,9 @@ def feed_infos(sources: list[Source]) -> list[FeedInfo]:
             locations=tuple(source.locations),
             stale_after=source.stale_after,
             channel=ORDER_FEED_CHANNEL.get(source.name),
+            # A channel's order feed two polls behind already means orders may
+            # have landed unseen: its increases wait (issue "Channels", fabric).
+            overdue_after=min(2 * source.poll_interval, source.stale_after),
         )
         for source in sources
     ]

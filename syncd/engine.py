@@ -17,11 +17,16 @@ Push (ARCHITECTURE.md, "Planner", "Safety interlocks"):
 2. a cycle that would zero or change too large a share of the channel is
    recorded as a held cycle and waits for an operator's confirmation
    (`syncd confirm`, `syncd once --confirm`); a confirmation authorises the
-   pending changes for ``confirm_ttl`` seconds;
+   changes computed up to the hold, for ``confirm_ttl`` seconds -- values
+   computed after it are judged afresh;
 3. an increase from an acknowledged zero waits until a later source read
    computed the same way (``confirm_increase_after_zero``);
-4. fabric decrements its own stock when an order arrives, so increases to a
-   channel whose own order feed is overdue wait for that feed;
+4. a channel that lowers its own number when an order arrives (fabric's
+   managed inventory; Ankorstore's ``reservedQuantity``, which the channel
+   adds back) would be told too much by an increase computed before its
+   newest orders were ingested, so increases wait while that channel's own
+   order feed is overdue: never read, failing now, or last read longer ago
+   than ``overdue_after`` (issue "Channels", fabric channel);
 5. the planner orders decreases first and batches to the channel's maximum,
    within the rate budget the channel may spend now;
 6. every reply is recorded: acknowledged only when the channel confirmed it,
@@ -34,19 +39,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
 from syncd.allocation import allocate
 from syncd.bundles import affected_skus, catalog_index
 from syncd.channels.base import Channel, PushResult
+from syncd.channels.drift import Drift, Sighting, restorable
 from syncd.channels.planner import Move, PlannedUpdate, plan
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, FeedState, OutboxRow, now_utc
 from syncd.safety import Assessment, SafetyPolicy, assess, increase_needs_second_read
 
 log = structlog.get_logger("syncd.engine")
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
+"""When a feed that never succeeded was last read: nothing happened "since" it."""
 
 CONFIRM_TTL = 900.0
 """Seconds an operator's confirmation of a held cycle stays valid."""
@@ -61,6 +70,9 @@ class FeedInfo:
     stale_after: float
     channel: str | None = None
     """For order feeds: the channel whose orders they are (fabric_orders -> fabric)."""
+    overdue_after: float | None = None
+    """Seconds after its last success an order feed counts as overdue (about two
+    poll intervals); None falls back to ``stale_after``."""
 
 
 @dataclass(slots=True)
@@ -76,10 +88,16 @@ class ChannelCycle:
     deferred: int = 0
     waiting: int = 0
     """Increases held back for a second read or an overdue order feed."""
+    waiting_reasons: list[str] = field(default_factory=list)
     requests: int = 0
     held_id: int | None = None
     blocked: str | None = None
     reasons: list[str] = field(default_factory=list)
+    remaining: int | None = None
+    """Rows still pending once the round ended (None when the round pushed nothing).
+
+    Counted from the ledger, not from the replies: a reply for a value
+    superseded while it was in flight acknowledges nothing current."""
 
     @property
     def settled(self) -> bool:
@@ -91,7 +109,22 @@ class ChannelCycle:
             and self.deferred == 0
             and self.waiting == 0
             and self.pending == self.acknowledged + self.parked
+            and not self.remaining
         )
+
+
+@dataclass(slots=True)
+class DriftRestore:
+    """What one ``drift_policy = "overwrite"`` pass wrote back (see :meth:`Engine.restore_drift`)."""
+
+    channel: str
+    restored: list[Drift] = field(default_factory=list)
+    waiting: list[Drift] = field(default_factory=list)
+    """Raises held until the drift is seen again after a fresh order read."""
+    refused: list[tuple[Drift, str]] = field(default_factory=list)
+    """Parked or failed writes, with the reason."""
+    blocked: str | None = None
+    requests: int = 0
 
 
 def _overlaps(a: str, b: str) -> bool:
@@ -143,6 +176,8 @@ class Engine:
         """(channel, sku) -> (desired value, read generation when first computed)."""
         self.last_cycle: dict[str, ChannelCycle] = {}
         self.last_recompute_s = 0.0
+        self._drift_seen: dict[str, dict[str, Sighting]] = {}
+        """channel -> SKU -> the first read-back that saw its current drift."""
 
     # --- recompute -----------------------------------------------------------
 
@@ -209,15 +244,28 @@ class Engine:
             if is_stale(states.get(feed.name), feed.stale_after, now)
         ]
 
-    async def _own_orders_overdue(self, channel: str) -> bool:
-        """True when the channel's own order feed has not succeeded recently enough."""
+    async def overdue_order_feeds(self, channel: str) -> list[str]:
+        """The channel's own order feeds that are overdue, each with why.
+
+        Overdue: never succeeded, failing since its last success (the poll
+        that was due did not happen), or last succeeded more than
+        ``overdue_after`` (else ``stale_after``) seconds ago.
+        """
         states = {state.feed: state for state in await self.ledger.feed_states()}
         now = self.now()
-        return any(
-            is_stale(states.get(feed.name), feed.stale_after, now)
-            for feed in self.feeds
-            if feed.channel == channel
-        )
+        found: list[str] = []
+        for feed in self.feeds:
+            if feed.channel != channel:
+                continue
+            state = states.get(feed.name)
+            limit = feed.overdue_after if feed.overdue_after is not None else feed.stale_after
+            if state is None or state.last_success is None:
+                found.append(f"{feed.name} (never read)")
+            elif state.last_error is not None:
+                found.append(f"{feed.name} (failing: {state.last_error})")
+            elif is_stale(state, limit, now):
+                found.append(f"{feed.name} (last read {state.last_success.isoformat()})")
+        return found
 
     # --- interlocks ----------------------------------------------------------
 
@@ -227,14 +275,22 @@ class Engine:
             return len(rule.skus)
         return len(self.index.skus)
 
-    async def _confirmed(self, channel: str) -> bool:
+    async def _confirmed_until(self, channel: str) -> datetime | None:
+        """Creation time of the newest held cycle an operator confirmed within ``confirm_ttl``.
+
+        A confirmation covers the changes that hold was about -- desired
+        values computed up to then -- and nothing computed later: a second
+        bad read shortly after a confirmed one must be held again.
+        """
         holds = await self.ledger.held_cycles(channel, include_confirmed=True)
         now = self.now()
-        return any(
-            hold.confirmed_at is not None
-            and (now - hold.confirmed_at).total_seconds() <= self.confirm_ttl
+        covered = [
+            hold.created_at
             for hold in holds
-        )
+            if hold.confirmed_at is not None
+            and (now - hold.confirmed_at).total_seconds() <= self.confirm_ttl
+        ]
+        return max(covered, default=None)
 
     async def _hold(self, channel: str, verdict: Assessment, pending: Sequence[OutboxRow]) -> int:
         """Record a held cycle once; a cycle already waiting is not recorded again."""
@@ -280,6 +336,8 @@ class Engine:
         sender = self.channels[channel]
         policy = self.policies.get(channel, SafetyPolicy())
         cycle = ChannelCycle(channel=channel)
+        # Read before recomputing, so the values pushed count every order up to it.
+        orders_read_at = await self._orders_read_at(channel)
         # Never judge or push desired values computed before the latest
         # records: a pusher woken between a source's commit and the engine's
         # recompute would otherwise act on stale numbers (and a hold raised
@@ -292,12 +350,15 @@ class Engine:
             self.last_cycle[channel] = cycle
             return cycle
         stale = await self.stale_feeds(channel)
+        confirmed_until = await self._confirmed_until(channel)
+        unconfirmed = [
+            row for row in pending if confirmed_until is None or row.updated_at > confirmed_until
+        ]
         verdict = assess(
-            pending,
+            unconfirmed,
             published=self.published_count(channel),
             policy=policy,
             stale_sources=stale,
-            confirmed=await self._confirmed(channel),
         )
         cycle.reasons = list(verdict.reasons)
         if verdict.blocked:
@@ -308,22 +369,40 @@ class Engine:
             self.last_cycle[channel] = cycle
             return cycle
         if verdict.hold:
-            cycle.held_id = await self._hold(channel, verdict, pending)
+            cycle.held_id = await self._hold(channel, verdict, unconfirmed)
             self.last_cycle[channel] = cycle
             return cycle
 
-        orders_overdue = await self._own_orders_overdue(channel)
+        overdue = await self.overdue_order_feeds(channel)
         sendable: list[OutboxRow] = []
+        for_orders = for_second_read = 0
         for row in pending:
             increase = row.acknowledged is None or row.desired > row.acknowledged
-            if increase and orders_overdue:
-                cycle.waiting += 1
-                continue
-            if self._waits_for_second_read(channel, row, policy):
-                cycle.waiting += 1
-                continue
-            sendable.append(row)
+            if increase and overdue:
+                for_orders += 1
+            elif self._waits_for_second_read(channel, row, policy):
+                for_second_read += 1
+            else:
+                sendable.append(row)
+        cycle.waiting = for_orders + for_second_read
+        if for_orders:
+            cycle.waiting_reasons.append(
+                f"{for_orders} increase(s) wait for the channel's own orders: "
+                f"order feed overdue: {', '.join(overdue)}"
+            )
+            log.warning(
+                "push.increases_wait_for_orders",
+                channel=channel,
+                increases=for_orders,
+                feeds=overdue,
+            )
+        if for_second_read:
+            cycle.waiting_reasons.append(
+                f"{for_second_read} increase(s) from zero wait for a second consistent read"
+            )
 
+        if sendable:
+            _share_orders_read(sender, orders_read_at)
         rounds = 0
         while sendable and (max_rounds is None or rounds < max_rounds):
             rounds += 1
@@ -345,6 +424,8 @@ class Engine:
             # Re-read: rows may have been superseded while we were sending.
             sent = {u.sku for b in planned.batches for u in b}
             sendable = [r for r in await self.ledger.pending(channel) if r.sku not in sent]
+        if cycle.planned:
+            cycle.remaining = len(await self.ledger.pending(channel))
         self.last_cycle[channel] = cycle
         log.info(
             "push.cycle",
@@ -358,6 +439,103 @@ class Engine:
             requests=cycle.requests,
         )
         return cycle
+
+    # --- drift ---------------------------------------------------------------
+
+    async def restore_drift(self, channel: str, drifted: Sequence[Drift]) -> DriftRestore:
+        """Write syncd's acknowledged value back where the channel shows another.
+
+        For ``drift_policy = "overwrite"``. :func:`syncd.channels.drift.restorable`
+        decides what may go out now (a number above syncd's at once; a number
+        below only after a repeated sighting and a fresh order read); a
+        stale source blocks it like any push. Each write is the row's current
+        seq and value, recorded in the push log like every other push.
+        """
+        sender = self.channels[channel]
+        policy = self.policies.get(channel, SafetyPolicy())
+        outcome = DriftRestore(channel=channel)
+        previous = self._drift_seen.get(channel, {})
+        now = self.now()
+        self._drift_seen[channel] = {
+            d.sku: previous[d.sku]
+            if d.sku in previous and previous[d.sku].shown == d.shown
+            else Sighting(shown=d.shown, at=now)
+            for d in drifted
+        }
+        if not drifted:
+            return outcome
+        # Taken before recomputing: the values compared count every order up to it.
+        orders_read_at = await self._orders_read_at(channel)
+        orders_overdue = bool(await self.overdue_order_feeds(channel))
+        if await self.ledger.last_txn_id() != self._last_txn:
+            await self.recompute()
+        if policy.block_on_stale_source:
+            stale = await self.stale_feeds(channel)
+            if stale:
+                outcome.blocked = "stale source(s): " + ", ".join(sorted(stale))
+                return outcome
+        rows = {row.sku: row for row in await self.ledger.outbox_rows(channel)}
+        settled = {
+            sku: row.desired
+            for sku, row in rows.items()
+            if row.status == "acknowledged" and row.acknowledged == row.desired
+        }
+        decision = restorable(
+            drifted,
+            settled=settled,
+            seen=previous,
+            orders_read_at=orders_read_at,
+            orders_overdue=orders_overdue,
+        )
+        outcome.waiting = list(decision.later)
+        by_sku = {d.sku: d for d in decision.now}
+        updates = sorted(
+            (
+                PlannedUpdate(
+                    sku=d.sku,
+                    quantity=rows[d.sku].desired,
+                    seq=rows[d.sku].seq,
+                    previous=d.shown,
+                    move=_restore_move(rows[d.sku].desired, d.shown),
+                )
+                for d in decision.now
+            ),
+            key=lambda u: (int(u.move), u.sku),
+        )
+        if updates:
+            _share_orders_read(sender, orders_read_at)
+        budget = sender.requests_available()
+        for start in range(0, len(updates), sender.per_request):
+            if budget <= 0:
+                break  # the next read-back finds them again
+            budget -= 1
+            result = await self._send(channel, sender, updates[start : start + sender.per_request])
+            outcome.requests += result.requests
+            outcome.restored += [by_sku[u.sku] for u in result.acknowledged]
+            outcome.refused += [(by_sku[u.sku], why) for u, why in result.parked + result.failed]
+        for drift in outcome.restored:
+            self._drift_seen[channel].pop(drift.sku, None)
+        if outcome.restored or outcome.waiting:
+            log.warning(
+                "push.drift_restored",
+                channel=channel,
+                restored=len(outcome.restored),
+                waiting=len(outcome.waiting),
+                refused=len(outcome.refused),
+                sample=[f"{d.sku}: {d.shown} -> {d.acknowledged}" for d in outcome.restored[:10]],
+            )
+        return outcome
+
+    async def _orders_read_at(self, channel: str) -> datetime | None:
+        """Oldest last success of the channel's own order feeds; None when it has none."""
+        names = {feed.name for feed in self.feeds if feed.channel == channel}
+        if not names:
+            return None
+        states = {state.feed: state for state in await self.ledger.feed_states()}
+        times = [states[n].last_success if n in states else None for n in sorted(names)]
+        known = [t for t in times if t is not None]
+        # A feed never read counts as read at the epoch: nothing is "since" it.
+        return min(known) if len(known) == len(times) else _NEVER
 
     async def _send(
         self, channel: str, sender: Channel, batch: Sequence[PlannedUpdate]
@@ -406,3 +584,25 @@ class Engine:
             request_id=request_id,
         )
         return result
+
+
+def _restore_move(value: int, shown: int) -> Move:
+    if value < shown:
+        return Move.TO_ZERO if value == 0 else Move.DECREASE
+    return Move.INCREASE
+
+
+def _share_orders_read(sender: Channel, read_at: datetime | None) -> None:
+    """Tell a channel that adds its own reservations back which orders syncd has seen.
+
+    Ankorstore's ``stockQuantity`` is syncd's sellable plus Ankorstore's
+    ``reservedQuantity``; that figure must count (at least) the orders the
+    ledger subtracted, or an order would be subtracted twice until the SKU
+    changed again. So the channel re-reads any figure older than the order
+    listing the desired values came from. ``read_at`` is taken before the
+    recompute: a poll finishing in between can only make the figure count an
+    order syncd has not subtracted yet -- for one push, until it is ingested.
+    """
+    observed = getattr(sender, "orders_observed", None)
+    if observed is not None and read_at is not None and read_at > _NEVER:
+        observed(read_at)

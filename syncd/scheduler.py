@@ -15,7 +15,9 @@ adapters built from one config) as tasks of one anyio task group
 - one **pusher** per channel runs a push round every ``cycle_interval``, or
   sooner when woken, or soon again while the rate budget deferred work;
 - one **read-back** loop per channel compares what the channel shows with
-  what it acknowledged every ``readback_interval`` and reports drift.
+  what it acknowledged every ``readback_interval`` and reports drift -- or,
+  under ``drift_policy = "overwrite"``, has the engine write syncd's value
+  back where that is safe (:meth:`syncd.engine.Engine.restore_drift`).
 
 A failing loop never stops another: every exception is caught at the loop,
 logged, counted, reported through :class:`SourceRun` / :class:`ChannelRun`
@@ -467,12 +469,13 @@ class Scheduler:
             state.last_readback_at = self._now()
 
     async def read_back(self, channel: str) -> list[Drift]:
-        """What the channel shows vs what it acknowledged; drift is logged and kept.
+        """What the channel shows vs what it acknowledged; returns the drift still standing.
 
-        TODO(drift_policy = "overwrite"): re-queueing a drifted SKU needs a
-        ledger call that sets its acknowledged value to what the channel
-        shows (so the row is pending again); until it exists drift is
-        reported under either policy.
+        Under ``drift_policy = "report"`` (the default) drift is logged and
+        returned, never overwritten: someone may have edited the channel on
+        purpose. Under ``"overwrite"`` the engine writes syncd's value back
+        where that is safe now (:meth:`syncd.engine.Engine.restore_drift`);
+        what it restored is no longer drift, the rest is reported.
         """
         sender = self.assembly.channels[channel]
         rows = await self.assembly.ledger.outbox_rows(channel)
@@ -494,13 +497,26 @@ class Scheduler:
                 channel=channel,
                 drifted=len(drift),
                 checked=len(acknowledged),
+                policy=self._drift_policy(channel),
                 sample=[
                     f"{d.sku}: shows {d.shown}, expected {d.expected}" for d in drift[:DRIFT_SAMPLE]
                 ],
             )
         else:
             log.info("channel.readback_clean", channel=channel, checked=len(acknowledged))
-        return drift
+        if self._drift_policy(channel) != "overwrite":
+            return drift
+        restore = await self.assembly.engine.restore_drift(channel, drift)
+        if restore.restored:
+            self.metrics.inc("drift_restored", len(restore.restored), channel=channel)
+        if restore.blocked:
+            log.warning("channel.drift_not_restored", channel=channel, reason=restore.blocked)
+        restored = {d.sku for d in restore.restored}
+        return [d for d in drift if d.sku not in restored]
+
+    def _drift_policy(self, channel: str) -> str:
+        section = self.assembly.config.channels.enabled().get(channel)
+        return section.drift_policy if section is not None else "report"
 
 
 def readback_intervals(assembly: Assembly) -> dict[str, float]:

@@ -11,10 +11,15 @@ Per push:
 1. a negative quantity is parked, never sent;
 2. SKUs whose catalog row has no Ankorstore variant id are looked up by SKU;
 3. ``reservedQuantity`` is re-read for the batch's variants whose cached
-   listing is older than ``reserved_max_age`` -- one ``filter[id][]``
-   request per batch at most. Why pay for it: a stale, *larger* reserved
-   figure (an order shipped or was cancelled since) would publish that many
-   units too many. If that read fails the batch fails and stays pending:
+   listing is older than ``reserved_max_age``, or older than the order
+   listing syncd's numbers were computed from (:meth:`AnkorstoreChannel.orders_observed`)
+   -- one ``filter[id][]`` request per batch at most. Why pay for it: the
+   ledger already subtracts every open order syncd has seen, so the reserved
+   figure added back must count those same orders. A stale, *larger* figure
+   (an order cancelled since) would publish that many units too many; a
+   stale, *smaller* one (an order placed since) would subtract the new order
+   twice -- and, the order being ingested, nothing would correct it until the
+   SKU changed again. If that read fails the batch fails and stays pending:
    guessing could oversell;
 4. variants Ankorstore marks ``isAlwaysInStock`` are parked with a reason
    when ``always_in_stock = "leave"`` -- writing a quantity would switch the
@@ -46,6 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import structlog
@@ -113,6 +119,7 @@ class AnkorstoreChannel:
             raise ValueError("reserved_max_age cannot be negative")
         self.per_request = section.operations_per_request
         self._client = client
+        self._clock = clock
         self._catalog = catalog
         self._always = section.always_in_stock
         self._reserve = 1.0 - section.budget_share
@@ -121,6 +128,8 @@ class AnkorstoreChannel:
             client, clock=clock, reserve=self._reserve, page_size=page_size, channel=self.name
         )
         self._endpoint_ok = False
+        self._orders_seen: float | None = None
+        """Monotonic time of the order listing syncd last computed from (see orders_observed)."""
         # Reverse maps for reading back: by variant id when the catalog has it,
         # else by the Ankorstore SKU (``ankorstore_sku``, defaulting to the SKU).
         self._sku_by_id: dict[str, str] = {}
@@ -140,9 +149,20 @@ class AnkorstoreChannel:
         batch may need a read first, so the budget counts two per batch.
         """
         available = self._client.limiter.available(reserve=self._reserve)
-        if self._listings.fully_read_within(self._max_age):
+        if self._listings.fully_read_within(self._max_age, since=self._orders_seen):
             return available
         return available // 2
+
+    def orders_observed(self, at: datetime) -> None:
+        """syncd's numbers now include every Ankorstore order open at ``at`` (wall time).
+
+        The engine calls this with the last successful Ankorstore order poll
+        before pushing; reserved figures read before ``at`` no longer match
+        the orders the ledger subtracts and are re-read before use.
+        """
+        seen = self._clock.monotonic() - max(0.0, self._clock.wall() - at.timestamp())
+        if self._orders_seen is None or seen > self._orders_seen:
+            self._orders_seen = seen
 
     async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult:
         result = PushResult()
@@ -160,7 +180,11 @@ class AnkorstoreChannel:
         if not resolved:
             return result
         try:
-            stale = [i for _, i in resolved if not self._listings.is_fresh(i, self._max_age)]
+            stale = [
+                i
+                for _, i in resolved
+                if not self._listings.is_fresh(i, self._max_age, since=self._orders_seen)
+            ]
             if stale:
                 _, spent = await self._listings.refresh_ids(stale)
                 result.requests += spent

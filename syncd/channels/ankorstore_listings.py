@@ -78,16 +78,19 @@ class ListingCache:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def is_fresh(self, variant_id: str, max_age: float) -> bool:
+    def is_fresh(self, variant_id: str, max_age: float, *, since: float | None = None) -> bool:
+        """Read less than ``max_age`` seconds ago, and not before ``since`` (monotonic)."""
         listing = self._by_id.get(variant_id)
-        return listing is not None and self._clock.monotonic() - listing.fetched_at <= max_age
+        if listing is None or (since is not None and listing.fetched_at < since):
+            return False
+        return self._clock.monotonic() - listing.fetched_at <= max_age
 
-    def fully_read_within(self, max_age: float) -> bool:
-        """True when the whole list was read less than ``max_age`` seconds ago."""
-        return (
-            self._full_read_at is not None
-            and self._clock.monotonic() - self._full_read_at <= max_age
-        )
+    def fully_read_within(self, max_age: float, *, since: float | None = None) -> bool:
+        """True when the whole list was read less than ``max_age`` seconds ago (and not before ``since``)."""
+        read_at = self._full_read_at
+        if read_at is None or (since is not None and read_at < since):
+            return False
+        return self._clock.monotonic() - read_at <= max_age
 
     def record_written(self, variant_id: str, stock: int) -> None:
         """What Ankorstore shows once a write of ``stock`` was confirmed."""

@@ -22,7 +22,13 @@ from syncd.config.problems import CsvCell, Finding, TomlKey, Where, describe
 from syncd.model import Bundle, Catalog, Prepack, Sku, Variant
 
 ChannelName = Literal["ankorstore", "fabric"]
-Quantity = Annotated[int, Field(ge=1)]
+
+MAX_MULTIPLIER = 1_000_000
+"""Largest pack size, bundle component count or prepack line. Orders multiply
+these by an ordered quantity; the bound keeps every product far inside the
+64-bit integers the ledger stores, and no real pack comes near it."""
+
+Quantity = Annotated[int, Field(ge=1, le=MAX_MULTIPLIER)]
 
 IDENTITY_FIELDS = (
     "activeants_sku",

@@ -18,7 +18,7 @@ import csv
 import io
 from pathlib import Path
 
-from syncd.config.catalog import IDENTITY_FIELDS, SourcedVariant, make_variant
+from syncd.config.catalog import IDENTITY_FIELDS, MAX_MULTIPLIER, SourcedVariant, make_variant
 from syncd.config.problems import CsvCell, Finding
 from syncd.config.sections import CHANNEL_NAMES
 
@@ -101,10 +101,13 @@ def _row(
             pack_size = int(raw)
         except ValueError:
             pack_size = 0
+        problem = None
         if pack_size < 1:
-            findings.append(
-                Finding(CsvCell(display, line, "pack_size"), f"{raw!r} is not a whole number >= 1")
-            )
+            problem = f"{raw!r} is not a whole number >= 1"
+        elif pack_size > MAX_MULTIPLIER:
+            problem = f"{raw!r} is more than {MAX_MULTIPLIER} units per pack"
+        if problem is not None:
+            findings.append(Finding(CsvCell(display, line, "pack_size"), problem))
             ok = False
     channels = _NO_CHANNELS
     if raw := cell("channels"):

@@ -18,9 +18,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 
 class Section(BaseModel):
-    """Base of every config table: unknown keys are errors, values are immutable."""
+    """Base of every config table: unknown keys are errors, values are immutable.
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    TOML has ``inf`` and ``nan`` floats; no syncd setting means anything with
+    them (``cycle_interval = inf`` would be a daemon that never cycles), so
+    every float must be finite.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 Seconds = Annotated[float, Field(gt=0)]

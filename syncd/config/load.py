@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
@@ -37,8 +35,11 @@ from syncd.config.problems import (
     format_key,
 )
 from syncd.config.root import Config
+from syncd.config.syntax import parse_toml
 
-_TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
+_INT64 = range(-(2**63), 2**63)
+"""TOML integers are 64-bit: "if an integer cannot be represented losslessly, an error
+must be thrown" (TOML 1.0, Integer). `tomllib` accepts any size, so syncd checks."""
 
 
 def load_config(
@@ -74,18 +75,17 @@ def load_config_text(
     source: Path | None = None,
 ) -> Config:
     """Load a config from TOML text; relative paths resolve against ``base_dir``."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([_syntax_problem(str(exc), text, path)]) from None
-    locator = KeyLocator(text)
+    data, locator = parse_toml(text, path)
+    too_large = [_place(finding, locator, path) for finding in _oversized_integers(data, ())]
+    if too_large:
+        raise ConfigError(too_large)
     try:
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems = [_validation_problem(error, locator, path) for error in exc.errors()]
         raise ConfigError(_sorted(problems, path)) from None
 
-    findings = check_config(config)
+    findings = check_config(config) + _nothing_enabled(config, data)
     findings += _resolve_secrets(config, base_dir, os.environ if environ is None else environ)
     csv_variants, csv_findings = _read_csv(config, data, path)
     findings += csv_findings
@@ -95,6 +95,41 @@ def load_config_text(
         raise ConfigError(_sorted([_place(f, locator, path) for f in findings], path))
     config.attach_loaded(build, source)
     return config
+
+
+def _oversized_integers(node: object, at: KeyPath) -> list[Finding]:
+    """Integers outside 64 bits, which TOML itself forbids (and SQLite cannot store)."""
+    if isinstance(node, bool):
+        return []
+    if isinstance(node, int):
+        if node in _INT64:
+            return []
+        return [Finding(TomlKey(at), "integer out of range: TOML integers are 64-bit")]
+    if isinstance(node, dict):
+        return [f for key, value in node.items() for f in _oversized_integers(value, (*at, key))]
+    if isinstance(node, list):
+        return [
+            f for index, item in enumerate(node) for f in _oversized_integers(item, (*at, index))
+        ]
+    return []
+
+
+def _nothing_enabled(config: Config, data: dict[str, Any]) -> list[Finding]:
+    """A config that enables no source and no channel gives the daemon nothing to do.
+
+    That is an empty file, a file of comments, or every section disabled --
+    almost always the wrong file (or a systemd unit pointing at a template).
+    """
+    if config.sources.enabled() or config.channels.enabled():
+        return []
+    where = ("sources",) if "sources" in data else ("channels",) if "channels" in data else ()
+    return [
+        Finding(
+            TomlKey(where),
+            "no source or channel is enabled: syncd would have nothing to do"
+            " (add a [sources.*] and a [channels.*] section)",
+        )
+    ]
 
 
 def _resolve_secrets(
@@ -133,15 +168,6 @@ def _read_csv(
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return [], [Finding(TomlKey(("catalog", "csv")), f"cannot read {display}: {reason}")]
-
-
-def _syntax_problem(message: str, text: str, path: str) -> ConfigProblem:
-    match = _TOML_POSITION.search(message)
-    if match is None:
-        return ConfigProblem(path, None, "", f"TOML syntax: {message}")
-    line = int(match.group(1)) if match.group(1) else text.count("\n") + 1
-    column = f" (column {match.group(2)})" if match.group(2) else " (at end of file)"
-    return ConfigProblem(path, line, "", f"TOML syntax: {message[: match.start()]}{column}")
 
 
 def _validation_problem(error: ErrorDetails, locator: KeyLocator, path: str) -> ConfigProblem:
@@ -205,6 +231,8 @@ def _place(finding: Finding, locator: KeyLocator, path: str) -> ConfigProblem:
     if isinstance(where, CsvCell):
         return ConfigProblem(where.file, where.line, where.column, finding.message)
     line = locator.nearest_line(where.path)
+    if line is None and not where.path:
+        line = 1  # about the whole file (e.g. it is empty): point at its start
     return ConfigProblem(path, line, format_key(where.path), finding.message)
 
 

@@ -27,7 +27,11 @@ class KeyLocator:
     """Line numbers of every key path in one TOML document."""
 
     def __init__(self, text: str) -> None:
-        self._lines = _Scanner(text).scan()
+        scanner = _Scanner(text)
+        self._lines = scanner.scan()
+        self.final_table: KeyPath = scanner.table
+        """The table the document ends in (``("catalog", "bundles", 1)``): where a
+        key written right after it would go. Used to name a duplicate key."""
 
     def line_of(self, path: KeyPath) -> int | None:
         """The line where ``path`` itself is written, or ``None``."""
@@ -54,6 +58,7 @@ class _Scanner:
         self._newlines = [i for i, char in enumerate(text) if char == "\n"]
         self._lines: dict[KeyPath, int] = {}
         self._array_tables: dict[KeyPath, int] = {}  # concrete path -> element count
+        self.table: KeyPath = ()
 
     def scan(self) -> dict[KeyPath, int]:
         text = self._text
@@ -71,6 +76,7 @@ class _Scanner:
                 table = self._header()
             else:
                 self._key_value(table)
+        self.table = table
         return self._lines
 
     # --- structure -------------------------------------------------------

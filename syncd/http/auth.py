@@ -27,7 +27,8 @@ Rules every token provider follows:
   with :class:`AuthError` instead of asking again -- a 401 storm cannot break
   the limit.
 * **Failures are remembered** so queued callers do not each repeat a doomed
-  request: refused credentials for 5 minutes; an endpoint that is down for
+  request: refused credentials for 5 minutes; a 429 for as long as its
+  ``Retry-After`` says (5 minutes without one); an endpoint that is down for
   5 s, doubling per further failure up to 5 minutes (raised as
   :class:`TokenUnavailable` with ``retry_in``). While the old token is still
   valid it keeps being used.
@@ -254,8 +255,14 @@ class _TokenEndpointProvider:
                 self._failure = (now + cooldown, unavailable)
                 _log.warning("http.token_failed", api=self.api, error=str(exc), cooldown_s=cooldown)
                 raise unavailable from exc
-            retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
-            cooldown = max(self._timing.refused_cooldown, retry_after or 0.0)
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                # A 429 says when to come back. Waiting longer would fail every
+                # request of this API (a whole channel) for nothing: a restarted
+                # daemon that finds the endpoint's window full after a crash
+                # loop would otherwise sit out five minutes for a 30 s window.
+                cooldown = exc.retry_after
+            else:
+                cooldown = self._timing.refused_cooldown
             self._failure = (now + cooldown, exc)
             _log.error("http.token_failed", api=self.api, error=str(exc), cooldown_s=cooldown)
             raise

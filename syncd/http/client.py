@@ -14,6 +14,11 @@ For every logical request it:
    idempotent**; never retries other 4xx (:mod:`syncd.http.retry`);
 5. raises a typed error (:mod:`syncd.http.errors`) with the request id.
 
+**Bounded bodies.** A body is read in chunks and the read stops once it
+passes ``max_body_bytes`` (after decompression, so a small gzip bomb counts
+at its real size): a server answering an endless or enormous body gets a
+:class:`ResponseTooLarge`, not all of syncd's memory.
+
 **Idempotency.** GET, HEAD, OPTIONS, PUT and DELETE are idempotent by
 definition (RFC 9110 §9.2.2). POST and PATCH are not, unless the caller
 says so: syncd's stock writes set *absolute* quantities (Ankorstore
@@ -54,6 +59,7 @@ from syncd.http.errors import (
     InvalidResponse,
     RateLimited,
     RequestContext,
+    ResponseTooLarge,
     TokenUnavailable,
     TransportError,
 )
@@ -72,6 +78,11 @@ QueryParams = (
 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
 """Explicit limits for every phase; an API needing longer reads passes its own."""
+
+DEFAULT_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
+"""Largest response body read by default: a JSON:API page of 100 orders with their
+items is well under 1 MB. Clients reading whole catalogs in one answer (Active
+Ants ``all_products=true``) pass their own."""
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -198,9 +209,12 @@ class ApiClient:
         rng: random.Random | None = None,
         max_concurrency: int | None = None,
         request_id_header: str | None = "X-Request-Id",
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if max_body_bytes < 1:
+            raise ValueError("max_body_bytes must be at least 1")
         self.name = name
         self.http = http
         self.limiter = limiter
@@ -213,6 +227,7 @@ class ApiClient:
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._semaphore = anyio.Semaphore(max_concurrency) if max_concurrency else None
         self._request_id_header = request_id_header
+        self.max_body_bytes = max_body_bytes
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -376,7 +391,7 @@ class ApiClient:
             await self.limiter.acquire(call.cost, reserve=call.reserve)
             self.stats.attempts += 1
             try:
-                response = await self.http.send(request)
+                response = await self._send(request, context)
             except _TRANSIENT as exc:
                 self.stats.transport_errors += 1
                 failure = TransportError(type(exc).__name__, context=context)
@@ -387,6 +402,47 @@ class ApiClient:
                 error = TransportError(type(exc).__name__, retryable=False, context=context)
                 raise self._fail(error, context) from exc
         return _Attempt(response=response, may_replay=call.replayable, token=token)
+
+    async def _send(self, request: httpx.Request, context: RequestContext) -> httpx.Response:
+        """Send and read the body, refusing (`ResponseTooLarge`) beyond ``max_body_bytes``.
+
+        The response handed on is a plain in-memory one with the decoded body,
+        so later ``.json()``/``.text`` calls cannot read any further.
+        """
+        response = await self.http.send(request, stream=True)
+        limit = self.max_body_bytes
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit and not _encoded(response):
+                raise self._too_large(f"{declared} bytes announced", limit, context)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise self._too_large(f"more than {limit} bytes", limit, context)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=request,
+            extensions=response.extensions,
+        )
+
+    def _too_large(self, what: str, limit: int, context: RequestContext) -> ResponseTooLarge:
+        error = ResponseTooLarge(
+            f"response body too large ({what}; limit {limit} bytes)", limit=limit, context=context
+        )
+        self._fail(error, context)
+        return error
 
     async def get_json(
         self, url: str | httpx.URL, *, params: QueryParams | None = None, reserve: float = 0.0
@@ -457,6 +513,11 @@ def response_json(response: httpx.Response, *, api: str = "") -> Any:
         raise InvalidResponse(
             f"{response.status_code} response is not JSON: {_excerpt(response)!r}", context=context
         ) from None
+
+
+def _encoded(response: httpx.Response) -> bool:
+    """Whether the body is compressed (its Content-Length is not its decoded size)."""
+    return response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

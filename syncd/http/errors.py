@@ -151,6 +151,18 @@ class InvalidResponse(HttpError):
     """A 2xx response whose body is not what the protocol promises (e.g. not JSON)."""
 
 
+class ResponseTooLarge(InvalidResponse):
+    """A response body larger than the client accepts; reading stopped at the limit.
+
+    ``limit`` is that limit in bytes. Never retried: the same request would
+    bring the same body.
+    """
+
+    def __init__(self, message: str, *, limit: int, context: RequestContext = _NO_CONTEXT) -> None:
+        super().__init__(message, context=context)
+        self.limit = limit
+
+
 class PaginationError(HttpError):
     """A paginated listing that cannot be read to its end safely.
 

@@ -48,6 +48,10 @@ class Page:
     meta: JsonObject
     links: JsonObject
     document: JsonObject = field(repr=False)
+    dropped: int = 0
+    """Entries of ``data`` that were not objects (``null``, a string...), left out of
+    ``data``. Callers that must account for every entry -- a listing that
+    releases what it does not contain -- treat them as unidentified items."""
 
     @property
     def cursor(self) -> str | None:
@@ -227,15 +231,17 @@ def _jsonapi_page(document: JsonObject, page_url: httpx.URL, client: ApiClient) 
     included = document.get("included")
     meta = document.get("meta")
     links = document.get("links")
+    resources = [item for item in data if isinstance(item, dict)]
     return Page(
         url=str(page_url),
-        data=[item for item in data if isinstance(item, dict)],
+        data=resources,
         included=[item for item in included if isinstance(item, dict)]
         if isinstance(included, list)
         else [],
         meta=meta if isinstance(meta, dict) else {},
         links=links if isinstance(links, dict) else {},
         document=document,
+        dropped=len(data) - len(resources),
     )
 
 

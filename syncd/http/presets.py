@@ -56,6 +56,11 @@ UNDOCUMENTED_WINDOWS = (Window(5, 1.0), Window(120, 60.0))
 ACTIVEANTS_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
 """``v2/stock/bulk?all_products=true`` is "an intensive operation" (seed 001 L2685): long reads."""
 
+ACTIVEANTS_MAX_BODY_BYTES = 256 * 1024 * 1024
+"""A full ``v2/stock/bulk`` read lists every product in one answer (seed 001 L2868), a
+few hundred bytes each: 256 MiB leaves room for most of a million products, while
+an endless body still stops there. Every other API pages and keeps the default."""
+
 
 def with_slack(windows: Sequence[Window], slack: float) -> tuple[Window, ...]:
     """The same limits over windows ``slack`` seconds longer (see the module docstring)."""
@@ -117,6 +122,7 @@ def activeants_client(
     timeout: httpx.Timeout = ACTIVEANTS_TIMEOUT,
     retry: RetryPolicy | None = None,
     rng: random.Random | None = None,
+    max_body_bytes: int = ACTIVEANTS_MAX_BODY_BYTES,
 ) -> ApiClient:
     """Active Ants ShopApi: password grant at ``<base_url>/token`` (seed 001 L17-84).
 
@@ -142,6 +148,7 @@ def activeants_client(
         headers={"Accept": "application/json"},
         rng=rng,
         max_concurrency=1,
+        max_body_bytes=max_body_bytes,
     )
 
 

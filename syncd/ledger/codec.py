@@ -14,6 +14,24 @@ from typing import Any
 from syncd.ledger.errors import InvalidObservationError
 from syncd.model import Account, Explanation, StockStatus
 
+MAX_QUANTITY = 10**15
+"""Largest quantity one posting, level or reservation line may carry.
+
+SQLite stores 64-bit integers: a larger Python int cannot be bound at all (an
+``OverflowError`` deep in the driver) and a sum past 2**63 silently turns
+into a float. Sources already skip absurd vendor numbers (syncd.sources.
+jsonvalues.MAX_UNITS, 10**12); this bound is the ledger's own guard, with room
+for many maximal postings on one account before any sum could overflow.
+"""
+
+
+def check_quantity(value: int, what: str) -> None:
+    """Refuse (`InvalidObservationError`, nothing written) a quantity beyond `MAX_QUANTITY`."""
+    if not -MAX_QUANTITY <= value <= MAX_QUANTITY:
+        # str() of a huge int is slow and, past 4 300 digits, an error itself.
+        shown = str(value) if value.bit_length() <= 64 else f"a {value.bit_length()}-bit number"
+        raise InvalidObservationError(f"{what} {shown} is beyond +-{MAX_QUANTITY}")
+
 
 def encode_time(value: datetime) -> str:
     """UTC ISO-8601 text; naive datetimes are refused (their zone is a guess)."""

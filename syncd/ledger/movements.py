@@ -25,7 +25,7 @@ from datetime import datetime
 import aiosqlite
 import structlog
 
-from syncd.ledger.codec import encode_time
+from syncd.ledger.codec import check_quantity, encode_time
 from syncd.ledger.errors import InvalidObservationError, UnbalancedTransactionError
 from syncd.ledger.transactions import (
     StagedRow,
@@ -59,6 +59,7 @@ def staged_rows(draft: TransactionDraft) -> list[StagedRow]:
     for posting in draft.postings:
         if isinstance(posting.quantity, bool) or not isinstance(posting.quantity, int):
             raise InvalidObservationError(f"posting quantity {posting.quantity!r} is not an int")
+        check_quantity(posting.quantity, f"{posting.account.sku}: posting quantity")
         if posting.unit_multiplier < 1:
             raise InvalidObservationError(
                 f"unit multiplier {posting.unit_multiplier} < 1 (seed 000 L13601-13605)"

@@ -13,6 +13,11 @@ the newer value stays pending. The reply still updates ``acknowledged`` when
 it is the newest reply so far, because it tells what the channel now shows:
 otherwise, after 5 -> 7 (sent) -> 5, the late acknowledgement of 7 would leave
 ``acknowledged`` at 5 == desired and the channel stuck at 7.
+When no reply ever comes (it was lost, or syncd crashed before recording
+it), the same 5 -> 7 (sent, maybe applied) -> 5 would leave the row
+"acknowledged" at 5 while the channel may show 7; so a value that returns to
+the acknowledged one after an unconfirmed send of another value clears
+``acknowledged`` (the channel's value is unknown) and is pushed again.
 
 Every push is logged with the explanation of the value it carried, so each
 number a channel shows can be traced back (ARCHITECTURE.md invariant 5).
@@ -127,6 +132,23 @@ async def _current(
     return found
 
 
+async def _unconfirmed_send(
+    conn: aiosqlite.Connection, channel: str, sku: Sku, row: _Current
+) -> bool:
+    """True when a value other than the acknowledged one was sent after the last acknowledgement.
+
+    Such a send may have reached the channel (a lost reply, a crash before the
+    acknowledgement was recorded), so the acknowledged value is no longer
+    known to be what the channel shows (found by the simulation, tests/sim).
+    """
+    async with conn.execute(
+        "SELECT 1 FROM push_log WHERE channel = ? AND sku = ? AND status = 'sent'"
+        " AND seq > ? AND quantity IS NOT ? LIMIT 1",
+        (channel, sku, row.acked_seq, row.acknowledged),
+    ) as cursor:
+        return await cursor.fetchone() is not None
+
+
 async def _rows_for_items(
     conn: aiosqlite.Connection, channel: str, items: Sequence[PushItem]
 ) -> dict[Sku, _Current]:
@@ -188,6 +210,7 @@ class OutboxMixin:
             )
             changed: list[tuple[str, Sku, int, int, str, str, str]] = []
             same: list[tuple[str, str, Sku]] = []
+            unknown: list[tuple[str, Sku]] = []
             for row in rows:
                 explanation = encode_json(explanation_to_json(row.explanation))
                 old = current.get((row.channel, row.sku))
@@ -199,6 +222,17 @@ class OutboxMixin:
                     row.quantity,
                     old.acknowledged if old else None,
                 )
+                if (
+                    old is not None
+                    and status == "acknowledged"
+                    and await _unconfirmed_send(conn, row.channel, row.sku, old)
+                ):
+                    # Back to the acknowledged value, but a different value was
+                    # handed to the channel since and never confirmed (reply lost,
+                    # crash): it may be what the channel shows now. What the channel
+                    # shows is unknown, so the value is pushed again.
+                    status = "pending"
+                    unknown.append((row.channel, row.sku))
                 seq = old.seq + 1 if old else 1
                 changed.append(
                     (row.channel, row.sku, row.quantity, seq, status, explanation, stamp)
@@ -212,6 +246,9 @@ class OutboxMixin:
                     explanation = excluded.explanation, updated_at = excluded.updated_at
                 """,
                 changed,
+            )
+            await conn.executemany(
+                "UPDATE outbox SET acknowledged = NULL WHERE channel = ? AND sku = ?", unknown
             )
             # The reasoning behind an unchanged value may still have moved
             # (say, more stock behind the same cap); rewrite only those rows.

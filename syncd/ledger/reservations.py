@@ -22,7 +22,7 @@ from datetime import datetime
 import aiosqlite
 import structlog
 
-from syncd.ledger.codec import decode_time, encode_time
+from syncd.ledger.codec import check_quantity, decode_time, encode_time
 from syncd.ledger.errors import InvalidObservationError
 from syncd.ledger.transactions import (
     StagedRow,
@@ -108,6 +108,9 @@ def plan_reservations(
                     f"order {order.channel}/{order.order_ref}: {sku} open quantity"
                     f" {quantity!r} is not a non-negative int"
                 )
+            check_quantity(
+                quantity, f"order {order.channel}/{order.order_ref}: {sku} open quantity"
+            )
     lines_by_order: dict[OrderKey, dict[str, OpenLine]] = {}
     for (channel, order_ref, sku), open_line in open_lines.items():
         lines_by_order.setdefault((channel, order_ref), {})[sku] = open_line

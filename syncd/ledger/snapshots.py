@@ -22,7 +22,7 @@ from datetime import datetime
 import aiosqlite
 import structlog
 
-from syncd.ledger.codec import encode_time
+from syncd.ledger.codec import check_quantity, encode_time
 from syncd.ledger.errors import InvalidObservationError
 from syncd.ledger.transactions import (
     insert_transaction,
@@ -58,6 +58,7 @@ def level_rows(draft: SnapshotDraft) -> list[tuple[str, str, str, int]]:
             raise InvalidObservationError(f"{sku}: void is never a stock level (seed 000 L13157)")
         if isinstance(level, bool) or not isinstance(level, int):
             raise InvalidObservationError(f"{sku}: level {level!r} is not an int")
+        check_quantity(level, f"{sku}: level")
         if not sku:
             raise InvalidObservationError("a level has an empty SKU")
         rows.append((status.value, sku, lot, level))

@@ -55,13 +55,15 @@ async def drop_duplicates(conn: aiosqlite.Connection) -> int:
         JOIN accounts a ON a.id = p.account_id
         WHERE a.location != s.location OR a.status != s.status OR a.sku != s.sku
            OR a.lot != s.lot OR p.quantity != s.quantity
-        LIMIT 5
+        ORDER BY s.seq
         """
     ) as cursor:
         conflicts = [str(row[0]) for row in await cursor.fetchall()]
     if conflicts:
+        more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
         raise ConflictingPostingError(
-            f"postings already recorded with other content: {', '.join(conflicts)}"
+            f"postings already recorded with other content: {', '.join(conflicts[:5])}{more}",
+            conflicts,
         )
     cursor = await conn.execute(
         """

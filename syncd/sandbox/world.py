@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from syncd.sandbox import activeants, ankorstore, fabric, fashiontrade
 from syncd.sandbox.activeants_state import ActiveAntsState
@@ -29,6 +29,7 @@ from syncd.sandbox.fashiontrade_state import FashionTradeState
 from syncd.sandbox.faults import FaultPlan
 from syncd.sandbox.limits import SimClock
 from syncd.sandbox.server import ThreadedServer, serve
+from syncd.sandbox.traffic import TrafficLog, record
 
 APIS = ("ankorstore", "activeants", "fabric", "fashiontrade")
 
@@ -43,6 +44,13 @@ class SandboxWorld:
     fashiontrade: FashionTradeState
     faults: dict[str, FaultPlan] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    traffic: TrafficLog | None = None
+    """When set, every simulator records its exchanges here (:mod:`syncd.sandbox.traffic`)."""
+
+    default_traffic: ClassVar[TrafficLog | None] = None
+    """The log of worlds whose own :attr:`traffic` is unset: the test suite sets it once
+    so that every world any integration test starts is recorded and checked
+    against the API specs. ``None`` (the default) records nothing and costs nothing."""
 
     @classmethod
     def create(
@@ -68,12 +76,16 @@ class SandboxWorld:
         )
 
     def apps(self) -> dict[str, Any]:
-        return {
+        apps = {
             "ankorstore": ankorstore.create_app(self.ankorstore, self.faults["ankorstore"]),
             "activeants": activeants.create_app(self.activeants, self.faults["activeants"]),
             "fabric": fabric.create_app(self.fabric, self.faults["fabric"]),
             "fashiontrade": fashiontrade.create_app(self.fashiontrade, self.faults["fashiontrade"]),
         }
+        log = self.traffic if self.traffic is not None else SandboxWorld.default_traffic
+        if log is None:
+            return apps
+        return {api: record(app, api, log) for api, app in apps.items()}
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[SandboxWorld]:

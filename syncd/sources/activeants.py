@@ -20,8 +20,8 @@ The feed (brief seed-activeants 0.3, 3.7):
 
 Bad input: a response that is not the documented envelope (not JSON,
 ``messageCode`` other than ``OK``, no period or product array) raises and
-records nothing; a product that cannot be used (unknown SKU, missing or
-negative stock figure) is skipped and reported while the rest of the read
+records nothing; a product that cannot be used (unknown SKU, missing stock
+figure) is skipped and reported while the rest of the read
 is recorded and the cursor advances -- the next full read re-reads it. A
 full read that yields nothing usable is refused (never a mass zeroing);
 when it was a periodic one, incremental reads go on and the full read is
@@ -46,7 +46,7 @@ from syncd.ledger.errors import LedgerError
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog
 from syncd.sources.activeants_book import BulkPlan, plan_bulk
-from syncd.sources.activeants_parse import BulkRead, parse_bulk
+from syncd.sources.activeants_parse import BulkRead, ProductStock, parse_bulk
 from syncd.sources.base import PollResult
 from syncd.sources.freshness import decode_instant, encode_instant, find_feed
 from syncd.sources.problems import MalformedPage, SkipLog
@@ -139,6 +139,15 @@ class ActiveAntsStockSource:
             # the read is "intensive" (L2685) and the incremental feed still works.
             wait = min(FULL_RETRY, self._section.full_reconcile_interval)
             self._full_retry_at = now + timedelta(seconds=wait)
+        below_zero = [p for p in read.products if p.below_zero is not None]
+        if below_zero:
+            _log.warning(
+                "source.stock_below_zero",
+                source=self.name,
+                items={p.aa_sku: p.below_zero for p in below_zero[:20]},
+                count=len(below_zero),
+                recorded_as=0,
+            )
         result = PollResult(
             feed=self.name,
             recorded=int(recorded),
@@ -147,7 +156,7 @@ class ActiveAntsStockSource:
             caught_up=True,
             complete=plan.complete,
             cursor=read.to,
-            problems=plan.problems + summary.problems,
+            problems=plan.problems + summary.problems + _below_zero_problems(below_zero),
         )
         extra = {**self._extra(read, plan), **summary.extra()}
         if plan.refused is not None:
@@ -188,3 +197,12 @@ class ActiveAntsStockSource:
         if self._last_full is not None:
             extra[LAST_FULL_KEY] = encode_instant(self._last_full)
         return extra
+
+
+def _below_zero_problems(products: list[ProductStock]) -> list[str]:
+    """One line for `syncd status`: backordered products, recorded as 0 (brief G21)."""
+    if not products:
+        return []
+    shown = ", ".join(f"{p.aa_sku} ({p.below_zero})" for p in products[:5])
+    more = f" and {len(products) - 5} more" if len(products) > 5 else ""
+    return [f"{len(products)} item(s) below zero at the warehouse, recorded as 0: {shown}{more}"]

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.sources.jsonvalues import coerce_int, opaque_id
+from syncd.sources.jsonvalues import coerce_int, describe_number, in_range, opaque_id
 from syncd.sources.problems import MalformedPage, Skipped
 
 PERIOD_KEY = "period"
@@ -49,6 +49,8 @@ class ProductStock:
     aa_sku: str
     quantity: int
     lots: tuple[Lot, ...] = ()
+    below_zero: int | None = None
+    """The figure Active Ants reported when it was negative (``quantity`` is then 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +105,14 @@ def parse_product(raw: Any, stock_field: str, *, index: int) -> ProductStock | S
     quantity = coerce_int(raw[stock_field])
     if quantity is None:
         return Skipped(sku, f"{stock_field} is not an integer: {raw[stock_field]!r}"[:200])
+    if not in_range(quantity):
+        return Skipped(sku, f"{stock_field} out of range ({describe_number(quantity)})")
     if quantity < 0:
-        # Backorders can drive free/available stock below zero (L461, brief
-        # A8); syncd never records a negative sellable balance.
-        return Skipped(sku, f"negative {stock_field} ({quantity})")
+        # Backorders drive free/available stock below zero (L461, brief A8,
+        # G21): the warehouse has nothing to sell. Recording 0 is the truth;
+        # skipping would keep the last positive level and oversell. syncd
+        # never records a negative sellable balance, and reports the figure.
+        return ProductStock(aa_sku=sku, quantity=0, lots=_lots(raw), below_zero=quantity)
     return ProductStock(aa_sku=sku, quantity=quantity, lots=_lots(raw))
 
 
@@ -155,7 +161,7 @@ def _lots(raw: Mapping[str, Any]) -> tuple[Lot, ...]:
         if not isinstance(entry, Mapping):
             continue
         quantity = coerce_int(entry.get("quantity"))
-        if quantity is None:
+        if quantity is None or not in_range(quantity):
             continue
         number = entry.get("lotNumber")
         tht = entry.get("tht")

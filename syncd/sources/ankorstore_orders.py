@@ -37,7 +37,7 @@ from syncd.sources.base import PollResult
 from syncd.sources.handover import Handover
 from syncd.sources.orders_ankorstore_parse import HOLDING_STATUSES, index_included, parse_order
 from syncd.sources.orders_catalog import OrderCatalog
-from syncd.sources.orders_model import Listing, ParsedOrder
+from syncd.sources.orders_model import REPEATED_PAGE, Listing, ParsedOrder, RepeatGuard
 from syncd.sources.orders_record import observation_time, record_listing
 from syncd.sources.problems import SkipLog
 
@@ -106,17 +106,30 @@ class AnkorstoreOrdersSource:
                 "include": INCLUDE,
                 "page[limit]": str(self._page_size),
             }
+            guard = RepeatGuard()
             try:
                 async for page in paginate(self._client, ORDERS_PATH, params=params):
                     listing.requests += 1
+                    if page.dropped:
+                        # An entry that is not even an object may be an open order:
+                        # the listing no longer proves what it does not contain.
+                        listing.incomplete(
+                            f"{page.dropped} {status} entries", "not an object: cannot be read"
+                        )
                     included = index_included(page.included)
+                    refs: list[str] = []
                     for resource in page.data:
                         order = parse_order(resource, included, self._catalog, listing)
                         if order is not None:
+                            refs.append(order.order_ref)
                             self._merge(listing, order, status, listed_in)
+                    if guard.repeats(refs):
+                        listing.fail(f"listing {status} orders failed: {REPEATED_PAGE}")
+                        break
             except HttpError as exc:
                 listing.requests += 1
                 listing.fail(f"listing {status} orders failed: {exc}")
+            if listing.error is not None:
                 break
         return listing
 

@@ -14,7 +14,7 @@ The procedure (brief seed-astral 5.1-5.3; seed 000 L13173-13753):
 2. **Follow** ``GET stock/postings?sort=transaction.createdAt&page[after]=<cursor>``
    page by page (L13517-13529); each page is one ledger transaction that
    commits the page's ``meta.page.to`` as the new cursor (the cursor is an
-   opaque ``uuid<,timestamp>`` string, stored whole and never parsed,
+   opaque ``uuid<,timestamp>`` string, stored whole and sent back verbatim,
    L13520). Postings are keyed by UUID, so a replay changes nothing. A poll
    with nothing new costs one request whatever the catalog size.
 3. **Reconcile** every ``reconcile_interval``: once caught up, read the whole
@@ -30,9 +30,10 @@ reached a retailer location (``order_received``) is not the brand's to sell.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -42,10 +43,10 @@ from syncd.http.client import ApiClient, QueryValue, response_json
 from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.http.jsonapi import paginate
-from syncd.ledger.errors import LedgerError
+from syncd.ledger.errors import ConflictingPostingError, LedgerError
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, CursorUpdate, TransactionDraft, TransactionKind
-from syncd.sources.astral_book import StatePlan, plan_page, plan_state
+from syncd.sources.astral_book import VOID_SUFFIX, StatePlan, plan_page, plan_state
 from syncd.sources.astral_parse import (
     STATE_STATUSES,
     PostingsPage,
@@ -70,6 +71,7 @@ LAST_RECONCILE_KEY = "last_reconcile_at"
 MAX_PAGES_PER_POLL = 50
 """A poll stops after this many feed pages and says it has not caught up."""
 BOOTSTRAP_ATTEMPTS = 3
+CONFLICTING_POSTING = "posting id already recorded with another account or quantity; left out"
 
 
 @dataclass(slots=True)
@@ -248,6 +250,12 @@ class AstralStockSource:
             if plan.draft is not None and page.cursor is not None:
                 if page.cursor == cursor:
                     raise MalformedPage(f"postings page after {cursor} did not move the cursor")
+                if _goes_back(cursor, page.cursor):
+                    # A server ignoring page[after] serves old postings again; those
+                    # before the baseline have no id in the ledger and would count twice.
+                    raise MalformedPage(
+                        f"postings page after {cursor} ends at {page.cursor}, before it"
+                    )
                 await self._record_page(ledger, plan.draft, page.cursor, progress)
                 cursor = page.cursor
             if not page.has_more:
@@ -332,7 +340,15 @@ class AstralStockSource:
     async def _record_page(
         self, ledger: Ledger, draft: TransactionDraft, to: str, progress: _Progress
     ) -> None:
-        if await ledger.record(draft):
+        try:
+            recorded = await ledger.record(draft)
+        except ConflictingPostingError as exc:
+            # A UUID the ledger holds with another account or quantity (a
+            # corrupt replay, or a variant remapped in the catalog since):
+            # leave those postings out and report them, record the rest --
+            # otherwise one posting would stop the feed for good.
+            recorded = await ledger.record(self._without(draft, exc.external_ids))
+        if recorded:
             progress.recorded += 1
             return
         # The same page was recorded before (its key exists): the cursor it
@@ -348,6 +364,18 @@ class AstralStockSource:
                     cursor=CursorUpdate(feed=self.name, value=to),
                 )
             )
+
+    def _without(self, draft: TransactionDraft, external_ids: Sequence[str]) -> TransactionDraft:
+        """``draft`` minus the postings (both halves) named in ``external_ids``, each reported."""
+        bad = {external_id.removesuffix(VOID_SUFFIX) for external_id in external_ids}
+        for posting_id in sorted(bad):
+            self._skips.skip(Skipped(posting_id, CONFLICTING_POSTING))
+        kept = tuple(
+            posting
+            for posting in draft.postings
+            if (posting.external_id or "").removesuffix(VOID_SUFFIX) not in bad
+        )
+        return replace(draft, postings=kept)
 
     # --- requests --------------------------------------------------------------------
 
@@ -402,6 +430,8 @@ class AstralStockSource:
             progress.requests += 1
             for raw in page.data:
                 entities.append(parse_state_entity(raw, index=len(entities)))
+            for _ in range(page.dropped):
+                entities.append(parse_state_entity(None, index=len(entities)))
         return entities
 
     # --- time -------------------------------------------------------------------------
@@ -414,3 +444,28 @@ class AstralStockSource:
             return True
         elapsed = (now - self._last_reconcile).total_seconds()
         return elapsed >= self._section.reconcile_interval
+
+
+def _cursor_time(cursor: str) -> float | None:
+    """The timestamp part of a ``uuid,timestamp`` cursor (L13520), when it has a readable one.
+
+    Only for a sanity check: the cursor itself is sent back whole, never rebuilt.
+    """
+    _, comma, stamp = cursor.partition(",")
+    if not comma:
+        return None
+    try:
+        value = float(stamp)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return value if math.isfinite(value) else None
+
+
+def _goes_back(cursor: str, to: str) -> bool:
+    """Whether a page asked for after ``cursor`` ends at an earlier time: the feed is
+    sorted ascending by ``transaction.createdAt``, so that page cannot be right."""
+    before, after = _cursor_time(cursor), _cursor_time(to)
+    return before is not None and after is not None and after < before

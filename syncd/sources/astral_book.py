@@ -44,6 +44,7 @@ from syncd.sources.astral_parse import FeedPosting, PostingsPage, StateEntity
 from syncd.sources.problems import Skipped
 
 UNKNOWN_VARIANT = "unknown productVariantId (no catalog variant has this astral_variant_id)"
+DUPLICATE_ID = "posting id listed twice on one page; first kept"
 VOID_SUFFIX = "/void"
 _EXAMPLES = 5
 
@@ -81,7 +82,14 @@ def plan_page(
     if page.cursor is None:
         return plan
     postings: list[Posting] = []
+    seen: set[str] = set()
     for posting in page.postings:
+        if posting.id in seen:
+            # One posting, one UUID (L13129-13131): a repeat is the server's
+            # bug, and recording it twice would count its quantity twice.
+            plan.skipped.append(Skipped(posting.id, DUPLICATE_ID))
+            continue
+        seen.add(posting.id)
         sku = mapping.get(posting.variant_id)
         if sku is None:
             if posting.status is not StockStatus.VOID:

@@ -31,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.model import StockStatus
-from syncd.sources.jsonvalues import coerce_int, opaque_id
+from syncd.sources.jsonvalues import (
+    MAX_MULTIPLIER,
+    coerce_int,
+    describe_number,
+    in_range,
+    opaque_id,
+)
 from syncd.sources.problems import MalformedPage, Skipped
 
 STATE_STATUSES: tuple[StockStatus, ...] = (
@@ -177,6 +183,8 @@ def parse_posting(raw: Any, *, index: int) -> FeedPosting | Skipped:
     multiplier = coerce_int(attributes.get("unitMultiplier"))
     if multiplier is None or multiplier < 1:
         return Skipped(posting_id, "unitMultiplier is missing or below 1")
+    if problem := _out_of_range(batches, multiplier):
+        return Skipped(posting_id, problem)
     movement = attributes.get("movementType")
     if not isinstance(movement, str) or not movement:
         return Skipped(posting_id, "missing movementType")
@@ -235,6 +243,8 @@ def _state_level(variant_id: str, row: Any) -> StateLevel | Skipped | None:
     multiplier = coerce_int(row.get("unitMultiplier"))
     if multiplier is None or multiplier < 1:
         return Skipped(variant_id, f"{raw_status} row: unitMultiplier is missing or below 1")
+    if problem := _out_of_range(batches, multiplier):
+        return Skipped(variant_id, f"{raw_status} row: {problem}")
     lot = row.get("lot")
     if isinstance(lot, Mapping):
         key = lot_key(lot.get("number", lot.get("lotNumber")), lot.get("expiryDate"))
@@ -248,6 +258,15 @@ def _state_level(variant_id: str, row: Any) -> StateLevel | Skipped | None:
         batches=batches,
         unit_multiplier=multiplier,
     )
+
+
+def _out_of_range(batches: int, multiplier: int) -> str | None:
+    """Why a batch count cannot be a real quantity (corrupt or hostile input), or None."""
+    if multiplier > MAX_MULTIPLIER:
+        return f"unitMultiplier out of range ({describe_number(multiplier)})"
+    if not in_range(batches * multiplier):
+        return f"quantity out of range ({describe_number(batches)} x {multiplier})"
+    return None
 
 
 def _page_meta(meta: Mapping[str, Any]) -> Mapping[str, Any]:

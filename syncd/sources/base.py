@@ -30,6 +30,10 @@ class PollResult:
     """True when this poll read the whole remote state (a full snapshot)."""
     cursor: str | None = None
     problems: list[str] = field(default_factory=list)
+    error: str | None = None
+    """Set when the poll failed part-way but returned instead of raising: an order
+    feed records what it read before a failed page (and releases nothing), so
+    the feed is failing although ``poll`` returned. Also in the feed's state."""
 
 
 class Source(Protocol):

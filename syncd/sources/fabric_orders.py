@@ -39,7 +39,7 @@ from syncd.sources.base import PollResult
 from syncd.sources.handover import Handover
 from syncd.sources.orders_catalog import OrderCatalog
 from syncd.sources.orders_fabric_parse import parse_order
-from syncd.sources.orders_model import Listing
+from syncd.sources.orders_model import REPEATED_PAGE, Listing, RepeatGuard
 from syncd.sources.orders_record import observation_time, record_listing
 from syncd.sources.problems import SkipLog
 
@@ -117,19 +117,25 @@ class FabricOrdersSource:
         params = {"status": self._status_filter} if self._status_filter else None
         counts: set[int | None] = set()
         entries = 0
+        guard = RepeatGuard()
         try:
             async for page in paginate_next_url(self._client, self._path, params=params):
                 listing.requests += 1
                 counts.add(page.count)
                 entries += len(page.results)
+                refs: list[str] = []
                 for raw in page.results:
                     order = parse_order(raw, self._catalog, listing)
                     if order is None:
                         continue
+                    refs.append(order.order_ref)
                     if order.order_ref in listing.orders:
                         listing.skip(f"order {order.order_ref}", "listed twice: first kept")
                         continue
                     listing.orders[order.order_ref] = order
+                if guard.repeats(refs):
+                    listing.fail(f"listing fabric orders failed: {REPEATED_PAGE}")
+                    return listing
         except HttpError as exc:
             listing.requests += 1
             listing.fail(f"listing fabric orders failed: {exc}")

@@ -61,7 +61,7 @@ from syncd.sources.orders_fashiontrade_parse import (
     parse_order,
     parse_overview,
 )
-from syncd.sources.orders_model import Listing, ParsedOrder
+from syncd.sources.orders_model import REPEATED_PAGE, Listing, ParsedOrder, RepeatGuard
 from syncd.sources.orders_record import observation_time, previous_lines, record_listing
 from syncd.sources.problems import SkipLog
 
@@ -171,19 +171,27 @@ class FashionTradeOrdersSource:
         if self._page_limit is not None:
             query["limit"] = self._page_limit
         seen: set[str] = set()
+        guard = RepeatGuard()
         try:
             async for page in paginate_cursor(self._client, ORDERS_PATH, params=query):
                 listing.requests += 1
+                numbers: list[str] = []
                 for raw in page.results:
                     parsed = parse_overview(raw, listing)
                     if parsed is None:
                         continue
                     number, status = parsed
+                    numbers.append(number)
                     if number in seen:
                         listing.skip(f"order {number}", "listed twice: first kept")
                         continue
                     seen.add(number)
                     found[number] = status
+                if guard.repeats(numbers):
+                    listing.fail(
+                        f"listing fashiontrade orders ({', '.join(params)}) failed: {REPEATED_PAGE}"
+                    )
+                    return False
         except HttpError as exc:
             listing.requests += 1
             listing.fail(f"listing fashiontrade orders ({', '.join(params)}) failed: {exc}")

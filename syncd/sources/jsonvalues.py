@@ -9,9 +9,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from syncd.config.catalog import MAX_MULTIPLIER
+
+__all__ = ["MAX_MULTIPLIER", "MAX_UNITS", "coerce_int", "describe_number", "in_range", "opaque_id"]
+
+
+MAX_UNITS = 10**12
+"""Largest quantity (units, batches or packs) syncd accepts from a vendor.
+
+A trillion units is beyond any warehouse: a bigger count is corrupt or hostile
+input (``1e30``, ``10**30``), skipped and reported like any other bad value.
+Far below the ledger's own bound (syncd.ledger.codec.MAX_QUANTITY), so one
+bad item can never make a whole page unrecordable."""
+
+_MAX_DIGITS = 30
+"""Numeric strings longer than this are not quantities (and Python refuses to
+convert strings of over 4 300 digits at all)."""
+
 
 def coerce_int(value: Any) -> int | None:
-    """An integer from JSON that may carry it as a number or a numeric string (G14)."""
+    """An integer from JSON that may carry it as a number or a numeric string (G14).
+
+    Only ASCII digits count: ``"²"`` or ``"١٢"`` are not quantities a vendor sends.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -21,9 +41,19 @@ def coerce_int(value: Any) -> int | None:
     if isinstance(value, str):
         text = value.strip()
         digits = text[1:] if text[:1] in "+-" else text
-        if digits.isdigit():
+        if digits.isascii() and digits.isdigit() and len(digits) <= _MAX_DIGITS:
             return int(text)
     return None
+
+
+def in_range(value: int, limit: int = MAX_UNITS) -> bool:
+    """Whether ``value`` is a plausible quantity: at most ``limit`` either way."""
+    return -limit <= value <= limit
+
+
+def describe_number(value: int) -> str:
+    """A number for a problem message, shortened when absurdly long."""
+    return str(value) if value.bit_length() <= 64 else f"a {value.bit_length()}-bit number"
 
 
 def opaque_id(value: Any) -> str | None:

@@ -28,7 +28,7 @@ import structlog
 
 from syncd.sources.jsonvalues import opaque_id
 from syncd.sources.orders_catalog import OrderCatalog
-from syncd.sources.orders_model import Listing, ParsedOrder, as_object, count
+from syncd.sources.orders_model import Listing, ParsedOrder, as_object, count, units
 
 _log = structlog.get_logger(__name__)
 
@@ -166,7 +166,7 @@ def _add_item(
     attributes = as_object(item.get("attributes")) or {}
     packs = count(attributes.get("quantity"))
     pieces = count(attributes.get("multipliedQuantity"))
-    expected = None if packs is None else packs * catalog.pack_size(sku)
+    expected = None if packs is None else units(packs, catalog.pack_size(sku))
     if pieces is None:
         pieces = expected
     elif expected is not None and pieces != expected:

@@ -25,7 +25,7 @@ from typing import Any
 from syncd.model import Sku
 from syncd.sources.jsonvalues import opaque_id
 from syncd.sources.orders_catalog import OrderCatalog
-from syncd.sources.orders_model import Listing, ParsedOrder, as_object, count
+from syncd.sources.orders_model import Listing, ParsedOrder, as_object, count, units
 
 RESERVING = frozenset({"SUBMITTED", "ACKNOWLEDGED", "CONFIRMED", "PARTIALLY_SHIPPED"})
 RELEASED = frozenset({"SHIPPED", "REJECTED"})
@@ -117,10 +117,22 @@ def _add_line(
     if per_unit is None:
         return
     quantity = count(line.get("quantity"))
-    if status not in RESERVING or quantity is None:
-        reason = f"unknown status {status!r}" if quantity is not None else "no valid quantity"
+    reason: str | None = None
+    totals: dict[Sku, int] = {}
+    if quantity is None:
+        reason = "no valid quantity"
+    elif status not in RESERVING:
+        reason = f"unknown status {status!r}"
+    else:
+        for sku, per_pack in per_unit.items():
+            total = units(quantity, per_pack)
+            if total is None:
+                reason = "quantity out of range"
+                break
+            totals[sku] = total
+    if reason is not None:
         listing.skip(where, f"{reason}: keeping its previous reservation")
         order.keep_skus.update(per_unit)
         return
-    for sku, units in per_unit.items():
-        order.add(sku, quantity * units)
+    for sku, total in totals.items():
+        order.add(sku, total)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.model import Sku
+from syncd.sources.jsonvalues import MAX_UNITS
 from syncd.sources.problems import Skipped
 
 
@@ -74,6 +75,30 @@ class Listing:
         self.complete = False
 
 
+@dataclass(slots=True)
+class RepeatGuard:
+    """Stops a listing whose pages bring nothing new: a server looping on its cursor.
+
+    The paginators already stop on a ``next`` seen before, but a server can hand
+    out a fresh cursor with every page while serving the same orders again;
+    only a cap of 100 000 pages would end that. A page of orders that were all
+    listed before in the same listing is that loop (a set shifting under page
+    numbers moves a few orders, never a whole page), so the listing stops
+    there as failed: it is partial, and releases nothing.
+    """
+
+    seen: set[str] = field(default_factory=set)
+
+    def repeats(self, refs: list[str]) -> bool:
+        """Note one page's order refs; True when it listed some and every one was seen."""
+        fresh = [ref for ref in refs if ref not in self.seen]
+        self.seen.update(refs)
+        return bool(refs) and not fresh
+
+
+REPEATED_PAGE = "a page listed only orders already listed: the listing never ends"
+
+
 def finish_lines(order: ParsedOrder, previous: Mapping[Sku, int]) -> dict[Sku, int]:
     """The open lines to record for ``order``, given what the ledger held before.
 
@@ -91,10 +116,17 @@ def finish_lines(order: ParsedOrder, previous: Mapping[Sku, int]) -> dict[Sku, i
 
 
 def count(value: Any) -> int | None:
-    """A quantity as an ``int >= 0``; ``None`` for anything else (bool, float, text, < 0)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """A quantity as an ``int >= 0``; ``None`` for anything else (bool, float, text, < 0,
+    or beyond `MAX_UNITS`: corrupt or hostile, never a real order)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNITS:
         return None
     return value
+
+
+def units(count: int, per_count: int) -> int | None:
+    """``count`` packs of ``per_count`` units, or None when that is beyond `MAX_UNITS`."""
+    total = count * per_count
+    return total if 0 <= total <= MAX_UNITS else None
 
 
 def as_object(value: Any) -> dict[str, Any] | None:

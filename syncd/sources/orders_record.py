@@ -134,4 +134,5 @@ async def record_listing(
         caught_up=not listing.more,
         complete=listing.complete,
         problems=problems,
+        error=listing.error,
     )

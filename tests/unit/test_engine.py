@@ -273,3 +273,34 @@ async def test_increase_after_zero_waits_for_a_second_read(ledger: Ledger) -> No
     engine.note_source_read()  # the next read computes the same value
     await engine.push_channel("ankorstore")
     assert channel.shown["S02"] == 9
+
+
+async def test_a_confirmation_does_not_cover_a_later_mass_zero(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, stocked(), "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    first_half = {f"S{i:02d}": 0 for i in range(2, 16)}  # not B1's components
+    clock.now = T0 + timedelta(minutes=1)
+    await snapshot(ledger, first_half, "s2", at=clock.now)
+    await engine.recompute()
+    held = await engine.push_channel("ankorstore")
+    assert held.held_id is not None
+    await engine.confirm("ankorstore", held.held_id)
+    assert (await engine.push_channel("ankorstore")).settled
+    clock.now = T0 + timedelta(minutes=2)
+    await snapshot(ledger, {sku: 10 for sku in first_half}, "s3", at=clock.now)
+    await engine.recompute()
+    assert (await engine.push_channel("ankorstore")).settled
+    sent = len(channel.sent)
+
+    # Another bad read a minute later, well within the confirmation's lifetime.
+    clock.now = T0 + timedelta(minutes=3)
+    await snapshot(ledger, {f"S{i:02d}": 0 for i in range(16, 30)}, "s4", at=clock.now)
+    await engine.recompute()
+    again = await engine.push_channel("ankorstore")
+
+    assert again.held_id is not None
+    assert again.held_id != held.held_id
+    assert len(channel.sent) == sent

@@ -254,6 +254,24 @@ async def test_token_endpoint_429_is_rate_limited_not_retried_in_a_loop() -> Non
 
 
 @pytest.mark.anyio
+async def test_token_endpoint_429_is_asked_again_once_retry_after_has_passed() -> None:
+    """A short 429 (a restarted daemon finding the window full) costs its Retry-After, not 5 min."""
+    clock = FakeClock()
+    server = TokenServer(clock)
+    server.answer = lambda: httpx.Response(429, headers={"Retry-After": "30"})
+    provider = oauth(server, clock)
+    with pytest.raises(RateLimited):
+        await provider.token()
+    clock.advance(29)
+    with pytest.raises(RateLimited):
+        await provider.token()
+    assert len(server.requests) == 1
+    server.answer = None
+    clock.advance(1)
+    assert await provider.token() == "tok-2"
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     "body",
     [

@@ -77,7 +77,6 @@ def test_lots_are_kept_as_given() -> None:
             Skipped("AA-1", "missing availableStock"),
         ),
         (product(availableStock=None), Skipped("AA-1", "missing availableStock")),
-        (product(availableStock=-3), Skipped("AA-1", "negative availableStock (-3)")),
         (
             product(availableStock="lots"),
             Skipped("AA-1", "availableStock is not an integer: 'lots'"),
@@ -138,3 +137,11 @@ def test_a_null_product_list_reads_as_empty() -> None:
 )
 def test_coerce_int(value: Any, expected: int | None) -> None:
     assert coerce_int(value) == expected
+
+
+def test_a_backordered_product_below_zero_is_read_as_zero_and_keeps_the_figure() -> None:
+    read = parse_bulk(body([product(availableStock=-3), product("AA-2")]), "availableStock")
+    assert read.skipped == ()
+    below = read.products[0]
+    assert (below.aa_sku, below.quantity, below.below_zero) == ("AA-1", 0, -3)
+    assert read.products[1].below_zero is None

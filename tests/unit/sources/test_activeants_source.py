@@ -292,17 +292,16 @@ async def test_bad_items_are_skipped_reported_and_the_rest_recorded(ledger: Ledg
     api.set("AA-TEE-M", 6)
     with capture_logs() as logs:
         result = await source.poll(ledger)
-    skipped = [e for e in logs if e["event"] == "source.item_skipped"]
-    assert {(e["source"], e["item"], e["reason"]) for e in skipped} == {
-        ("activeants", "AA-TEE-S", "negative availableStock (-2)")
-    }
-    assert result.skipped == 1
-    assert result.problems == ["1 item skipped (negative availableStock (-2)): AA-TEE-S"]
-    # Never a negative sellable balance; the rest of the page is recorded.
-    assert available(await ledger.balances()) == {"TEE-S": 5, "TEE-M": 6, "TEE-L": 12}
-    [state] = await ledger.feed_states()
-    assert state.extra["skipped_last_poll"] == "1"
-    assert "negative availableStock" in state.extra["skipped_reasons"]
+    [below] = [e for e in logs if e["event"] == "source.stock_below_zero"]
+    assert below["items"] == {"AA-TEE-S": -2}
+    assert result.skipped == 0
+    assert result.problems == [
+        "1 item(s) below zero at the warehouse, recorded as 0: AA-TEE-S (-2)"
+    ]
+    # Never a negative sellable balance, and never the stale positive level
+    # (that would oversell what the warehouse no longer has).
+    # (`available` lists non-zero balances only.)
+    assert available(await ledger.balances()) == {"TEE-M": 6, "TEE-L": 12}
 
 
 async def test_the_configured_stock_field_is_what_becomes_available(ledger: Ledger) -> None:
