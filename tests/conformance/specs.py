@@ -28,6 +28,11 @@ SOURCES.md there). Known upstream defects are handled here, explicitly:
 - ``/oauth/token`` and ``/api/v1/me`` are in no spec (seed-only, L145-198).
 - ``include`` is declared as one enum value although the docs combine values
   with commas (seed 000 L37, L3258): send one value when validating.
+
+Every defect, with its source, is also listed by name in
+:data:`tests.conformance.defects.KNOWN_DEFECTS`; findings a defect explains
+are dropped by :meth:`SpecChecker.findings` and counted in
+:attr:`SpecChecker.allowed`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import copy
 import functools
 import json
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +50,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+
+from tests.conformance.defects import explaining
 
 SPECS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "specs"
 SERVER = "https://www.ankorstore.com"
@@ -291,6 +299,19 @@ def _check_429(response: httpx.Response) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing wrong with an exchange: in the ``request`` or the ``response``."""
+
+    part: str
+    message: str
+
+
+def _label(exchange: Exchange) -> str:
+    request = exchange.request
+    return f"{request.method} {request.url.path} -> {exchange.response.status_code}"
+
+
 @dataclass(slots=True)
 class SpecChecker:
     openapi: Any
@@ -298,6 +319,8 @@ class SpecChecker:
     skipped: list[str] = field(default_factory=list)
     checked: dict[str, set[int]] = field(default_factory=dict)
     """operationId -> response statuses validated against the spec."""
+    allowed: Counter[str] = field(default_factory=Counter)
+    """KnownDefect name -> findings it explained (and that were dropped)."""
     undocumented: Sequence[tuple[str, str, int]] = ()
     """(method, path prefix, status) answers the simulator gives deliberately that the
     spec lacks (e.g. 400 for a bad ``page[limit]`` on product variants): not checked."""
@@ -314,52 +337,105 @@ class SpecChecker:
         operation_id: str = (found.operation / "operationId").read_str("")
         return operation_id or f"{request.method} {found.path_result.pattern}"
 
+    def undeclared_query(self, request: httpx.Request) -> list[str]:
+        """Query parameters ``request`` sends that its operation does not declare.
+
+        openapi-core ignores them, but an API ignores them too: a filter it
+        does not know filters nothing, which is worth a finding.
+        """
+        from openapi_core.templating.paths.exceptions import PathError
+
+        finder = self.openapi.request_validator.path_finder
+        try:
+            found = finder.find(request.method.lower(), self.server + request.url.path)
+        except PathError:
+            return []
+        declared: set[str] = set()
+        for owner in (found.path, found.operation):
+            if "parameters" in owner:
+                for parameter in owner / "parameters":
+                    if (parameter / "in").read_str() == "query":
+                        declared.add((parameter / "name").read_str())
+        sent = dict.fromkeys(key for key, _ in request.url.params.multi_items())
+        return [name for name in sent if name not in declared]
+
     def problems(self, exchange: Exchange, *, check_request: bool = True) -> list[str]:
         """What is wrong with one exchange ([] when it conforms or is out of scope).
 
         ``check_request=False`` for requests a test makes invalid on purpose
         (a negative ``stockQuantity``...): only the answer is checked then.
         """
+        label = _label(exchange)
+        return [
+            f"{label} {f.part}: {f.message}"
+            for f in self.findings(exchange, check_request=check_request)
+        ]
+
+    def findings(
+        self, exchange: Exchange, *, check_request: bool = True, check_response: bool = True
+    ) -> list[Finding]:
+        """:meth:`problems`, unformatted: which part (request/response) and what is wrong.
+
+        ``check_response=False`` when the answer is not the API's own (an
+        injected fault answered instead): only the request is checked.
+        """
         request, response = exchange.request, exchange.response
-        label = f"{request.method} {request.url.path} -> {response.status_code}"
         operation_id = self.operation_id(request)
         if operation_id is None:
-            self.skipped.append(label)
+            self.skipped.append(_label(exchange))
             return []
+        spec_request = _SpecRequest(request, self.server)
+        found: list[Finding] = []
+        with warnings.catch_warnings():
+            # Spec-side notices, not findings: the OAuth2 scheme openapi-core cannot
+            # check, and upstream's deprecated ``allowEmptyValue`` on order filters.
+            warnings.filterwarnings("ignore", "Unsupported scheme type")
+            warnings.filterwarnings("ignore", "Use of allowEmptyValue property is deprecated")
+            if check_request:
+                found += self._request_findings(spec_request, request)
+            if check_response:
+                found += self._response_findings(spec_request, exchange)
+        self.checked.setdefault(operation_id, set()).add(response.status_code)
+        kept = []
+        for finding in found:
+            defect = explaining(operation_id, finding.part, finding.message)
+            if defect is None:
+                kept.append(finding)
+            else:
+                self.allowed[defect.name] += 1
+        return kept
+
+    def _request_findings(
+        self, spec_request: _SpecRequest, request: httpx.Request
+    ) -> list[Finding]:
+        from openapi_core.validation.request.exceptions import SecurityValidationError
+
+        # Validation only (no unmarshalling): several times faster on the
+        # large order schemas, and the findings are the same.
+        errors = [
+            e
+            for e in self.openapi.request_validator.iter_errors(spec_request)
+            if not isinstance(e, SecurityValidationError)
+        ]
+        return [Finding("request", m) for m in _describe(errors)] + [
+            Finding("request", f"query parameter {name!r} is not declared")
+            for name in self.undeclared_query(request)
+        ]
+
+    def _response_findings(self, spec_request: _SpecRequest, exchange: Exchange) -> list[Finding]:
+        request, response = exchange.request, exchange.response
         if response.status_code == 429:
-            return [f"{label}: {p}" for p in _check_429(response)]
+            return [Finding("response", p) for p in _check_429(response)]
         for method, prefix, status in self.undocumented:
             if (
                 request.method == method
                 and request.url.path.startswith(prefix)
                 and response.status_code == status
             ):
-                self.skipped.append(label)
+                self.skipped.append(_label(exchange))
                 return []
-        spec_request = _SpecRequest(request, self.server)
-        problems: list[str] = []
-        with warnings.catch_warnings():
-            # Spec-side notices, not findings: the OAuth2 scheme openapi-core cannot
-            # check, and upstream's deprecated ``allowEmptyValue`` on order filters.
-            warnings.filterwarnings("ignore", "Unsupported scheme type")
-            warnings.filterwarnings("ignore", "Use of allowEmptyValue property is deprecated")
-            # Validation only (no unmarshalling): several times faster on the
-            # large order schemas, and the findings are the same.
-            if check_request:
-                from openapi_core.validation.request.exceptions import SecurityValidationError
-
-                errors = [
-                    e
-                    for e in self.openapi.request_validator.iter_errors(spec_request)
-                    if not isinstance(e, SecurityValidationError)
-                ]
-                problems += [f"{label} request: {m}" for m in _describe(errors)]
-            errors = list(
-                self.openapi.response_validator.iter_errors(spec_request, _SpecResponse(response))
-            )
-            problems += [f"{label} response: {m}" for m in _describe(errors)]
-        self.checked.setdefault(operation_id, set()).add(response.status_code)
-        return problems
+        errors = self.openapi.response_validator.iter_errors(spec_request, _SpecResponse(response))
+        return [Finding("response", m) for m in _describe(errors)]
 
     def assert_conforms(
         self,
