@@ -28,8 +28,11 @@ unit: $(STAMP)
 soak: $(STAMP)  ## thousands of simulation seeds and long tests (not in CI)
 	SYNCD_SIM_SEEDS=$${SYNCD_SIM_SEEDS:-5000} $(BIN)/pytest -q -m slow tests
 
-bench: $(STAMP)
-	$(BIN)/python bench/run
+bench: $(STAMP)  ## benchmarks against the rate-limit ceiling (not in CI)
+	$(BIN)/python bench/run $(BENCH_ARGS)
+
+crash: $(STAMP)  ## SIGKILL the daemon during heavy change, then check every channel
+	$(BIN)/python bench/crash --trials 50 $(CRASH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

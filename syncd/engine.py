@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import structlog
@@ -178,6 +178,10 @@ class Engine:
         self.last_recompute_s = 0.0
         self._drift_seen: dict[str, dict[str, Sighting]] = {}
         """channel -> SKU -> the first read-back that saw its current drift."""
+        self._resend: dict[str, set[str]] = {}
+        """channel -> SKUs to write again although their value did not change."""
+        self._resend_mark: dict[str, int] = {}
+        """channel -> the last transaction already looked at for :meth:`_collect_resends`."""
 
     # --- recompute -----------------------------------------------------------
 
@@ -344,9 +348,10 @@ class Engine:
         # on them would ask an operator to confirm the wrong thing).
         if await self.ledger.last_txn_id() != self._last_txn:
             await self.recompute()
+        await self._collect_resends(channel)
         pending = await self.ledger.pending(channel)
         cycle.pending = len(pending)
-        if not pending:
+        if not pending and not self._resend.get(channel):
             self.last_cycle[channel] = cycle
             return cycle
         stale = await self.stale_feeds(channel)
@@ -401,6 +406,9 @@ class Engine:
                 f"{for_second_read} increase(s) from zero wait for a second consistent read"
             )
 
+        resends = await self._resend_rows(channel, {row.sku for row in pending})
+        cycle.pending += len(resends)
+        sendable += resends
         if sendable:
             _share_orders_read(sender, orders_read_at)
         rounds = 0
@@ -413,6 +421,9 @@ class Engine:
             planned = plan(sendable, per_request=sender.per_request, max_requests=budget)
             for batch in planned.batches:
                 result = await self._send(channel, sender, batch)
+                self._resend.get(channel, set()).difference_update(
+                    [u.sku for u in result.acknowledged] + [u.sku for u, _ in result.parked]
+                )
                 cycle.planned += len(batch)
                 cycle.requests += result.requests
                 cycle.acknowledged += len(result.acknowledged)
@@ -439,6 +450,53 @@ class Engine:
             requests=cycle.requests,
         )
         return cycle
+
+    # --- the channel's own orders --------------------------------------------
+
+    async def _collect_resends(self, channel: str) -> None:
+        """Queue SKUs whose reservations the channel's own order feed moved, to write again.
+
+        A channel that counts its own orders (Ankorstore's ``reservedQuantity``,
+        fabric's managed inventory) changes what it shows when one of them is
+        placed, shipped or cancelled -- even when syncd's number for the SKU
+        stays the same (clamped at zero, capped, a bundle limited by another
+        component). Nothing would be pushed, and the channel would go on
+        showing the cancelled units (an oversell) or the placed ones twice
+        (an undersell). Writing the unchanged absolute value again, with the
+        channel's fresh reservation figure, puts it right. After a start every
+        SKU the feed ever touched is written once: orders may have moved
+        while syncd was down.
+        """
+        feeds = sorted({feed.name for feed in self.feeds if feed.channel == channel})
+        if not feeds:
+            return
+        current = await self.ledger.last_txn_id()
+        since = self._resend_mark.get(channel, 0)
+        if current == since:
+            return
+        moved = await self.ledger.changed_skus_since(since, feeds)
+        self._resend_mark[channel] = current
+        if moved:
+            self._resend.setdefault(channel, set()).update(affected_skus(moved, self.index))
+
+    async def _resend_rows(self, channel: str, pending: set[str]) -> list[OutboxRow]:
+        """Outbox rows to write again unchanged (see :meth:`_collect_resends`)."""
+        wanted = self._resend.get(channel)
+        if not wanted:
+            return []
+        wanted -= pending  # those go out anyway, with their new value
+        rows = [
+            # Planned like a first publication: the planner skips rows whose
+            # value equals the acknowledged one, and this one must go out.
+            replace(row, acknowledged=None)
+            for row in await self.ledger.outbox_rows(channel)
+            if row.sku in wanted and row.status != "parked" and row.acknowledged == row.desired
+        ]
+        known = {row.sku for row in rows}
+        wanted &= known  # SKUs syncd does not publish here, or parked: nothing to write
+        if rows:
+            log.info("push.resend_for_orders", channel=channel, variants=len(rows))
+        return rows
 
     # --- drift ---------------------------------------------------------------
 

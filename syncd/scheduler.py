@@ -6,7 +6,9 @@ adapters built from one config) as tasks of one anyio task group
 
 - one loop per **source** polls on the source's ``poll_interval`` -- again
   at once while ``PollResult.caught_up`` is False -- and backs off
-  exponentially (bounded by :data:`MAX_BACKOFF_S`) while it fails. After
+  exponentially (bounded by :data:`MAX_BACKOFF_S`) while it fails -- a
+  poll that returns with ``PollResult.error`` set (an order listing that
+  failed part-way) counts as failing too. After
   every successful poll it tells the engine (``note_source_read``); when the
   poll recorded something it wakes the engine loop;
 - the **engine** loop recomputes desired values when woken (debounced, so a
@@ -88,6 +90,11 @@ def describe_error(exc: BaseException) -> str:
     """``Type: message`` on one line, bounded (it goes into the ledger and status)."""
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+
+
+def describe_text(text: str) -> str:
+    """An error text on one line, bounded like :func:`describe_error`."""
+    return " ".join(text.split())[:500] or "unknown error"
 
 
 class Wakeup:
@@ -300,11 +307,15 @@ class Scheduler:
                 except Exception as exc:
                     delay = await self._source_failed(source, state, exc)
                     continue
+            if result.error is not None:
+                delay = self._source_partly_failed(source, state, result, result.error)
+                continue
             delay = self._source_succeeded(source, state, result)
 
-    async def _source_failed(self, source: Source, state: SourceRun, exc: Exception) -> float:
+    def _failure(self, source: Source, state: SourceRun, error: str, *, partial: bool) -> float:
+        """Count one failed poll; returns the backoff before the next."""
         state.consecutive_errors += 1
-        state.last_error = describe_error(exc)
+        state.last_error = error
         state.last_error_at = state.last_poll_at = self._now()
         delay = self._backoff(source.poll_interval, state.consecutive_errors)
         state.retry_in_s = delay
@@ -313,10 +324,36 @@ class Scheduler:
         log.warning(
             "source.poll_failed",
             source=source.name,
-            error=state.last_error,
+            error=error,
+            partial=partial,
             failures=state.consecutive_errors,
             retry_in_s=round(delay, 2),
         )
+        return delay
+
+    def _source_partly_failed(
+        self, source: Source, state: SourceRun, result: PollResult, error: str
+    ) -> float:
+        """A poll that returned with ``error`` set failed (an order listing cut short).
+
+        It is counted and backed off like a raised failure, so health names
+        it before the feed goes stale. What it did record (the pages read
+        before the failure; nothing is released on a partial listing) is kept
+        and recomputed. It is not a successful read: the source already marked
+        its feed failing, and ``note_source_read`` is not called.
+        """
+        delay = self._failure(source, state, describe_text(error), partial=True)
+        state.records += result.recorded
+        state.caught_up = result.caught_up
+        if result.recorded:
+            self.metrics.inc("records", result.recorded, source=source.name)
+            self._recompute.set()
+        if result.skipped:
+            self.metrics.inc("skipped", result.skipped, source=source.name)
+        return delay
+
+    async def _source_failed(self, source: Source, state: SourceRun, exc: Exception) -> float:
+        delay = self._failure(source, state, describe_error(exc), partial=False)
         try:
             await self.assembly.ledger.mark_feed(source.name, error=state.last_error)
         except Exception as ledger_exc:  # the source's failure is the news; say both

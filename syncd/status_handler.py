@@ -454,6 +454,8 @@ class StatusService:
                         for row in parked[:PARKED_LIMIT]
                     ],
                     held=[_held(hold) for hold in holds],
+                    # The last round's only: a round that found nothing to hold back clears them.
+                    waiting=list(run.last_cycle.waiting_reasons) if run and run.last_cycle else [],
                 )
             )
             cycle = run.last_cycle if run else None
@@ -587,4 +589,5 @@ def _disabled_channel(name: str) -> ChannelStatus:
         rate_limit=[],
         parked=[],
         held=[],
+        waiting=[],
     )

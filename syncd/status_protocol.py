@@ -101,6 +101,9 @@ class ChannelStatus(TypedDict):
     """Empty when the channel documents no limit (fabric)."""
     parked: list[ParkedVariant]
     held: list[HeldCycle]
+    waiting: list[str]
+    """Why the last push round held increases back, one sentence each (e.g. the
+    channel's order feed is overdue); empty when nothing waits."""
 
 
 class StatusReply(TypedDict):

@@ -55,6 +55,9 @@ def render_status(status: Mapping[str, Any], *, color: bool, now: datetime | Non
     lines += [paint("Channels", "head"), *_channels(channels, ref, paint), ""]
     lines += [*_parked(channels, paint), ""]
     lines += [*_held(channels, ref, paint), ""]
+    waiting = _waiting(channels, paint)
+    if waiting:
+        lines += [*waiting, ""]
     lines += _totals(status)
     return "\n".join(lines)
 
@@ -119,6 +122,8 @@ def _channels(channels: list[Mapping[str, Any]], ref: datetime, paint: _Paint) -
             state: Cell = ("disabled", "dim")
         elif _records(channel.get("held")):
             state = ("HELD", "warn")
+        elif _texts(channel.get("waiting")):
+            state = ("WAITING", "warn")
         else:
             state = ("ok", "ok")
         errors, limited = channel.get("errors"), channel.get("rate_limited")
@@ -191,6 +196,21 @@ def _held(channels: list[Mapping[str, Any]], ref: datetime, paint: _Paint) -> li
         f"Held cycles ({len(rows)}): nothing is pushed for these until confirmed "
         "(syncd confirm CHANNEL HOLD)",
         *_table(headers, rows, paint, right={1, 3, 4, 5}),
+    ]
+
+
+def _waiting(channels: list[Mapping[str, Any]], paint: _Paint) -> list[str]:
+    """Why channels hold increases back (e.g. an overdue order feed); nothing when none do."""
+    rows: list[list[Cell]] = [
+        [(_clean(channel.get("name", "?"), 30), None), (_clean(reason, _REASON_WIDTH * 2), "warn")]
+        for channel in channels
+        for reason in _texts(channel.get("waiting"))
+    ]
+    if not rows:
+        return []
+    return [
+        f"Waiting ({len(rows)}): increases held back until the cause clears, then pushed",
+        *_table(["CHANNEL", "REASON"], rows, paint),
     ]
 
 
@@ -315,6 +335,13 @@ def _shorten(text: str, width: int) -> str:
         return text
     half = (width - 3) // 2
     return f"{text[:half]}...{text[-(width - 3 - half) :]}"
+
+
+def _texts(value: object) -> list[str]:
+    """The non-empty strings of a list field (a reply from another version may lack it)."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, str) and item.strip()]
 
 
 def _records(value: object) -> list[Mapping[str, Any]]:

@@ -21,13 +21,20 @@ Per push:
    twice -- and, the order being ingested, nothing would correct it until the
    SKU changed again. If that read fails the batch fails and stays pending:
    guessing could oversell;
-4. variants Ankorstore marks ``isAlwaysInStock`` are parked with a reason
+4. a variant whose ``reservedQuantity`` is beyond any real stock (more than
+   ``MAX_UNITS``, e.g. ``10**30``) is parked with the figure, never added to
+   what is sent; variants Ankorstore marks ``isAlwaysInStock`` are parked with a reason
    when ``always_in_stock = "leave"`` -- writing a quantity would switch the
    flag off (seed 000 L602) -- so the outbox stops retrying them and the
    status shows why; ``"manage"`` writes the quantity like any other;
 5. the request is sent as an absolute (idempotent) write: the HTTP layer
    waits out 429s and retries 5xx and timeouts with the same body; once it
-   gives up, the batch is returned as failed.
+   gives up, the batch is returned as failed;
+6. a 200 acknowledges the batch only when its body is the documented
+   ``atomic:results`` answer, one result per operation
+   (:func:`~syncd.channels.ankorstore_ops.unconfirmed_reason`, seed 000
+   L12890-12918). An HTML page, ``OK`` or a cut or empty document with status
+   200 proves nothing landed: the batch fails, stays pending and is resent.
 
 **Partial refusal.** The documents do not say whether a bulk request is
 all-or-nothing (brief 4.6, 9.3). Either way the answer is handled the same:
@@ -63,18 +70,21 @@ from syncd.channels.ankorstore_ops import (
     Listing,
     attributed_errors,
     operations_document,
+    plausible_reserved,
     refusal_kind,
     stock_quantity,
+    unconfirmed_reason,
     update_operation,
     whole_pack_units,
 )
 from syncd.channels.base import LiveValue, PushResult
 from syncd.channels.planner import PlannedUpdate
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
-from syncd.http.client import ApiClient
+from syncd.http.client import ApiClient, response_json
 from syncd.http.clock import Clock
-from syncd.http.errors import ApiError, HttpError, RateLimited
+from syncd.http.errors import ApiError, HttpError, InvalidResponse, RateLimited
 from syncd.model import Catalog
+from syncd.sources.jsonvalues import MAX_UNITS, describe_number
 
 _log = structlog.get_logger(__name__)
 
@@ -332,6 +342,15 @@ class AnkorstoreChannel:
             # Unknown to the read (never listed): send without reservations, which
             # can only publish less; Ankorstore's answer to the write decides.
             reserved = listing.reserved if listing is not None else 0
+            if not plausible_reserved(reserved):
+                self._park(
+                    result,
+                    update,
+                    f"Ankorstore shows reservedQuantity {describe_number(reserved)} for variant "
+                    f"{variant_id}, beyond any real stock (more than {MAX_UNITS} units): "
+                    "no stockQuantity is built on it",
+                )
+                continue
             stock = stock_quantity(
                 update.quantity, reserved=reserved, pack=self._pack(update.sku, listing)
             )
@@ -360,13 +379,48 @@ class AnkorstoreChannel:
             except HttpError as exc:
                 self._fail(result, chunk, exc)
                 continue
-            self._endpoint_ok = True
-            self._accepted(chunk, response, result)
+            self._answered(chunk, response, result)
 
-    def _accepted(self, chunk: Sequence[_Op], response: httpx.Response, result: PushResult) -> None:
+    def _answered(self, chunk: Sequence[_Op], response: httpx.Response, result: PushResult) -> None:
+        """A 2xx: acknowledged only when the body confirms the operations (else failed)."""
         request_id = response.request.headers.get("x-request-id", "")
         if request_id:
             result.request_ids.append(request_id)
+        try:
+            document = response_json(response, api=self.name)
+        except InvalidResponse as exc:
+            why: str | None = str(exc)
+        else:
+            why = unconfirmed_reason(document, [op.variant_id for op in chunk])
+        if why is not None:
+            self._unconfirmed(chunk, response, why, result)
+            return
+        self._endpoint_ok = True
+        self._accepted(chunk, response, result)
+
+    def _unconfirmed(
+        self, chunk: Sequence[_Op], response: httpx.Response, why: str, result: PushResult
+    ) -> None:
+        """A 2xx that proves nothing (a proxy's page, ``OK``, a cut body): the batch failed.
+
+        It stays pending and is sent again next round -- harmless, the values
+        being absolute. The endpoint is not taken as working on such evidence.
+        """
+        reason = _clip(f"{response.status_code} answer does not confirm the write: {why}")
+        result.reply = reason
+        result.failed += [(op.update, reason) for op in chunk]
+        _log.warning(
+            "channel.push_unconfirmed",
+            channel=self.name,
+            operations=len(chunk),
+            status=response.status_code,
+            content_type=response.headers.get("content-type", ""),
+            request_id=response.request.headers.get("x-request-id", ""),
+            reason=_clip(why),
+        )
+
+    def _accepted(self, chunk: Sequence[_Op], response: httpx.Response, result: PushResult) -> None:
+        request_id = response.request.headers.get("x-request-id", "")
         result.reply = _clip(f"{response.status_code} {len(chunk)} operations applied")
         for op in chunk:
             self._listings.record_written(op.variant_id, op.stock)

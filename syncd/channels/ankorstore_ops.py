@@ -32,6 +32,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from syncd.sources.jsonvalues import MAX_UNITS, describe_number, in_range
+
 VARIANT_TYPE = "product-variants"
 """The resource type the spec and every response use (specs/SOURCES.md: send this one)."""
 OPERATIONS_PATH = "/api/v1/operations"
@@ -76,12 +78,26 @@ def whole_pack_units(units: int, pack: int) -> int:
     return units - units % pack
 
 
+def plausible_reserved(reserved: int) -> bool:
+    """Whether a ``reservedQuantity`` can be added to what syncd publishes.
+
+    Above :data:`~syncd.sources.jsonvalues.MAX_UNITS` (a trillion units) the
+    figure is corrupt or hostile (``10**30``): adding it would publish an
+    absurd ``stockQuantity``, and counting it as 0 would quietly publish a
+    different number than intended, so the channel parks the variant instead.
+    """
+    return in_range(reserved, MAX_UNITS)
+
+
 def stock_quantity(sellable: int, *, reserved: int, pack: int) -> int:
     """``stockQuantity`` that makes Ankorstore's ``availableQuantity`` equal ``sellable``.
 
     ``reserved`` below zero (never documented) counts as zero: that can only
-    lower the number sent.
+    lower the number sent. An implausibly large one is refused
+    (:func:`plausible_reserved`; the channel checks it first).
     """
+    if not plausible_reserved(reserved):
+        raise ValueError(f"refusing reservedQuantity {describe_number(reserved)}: beyond MAX_UNITS")
     return whole_pack_units(sellable, pack) + max(0, reserved)
 
 
@@ -100,6 +116,56 @@ def operations_document(operations: Sequence[Mapping[str, Any]]) -> dict[str, An
     if not 1 <= len(operations) <= MAX_OPERATIONS:
         raise ValueError(f"a bulk request carries 1 to {MAX_OPERATIONS} operations")
     return {"atomic:operations": list(operations)}
+
+
+def unconfirmed_reason(document: object, variant_ids: Sequence[str]) -> str | None:
+    """None when a 200 answer confirms every operation sent; else why it does not.
+
+    The documented answer is ``{"atomic:results": [{"data": {"type", "id",
+    "attributes"}}, ...]}`` (seed 000 L12890-12918; brief seed-ankorstore-catalog
+    4.6), one result per operation as in the JSON:API Atomic extension the
+    names come from. What ``attributes`` holds, the ``type`` spelling and the
+    order of the results are not documented, so none of them is checked; an
+    entry without ``data`` (the extension allows ``{}``) is accepted. What is
+    required: a JSON object whose ``atomic:results`` is a list of one object
+    per operation, and every id a result names is one syncd sent. Anything
+    else (an HTML page, ``OK``, a truncated or empty document) proves nothing
+    landed, and absolute values make sending the batch again harmless.
+    """
+    if not isinstance(document, dict):
+        return f"the answer is a JSON {_json_kind(document)}, not an object"
+    results = document.get("atomic:results")
+    if not isinstance(results, list):
+        return "the answer carries no atomic:results list"
+    if len(results) != len(variant_ids):
+        return f"{len(results)} atomic:results for {len(variant_ids)} operation(s)"
+    sent = {variant_id.lower() for variant_id in variant_ids}
+    for index, entry in enumerate(results):
+        if not isinstance(entry, dict):
+            return f"atomic:results/{index} is a JSON {_json_kind(entry)}, not an object"
+        data = entry.get("data")
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            return f"atomic:results/{index}/data is not an object"
+        named = data.get("id")
+        if named is not None and (not isinstance(named, str) or named.lower() not in sent):
+            return f"atomic:results/{index} names {str(named)[:60]!r}, which syncd did not send"
+    return None
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 def attributed_errors(details: Sequence[str], count: int) -> dict[int, str]:

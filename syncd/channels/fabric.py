@@ -209,10 +209,14 @@ class FabricChannel:
             self._fail(result, update, f"could not read the fabric inventory list: {exc}", exc)
             return
         if item is None:
+            claimed = self._map.ambiguous(identifier)
             self._park(
                 result,
                 update,
-                f"fabric lists no inventory item with brand_identifier {identifier!r}",
+                f"ambiguous: fabric lists {len(claimed)} inventory items with brand_identifier "
+                f"{identifier!r} (ids {', '.join(map(str, claimed))}); none is written"
+                if claimed
+                else f"fabric lists no inventory item with brand_identifier {identifier!r}",
             )
             return
         for attempt in (1, 2):

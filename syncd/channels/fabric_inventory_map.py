@@ -13,6 +13,14 @@ Items are keyed on ``variant.brand_identifier``, the brand's own SKU:
 ``identifier`` becomes the *retailer's* SKU once one is mapped (seed 003
 L2566 vs L2127; brief seed-fabric 10.3), so it is never used.
 
+Two items claiming one ``brand_identifier`` make that SKU ambiguous: which
+item fabric sells from cannot be told, and writing to a guessed one could
+publish stock on the wrong listing while the real one keeps its old number.
+Such an identifier is left out of the map and reported
+(``channel.inventory_map_ambiguous``; :meth:`InventoryMap.ambiguous`), so
+the channel parks the SKU with the ids until the duplicate is resolved in
+fabric.
+
 The map is cached. A SKU missing from it triggers one re-read of the list --
 unless the map was read less than ``min_refresh_interval`` seconds ago, in
 which case the miss is genuine and re-reading would only burn requests.
@@ -91,6 +99,27 @@ def parse_item(document: Mapping[str, Any]) -> InventoryItem | None:
     )
 
 
+def split_ambiguous(
+    items: Iterable[InventoryItem],
+) -> tuple[list[InventoryItem], dict[str, tuple[int, ...]]]:
+    """Items whose ``brand_identifier`` is listed once; the others' ids by identifier.
+
+    The same item listed twice (same inventory id, e.g. on two pages while
+    the list shifted) is not ambiguous: the later copy is kept.
+    """
+    by_identifier: dict[str, dict[int, InventoryItem]] = {}
+    for item in items:
+        by_identifier.setdefault(item.brand_identifier, {})[item.inventory_id] = item
+    unique: list[InventoryItem] = []
+    ambiguous: dict[str, tuple[int, ...]] = {}
+    for identifier, by_id in by_identifier.items():
+        if len(by_id) == 1:
+            unique.extend(by_id.values())
+        else:
+            ambiguous[identifier] = tuple(sorted(by_id))
+    return unique, ambiguous
+
+
 class InventoryMap:
     """brand_identifier -> inventory item, read from the supplier list and cached."""
 
@@ -111,6 +140,7 @@ class InventoryMap:
         self._min_interval = min_refresh_interval
         self._channel = channel
         self._items: dict[str, InventoryItem] = {}
+        self._ambiguous: dict[str, tuple[int, ...]] = {}
         self._read_at: float | None = None
         self.page_count = 0
         """Pages the last full read took: what another one would cost."""
@@ -124,21 +154,28 @@ class InventoryMap:
     def items(self) -> Iterable[InventoryItem]:
         return self._items.values()
 
+    def ambiguous(self, brand_identifier: str) -> tuple[int, ...]:
+        """The inventory ids of every item the last read listed for ``brand_identifier``
+        when there were several (empty when there was at most one)."""
+        return self._ambiguous.get(brand_identifier, ())
+
     def forget(self, brand_identifier: str) -> None:
         """Drop an entry fabric no longer recognises (its id answered 404)."""
         self._items.pop(brand_identifier, None)
 
     def remember(self, item: InventoryItem) -> None:
-        self._items[item.brand_identifier] = item
+        if item.brand_identifier not in self._ambiguous:
+            self._items[item.brand_identifier] = item
 
     def read_within(self, seconds: float) -> bool:
         return self._read_at is not None and self._clock.monotonic() - self._read_at <= seconds
 
     async def refresh(self) -> tuple[list[InventoryItem], int]:
-        """Read the whole list; returns the items and the requests spent.
+        """Read the whole list; returns the unambiguous items and the requests spent.
 
         The map is replaced only once the last page arrived, so a read that
         fails half-way keeps the previous map rather than a truncated one.
+        Identifiers listed more than once are left out (see the module docstring).
         """
         started = self._clock.monotonic()
         items: list[InventoryItem] = []
@@ -149,13 +186,26 @@ class InventoryMap:
                 item = parse_item(document) if isinstance(document, Mapping) else None
                 if item is not None:
                     items.append(item)
-        self._items = {item.brand_identifier: item for item in items}
+        unique, ambiguous = split_ambiguous(items)
+        self._items = {item.brand_identifier: item for item in unique}
+        self._ambiguous = ambiguous
         self._read_at = started
         self.page_count = pages
+        for identifier, ids in sorted(ambiguous.items()):
+            _log.warning(
+                "channel.inventory_map_ambiguous",
+                channel=self._channel,
+                brand_identifier=identifier,
+                inventory_ids=list(ids),
+            )
         _log.info(
-            "channel.inventory_map_read", channel=self._channel, items=len(items), requests=pages
+            "channel.inventory_map_read",
+            channel=self._channel,
+            items=len(items),
+            ambiguous=len(ambiguous),
+            requests=pages,
         )
-        return items, pages
+        return unique, pages
 
     async def resolve(
         self, brand_identifier: str, *, force: bool = False

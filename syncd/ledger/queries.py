@@ -85,13 +85,24 @@ async def last_txn_id(conn: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-async def changed_skus_since(conn: aiosqlite.Connection, txn_id: int) -> set[str]:
-    """SKUs with a posting in any transaction after ``txn_id``."""
-    async with conn.execute(
-        "SELECT DISTINCT a.sku FROM postings p JOIN accounts a ON a.id = p.account_id"
-        " WHERE p.txn_id > ?",
-        (txn_id,),
-    ) as cursor:
+async def changed_skus_since(
+    conn: aiosqlite.Connection, txn_id: int, sources: Collection[str] | None = None
+) -> set[str]:
+    """SKUs with a posting in any transaction after ``txn_id`` (by ``sources`` only, if given)."""
+    if sources is None:
+        query = (
+            "SELECT DISTINCT a.sku FROM postings p JOIN accounts a ON a.id = p.account_id"
+            " WHERE p.txn_id > ?"
+        )
+        parameters: tuple[object, ...] = (txn_id,)
+    else:
+        query = (
+            "SELECT DISTINCT a.sku FROM postings p JOIN accounts a ON a.id = p.account_id"
+            " JOIN transactions t ON t.id = p.txn_id"
+            " WHERE p.txn_id > ? AND t.source IN (SELECT value FROM json_each(?))"
+        )
+        parameters = (txn_id, json.dumps(sorted(sources)))
+    async with conn.execute(query, parameters) as cursor:
         return {str(row[0]) for row in await cursor.fetchall()}
 
 

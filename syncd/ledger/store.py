@@ -159,10 +159,12 @@ class Ledger(OutboxMixin, InterlockMixin):
         async with self._db.read() as conn:
             return await queries.last_txn_id(conn)
 
-    async def changed_skus_since(self, txn_id: int) -> set[str]:
-        """SKUs whose balances moved in a transaction after ``txn_id``."""
+    async def changed_skus_since(
+        self, txn_id: int, sources: Collection[str] | None = None
+    ) -> set[str]:
+        """SKUs whose balances moved in a transaction after ``txn_id`` (recorded by ``sources``)."""
         async with self._db.read() as conn:
-            return await queries.changed_skus_since(conn, txn_id)
+            return await queries.changed_skus_since(conn, txn_id, sources)
 
     async def explain_rows(self, sku: str, limit: int = 50) -> list[LedgerEntry]:
         """The postings behind ``sku``'s balances, newest first, at most ``limit``."""

@@ -5,15 +5,15 @@ daemon is a real subprocess (tests/integration/daemon/_support.py). Once it
 has published, the warehouse (Active Ants), FashionTrade and the Ankorstore
 order listing start answering truncated JSON (``malformed_json`` faults)
 while a stock change waits behind the garbage. Throughout, the status
-socket answers; every one of the three sources shows its error, the
-warehouse is named in the health reasons and health is ``degraded`` -- not
+socket answers; every one of the three sources shows its error and is named
+as failing in the health reasons, and health is ``degraded`` -- not
 ``failing``: no source has been stale long enough to block a channel. When
 the faults clear the sources recover on their own, the hidden change is
 published, health is ``ok`` again and the ledger is sound.
 
 (An order feed's failed listing returns a result rather than raising -- it
-records the pages it did read -- so the daemon's loop does not count it as
-a failure: its error shows on the source, not yet among the health reasons.)
+records the pages it did read -- and the daemon counts that as a failed
+poll like any other, long before the feed goes stale.)
 """
 
 from __future__ import annotations
@@ -85,6 +85,13 @@ def test_a_daemon_fed_garbage_keeps_answering_reports_degraded_and_recovers() ->
                 reason.startswith("source activeants failing") and "not JSON" in reason
                 for reason in reply["reasons"]
             ), reply["reasons"]
+            named = {
+                name
+                for name in FAULTED_SOURCES
+                for reason in reply["reasons"]
+                if reason.startswith(f"source {name} failing")
+            }
+            assert named == FAULTED_SOURCES, reply["reasons"]
             assert _erring(reply) == FAULTED_SOURCES  # astral and fabric_orders go on
             assert world.fabric.inventory(sku) > 0  # nothing was read, so nothing changed
 

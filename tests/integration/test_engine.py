@@ -217,3 +217,32 @@ async def test_fabric_increases_wait_while_the_fabric_order_poll_is_overdue(tmp_
         assert world.fabric.inventory(up[0]) == rows[up[0]].desired == before[up[0]] + 15 - 4
         for sku in up[1:]:
             assert world.fabric.inventory(sku) == rows[sku].desired == before[sku] + 15
+
+
+async def test_ankorstore_orders_that_leave_syncds_number_unchanged_still_correct_the_channel(
+    tmp_path: Path,
+) -> None:
+    """A capped SKU: an order or a cancellation moves Ankorstore's reserved figure, not syncd's.
+
+    Ankorstore shows ``stockQuantity - reservedQuantity``. Without a write after
+    the order it would show one order too few (undersell); without a write after
+    the cancellation, the cancelled units too many (oversell).
+    """
+    world = SandboxWorld.create(variants=40, seed=5)
+    capped = {"ankorstore": "cap = 3\n"}
+    async with (
+        world.running(),
+        rig(world, tmp_path, channel_keys=NO_SECOND_READ, per_channel=capped) as syncd,
+    ):
+        await syncd.cycle()
+        [sku] = single_skus(world, "ankorstore", count=1, minimum=12)
+        assert world.ankorstore.listing(sku).available_quantity == 3
+
+        order = world.ankorstore.place_order({sku: 2})
+        await syncd.cycle()
+        assert (await syncd.rows("ankorstore"))[sku].desired == 3  # capped: unchanged
+        assert world.ankorstore.listing(sku).available_quantity == 3
+
+        world.ankorstore.cancel_order(order.id)
+        await syncd.cycle()
+        assert world.ankorstore.listing(sku).available_quantity == 3

@@ -38,7 +38,9 @@ class FakeSource:
     """Records a snapshot of ``levels`` at ``location`` each poll; can fail on demand.
 
     ``fail`` > 0 makes that many polls raise; ``pages`` > 1 reports
-    ``caught_up=False`` until the last page.
+    ``caught_up=False`` until the last page. ``partial_error`` makes each
+    poll record, then return with that error (an order listing that failed
+    part-way) until it is set back to None.
     """
 
     _keys = itertools.count(1)
@@ -70,6 +72,7 @@ class FakeSource:
         self.closed = False
         self._page = 0
         self.record = True
+        self.partial_error: str | None = None
 
     async def poll(self, ledger: Ledger) -> PollResult:
         self.poll_times.append(anyio.current_time())
@@ -93,6 +96,11 @@ class FakeSource:
                 )
             )
             recorded = int(changed)
+        if self.partial_error is not None:
+            await ledger.mark_feed(self.name, error=self.partial_error)
+            return PollResult(
+                feed=self.name, recorded=recorded, caught_up=caught_up, error=self.partial_error
+            )
         await ledger.mark_feed(self.name, success_at=at)
         return PollResult(feed=self.name, recorded=recorded, caught_up=caught_up)
 

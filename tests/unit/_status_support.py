@@ -131,6 +131,7 @@ def channel(name: str, **extra: object) -> ChannelStatus:
         ],
         "parked": [],
         "held": [],
+        "waiting": [],
     }
     reply.update(extra)  # type: ignore[typeddict-item]
     return reply

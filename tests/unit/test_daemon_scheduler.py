@@ -133,6 +133,42 @@ async def test_a_source_that_recovers_returns_to_its_interval(ledger: Ledger) ->
     assert run.retry_in_s is None
 
 
+async def test_a_poll_that_returns_with_an_error_is_a_failure_that_keeps_what_it_read(
+    ledger: Ledger,
+) -> None:
+    """An order listing that failed part-way: counted and backed off, its pages kept."""
+    source = FakeSource(poll_interval=0.05)
+    channel = FakeChannel()
+    scheduler = scheduler_for(ledger, [source], [channel], max_backoff=0.4)
+    run = scheduler.sources["activeants"]
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        await wait_for(lambda: len(channel.shown) == len(SKUS))
+        last_ok, records = run.last_ok_at, run.records
+        polls_before = len(source.poll_times)
+        source.levels = {"S03": 4}
+        source.partial_error = "HttpError: page 3 answered 502"
+        await anyio.sleep(1.0)
+        failures = run.consecutive_errors
+        assert run.last_error == "HttpError: page 3 answered 502"
+        assert run.retry_in_s is not None
+        assert run.last_ok_at == last_ok
+        # Backed off like any failure, not polled every 50 ms: 50, 100, 200, 400, 400 ms.
+        assert 4 <= len(source.poll_times) - polls_before <= 7
+        assert failures == len(source.poll_times) - polls_before
+        assert scheduler.metrics.get("errors", source="activeants") == failures
+        # What the failed poll did record is recomputed and published.
+        assert run.records > records
+        assert channel.shown["S03"] == 4
+        source.partial_error = None
+        await wait_for(lambda: run.consecutive_errors == 0, timeout=2.0)
+        await scheduler.drain(1.0)
+    assert run.last_ok_at is not None
+    assert last_ok is not None
+    assert run.last_ok_at > last_ok
+    assert run.retry_in_s is None
+
+
 async def test_a_source_behind_is_polled_again_at_once(ledger: Ledger) -> None:
     # Three pages to catch up, then the 10 s interval: all three come quickly.
     source = FakeSource(pages=3, poll_interval=10.0)

@@ -111,6 +111,35 @@ async def test_a_channel_blocked_by_a_stale_source_makes_the_daemon_failing(
     assert status_line(reply).startswith("failing: 0/1 sources fresh, fabric 0 queued; channel")
 
 
+async def test_an_order_listing_failing_part_way_degrades_health_and_increases_wait(
+    tmp_path: Path,
+) -> None:
+    """fabric_orders returns its pages with an error: a failing source, named, before it is stale."""
+    orders = FakeSource("fabric_orders", location="fabric_orders", poll_interval=0.05)
+    stock, channel = FakeSource(), FakeChannel()
+    async with running(tmp_path, [stock, orders], [channel]) as (service, scheduler, _):
+        await wait_for(lambda: len(channel.shown) == len(SKUS))
+        reply = await ask(service, {"cmd": "status"})
+        assert (reply["health"], reply["channels"][0]["waiting"]) == ("ok", [])
+        orders.partial_error = "HttpError: 502 on page 2"
+        stock.levels = {"S01": 12, "S02": 12}  # increases: they wait for the order feed
+        await wait_for(lambda: bool(scheduler.channels["fabric"].last_cycle.waiting_reasons))  # type: ignore[union-attr]
+        reply = await ask(service, {"cmd": "status"})
+        orders.partial_error = None
+        await wait_for(lambda: channel.shown["S01"] == channel.shown["S02"] == 12)
+        recovered = await ask(service, {"cmd": "status"})
+    assert reply["health"] == "degraded"
+    assert any(
+        r.startswith("source fabric_orders failing") and "HttpError: 502 on page 2" in r
+        for r in reply["reasons"]
+    ), reply["reasons"]
+    assert {s["name"]: s["stale"] for s in reply["sources"]}["fabric_orders"] is False
+    [waiting] = reply["channels"][0]["waiting"]
+    assert "wait for the channel's own orders" in waiting
+    assert "fabric_orders (failing: HttpError: 502 on page 2)" in waiting
+    assert recovered["channels"][0]["waiting"] == []
+
+
 async def test_parked_variants_and_held_cycles_are_listed(tmp_path: Path) -> None:
     channel = FakeChannel()
     channel.refuse = {"S05": "422: unknown variant"}

@@ -133,6 +133,28 @@ def test_many_parked_variants_are_summarised() -> None:
     assert "... and 5 more" in text
 
 
+def test_why_a_channel_holds_increases_back_is_shown() -> None:
+    reason = (
+        "30 increase(s) wait for the channel's own orders: "
+        "order feed overdue: fabric_orders (failing: HttpError: 502)"
+    )
+    reply = status_reply()
+    reply["channels"][1] = channel("fabric", rate_limit=[], waiting=[reason])
+    text = render_status(reply, color=False)
+    channels = _table(text, "NAME        STATE    QUEUE")
+    fabric = next(row for row in channels if row.strip().startswith("fabric"))
+    assert fabric.split()[1] == "WAITING"
+    ankorstore = next(row for row in channels if row.strip().startswith("ankorstore"))
+    assert ankorstore.split()[1] == "ok"
+    waiting = _table(text, "CHANNEL  REASON")
+    assert "Waiting (1)" in text
+    assert waiting[1].split(maxsplit=1) == ["fabric", reason]
+    # Nothing waits: no section at all; an older daemon's reply without the field renders.
+    assert "Waiting" not in render_status(status_reply(), color=False)
+    del reply["channels"][1]["waiting"]  # type: ignore[misc]
+    assert "Waiting" not in render_status(reply, color=False)
+
+
 def test_exhausted_budget_is_painted_as_a_problem() -> None:
     reply = status_reply()
     reply["channels"][0] = channel(

@@ -19,7 +19,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
-from syncd.channels.ankorstore_ops import attributed_errors, stock_quantity, whole_pack_units
+from syncd.channels.ankorstore_ops import (
+    attributed_errors,
+    stock_quantity,
+    unconfirmed_reason,
+    whole_pack_units,
+)
 from syncd.channels.drift import find_drift
 from syncd.channels.planner import Move, PlannedUpdate
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
@@ -237,6 +242,56 @@ def test_stock_quantity_is_whole_packs_plus_what_ankorstore_holds_reserved() -> 
     assert stock_quantity(7, reserved=-3, pack=1) == 7
     with pytest.raises(ValueError, match="negative"):
         whole_pack_units(-1, 1)
+
+
+def test_an_absurd_reserved_quantity_is_refused_not_added() -> None:
+    with pytest.raises(ValueError, match="reservedQuantity"):
+        stock_quantity(5, reserved=10**30, pack=1)
+
+
+A, B = vid(1), vid(2)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"atomic:results": [{"data": {"type": "product-variants", "id": A}}, {"data": {"id": B}}]},
+        # The documented example: another type spelling, attributes of any shape.
+        {
+            "atomic:results": [
+                {"data": {"type": "productVariant", "id": B, "attributes": {"foo": "bar"}}},
+                {"data": {"type": "productVariant", "id": A.upper(), "attributes": {}}},
+            ],
+            "jsonapi": {"version": "1.0"},
+        },
+        # JSON:API Atomic allows an empty result object.
+        {"atomic:results": [{}, {}]},
+    ],
+    ids=["sandbox", "documented_example_any_order", "empty_results"],
+)
+def test_a_documented_answer_confirms_the_batch(answer: dict[str, Any]) -> None:
+    assert unconfirmed_reason(answer, [A, B]) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("OK", "string"),
+        ([], "array"),
+        ({"meta": {}}, "no atomic:results"),
+        ({"atomic:results": {"data": {"id": A}}}, "no atomic:results"),
+        ({"atomic:results": [{"data": {"id": A}}]}, "1 atomic:results for 2"),
+        ({"atomic:results": [{"data": {"id": A}}, None]}, "atomic:results/1"),
+        ({"atomic:results": [{"data": {"id": A}}, {"data": "x"}]}, "not an object"),
+        ({"atomic:results": [{"data": {"id": A}}, {"data": {"id": vid(9)}}]}, "did not send"),
+    ],
+)
+def test_an_answer_that_does_not_account_for_every_operation_confirms_nothing(
+    answer: object, why: str
+) -> None:
+    reason = unconfirmed_reason(answer, [A, B])
+    assert reason is not None
+    assert why in reason
 
 
 def test_error_pointers_name_the_operation_in_either_notation() -> None:

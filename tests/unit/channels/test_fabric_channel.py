@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from syncd.channels.fabric import READBACK_MISMATCH, FabricChannel
 from syncd.channels.fabric_inventory_map import parse_item, parse_quantity
@@ -298,6 +299,31 @@ async def test_a_miss_against_a_fresh_map_is_parked_without_another_read() -> No
     assert [u.sku for u, _ in result.parked] == ["GHOST"]
     assert "FB-GHOST" in result.parked[0][1]
     assert len(fake.lists()) == 1
+
+
+@pytest.mark.anyio
+async def test_two_items_claiming_one_brand_sku_park_it_and_neither_is_written() -> None:
+    fake = FakeFabric(FakeItem(1, "FB-A", 3), FakeItem(2, "FB-B", 0), FakeItem(9, "FB-A", 4))
+    channel, clock = make_channel(fake, catalog_of("A", "B"))
+    with capture_logs() as logs:
+        result = await channel.push([update("A", 5), update("B", 6)])
+    assert [u.sku for u, _ in result.parked] == ["A"]
+    assert "ambiguous" in result.parked[0][1]
+    assert "ids 1, 9" in result.parked[0][1]
+    assert [u.sku for u in result.acknowledged] == ["B"]
+    assert (fake.items[1].inventory, fake.items[9].inventory) == (3, 4)
+    assert [
+        e["inventory_ids"] for e in logs if e["event"] == "channel.inventory_map_ambiguous"
+    ] == [[1, 9]]
+    # Drift read-back does not guess either: the ambiguous SKU shows no live value.
+    live = await channel.read_live()
+    assert set(live) == {"B"}
+    # Once fabric lists a single item again, the SKU is written to it.
+    del fake.items[9]
+    clock.advance(61)
+    again = await channel.push([update("A", 5)])
+    assert [u.sku for u in again.acknowledged] == ["A"]
+    assert fake.items[1].inventory == 5
 
 
 @pytest.mark.anyio
