@@ -227,7 +227,14 @@ class Engine:
         needed = set(skus)
         for sku in skus:
             needed |= self.index.closure.get(sku, frozenset())
-        return needed
+        # An open order for another bundle that shares a component reserves
+        # that component too: its reservation must be read, or a single (or a
+        # bundle) recomputed after an unrelated change would be published
+        # without that order subtracted -- an oversell until a full recompute.
+        sharing = affected_skus(needed, self.index) - needed
+        for sku in sharing:
+            needed |= self.index.closure.get(sku, frozenset())
+        return needed | sharing
 
     # --- staleness -----------------------------------------------------------
 
