@@ -31,13 +31,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from syncd.allocation import allocate
-from syncd.bundles import CatalogIndex
 from syncd.engine import Engine
 from syncd.ledger.store import Ledger
 from syncd.model import Account, OutboxRow, Reservation, StockStatus
 from syncd.sandbox.world import SandboxWorld
 from tests.sim.events import WorldDriver
-from tests.sim.known import INCREMENTAL_RESERVATIONS, KnownIssue, strict
+from tests.sim.known import KnownIssue, strict
 from tests.sim.network import Network
 from tests.sim.oracle import open_orders
 
@@ -89,14 +88,6 @@ class Invariants:
             issues.add(issue.id)
             self.known.setdefault(issue.id, []).append(f"{key[0]}/{key[1]}: {detail}")
         return True
-
-    def clear_known(self, issue: KnownIssue, key: tuple[str, str]) -> None:
-        """``key`` is right again as far as ``issue`` goes."""
-        issues = self.tainted.get(key)
-        if issues is not None:
-            issues.discard(issue.id)
-            if not issues:
-                del self.tainted[key]
 
     async def check(self, ledger: Ledger, engine: Engine) -> list[str]:
         view = await _LedgerView.read(ledger)
@@ -185,22 +176,14 @@ class Invariants:
         """
         if engine._last_txn != view.last_txn:
             return []
-        reservations = view.reservations
-        full = allocate(view.balances, reservations, engine.index, list(engine.rules.values()))
+        full = allocate(view.balances, view.reservations, engine.index, list(engine.rules.values()))
         want = {(d.channel, d.sku): d.quantity for d in full}
-        problems: list[str] = []
-        for row in view.outbox:
-            key = (row.channel, row.sku)
-            if want.get(key, row.desired) == row.desired:
-                self.clear_known(INCREMENTAL_RESERVATIONS, key)
-                continue
-            detail = f"desired {row.desired}, a full recompute of the same ledger gives {want[key]}"
-            if _reserved_through_another_bundle(
-                row.sku, reservations, engine.index
-            ) and self.note_known(INCREMENTAL_RESERVATIONS, key, detail):
-                continue
-            problems.append(f"{row.channel}/{row.sku}: {detail}")
-        return problems
+        return [
+            f"{row.channel}/{row.sku}: desired {row.desired}, a full recompute of the same "
+            f"ledger gives {want[(row.channel, row.sku)]}"
+            for row in view.outbox
+            if want.get((row.channel, row.sku), row.desired) != row.desired
+        ]
 
 
 async def _unconfirmed_send(ledger: Ledger, row: OutboxRow) -> bool:
@@ -212,18 +195,6 @@ async def _unconfirmed_send(ledger: Ledger, row: OutboxRow) -> bool:
     log = await ledger.push_log(row.channel, row.sku, limit=1_000)
     acked = max((e.seq for e in log if e.status == "acknowledged"), default=0)
     return any(e.status == "sent" and e.seq > acked for e in log)
-
-
-def _reserved_through_another_bundle(
-    sku: str, reservations: list[Reservation], index: CatalogIndex
-) -> bool:
-    """Does an open reservation on a bundle outside ``sku``'s own make-up hold its units?"""
-    leaves = set(index.leaves.get(sku, {sku: 1}))
-    own = index.closure.get(sku, frozenset()) | {sku}
-    return any(
-        r.sku in index.leaves and r.sku not in own and leaves & set(index.leaves[r.sku])
-        for r in reservations
-    )
 
 
 async def superseded_sends(ledger: Ledger) -> list[str]:

@@ -1,12 +1,10 @@
 """Bugs the simulation found in syncd that are reported but not fixed yet.
 
-A violation recognised as one of these does not fail its seed (unless
-``SYNCD_SIM_STRICT=1``): the (channel, SKU) it concerns is *tainted* -- left
-out of the later checks until a write lands for it that shows the right
-number -- and the seed runs on, so every other invariant is still checked.
-The batch tests report every known issue they met as a warning with the
-seeds that reproduce it. Delete an entry once its fix has landed: the seeds
-listed in the warning become regression tests.
+A final mismatch recognised as one of these does not fail its seed (unless
+``SYNCD_SIM_STRICT=1``); it is recorded against its (channel, SKU), every
+other check still runs, and the batch tests report each known issue met as
+a warning naming the seeds that reproduce it. Delete an entry once its fix
+has landed: those seeds then fail if the bug comes back.
 """
 
 from __future__ import annotations
@@ -40,22 +38,7 @@ CHANNEL_MOVED = KnownIssue(
     ),
 )
 
-INCREMENTAL_RESERVATIONS = KnownIssue(
-    id="incremental-recompute-misses-bundle-reservations",
-    summary=(
-        "Engine.recompute reads open reservations only for the SKUs it recomputes and their "
-        "components; a reservation on another bundle that shares a component (a fabric or "
-        "FashionTrade order for bundle B reserves B's components) is left out, so a bundle "
-        "or single recomputed after an unrelated change is published from its components "
-        "without that order subtracted (oversell) until a full recompute"
-    ),
-    owner=(
-        "syncd/engine.py (_inputs_for: also read reservations of every bundle containing a "
-        "needed single, or read all open reservations)"
-    ),
-)
-
-KNOWN = {issue.id: issue for issue in (CHANNEL_MOVED, INCREMENTAL_RESERVATIONS)}
+KNOWN = {issue.id: issue for issue in (CHANNEL_MOVED,)}
 
 
 FIXED = (
@@ -65,6 +48,11 @@ FIXED = (
     "level kept (fixed: recorded as 0)",
     "outbox-unconfirmed-revert: a value back to the acknowledged one after an unconfirmed "
     "send was never pushed again (fixed in syncd/ledger/outbox.py)",
+    "channel-moved-after-write, for orders syncd saw: an order cancelled or rejected on a "
+    "channel while syncd's value stayed put (clamped at 0, rounded to packs) left the "
+    "released units on sale (fixed: the engine writes such SKUs again)",
+    "incremental-recompute-misses-bundle-reservations: a recompute after an unrelated change "
+    "left out orders for another bundle sharing a component (fixed in Engine._inputs_for)",
 )
 """Found by this simulation and fixed since; kept as a record, checked like any bug."""
 

@@ -215,7 +215,9 @@ async def test_an_order_for_one_bundle_lowers_every_bundle_sharing_its_component
 
     A fabric order for BND-00000 reserves those units; when BND-00001 is later
     recomputed for a change of its own (SKU-000012 restocked), the reservation
-    must still be subtracted from the shared components.
+    must still be subtracted from the shared components. (Found by the
+    simulation: the incremental recompute read only the recomputed SKUs'
+    reservations and published BND-00001 one too high; fixed in the engine.)
     """
     monkeypatch.setenv("SYNCD_SIM_STRICT", "1")
     async with Simulation(40, tmp_path) as sim:
