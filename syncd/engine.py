@@ -463,9 +463,8 @@ class Engine:
     async def _collect_resends(self, channel: str) -> None:
         """Queue SKUs whose reservations the channel's own order feed moved, to write again.
 
-        A channel that counts its own orders (Ankorstore's ``reservedQuantity``,
-        fabric's managed inventory) changes what it shows when one of them is
-        placed, shipped or cancelled -- even when syncd's number for the SKU
+        A channel that counts its own orders (Ankorstore's ``reservedQuantity``)
+        changes what it shows when one of them is placed, shipped or cancelled -- even when syncd's number for the SKU
         stays the same (clamped at zero, capped, a bundle limited by another
         component). Nothing would be pushed, and the channel would go on
         showing the cancelled units (an oversell) or the placed ones twice
@@ -474,6 +473,13 @@ class Engine:
         SKU the feed ever touched is written once: orders may have moved
         while syncd was down.
         """
+        if getattr(self.channels[channel], "orders_observed", None) is None:
+            # Only a channel that adds its own reservations back to syncd's
+            # number (Ankorstore) can show *more* than syncd allows after one
+            # of its orders closes. fabric only ever lowers its managed figure
+            # on its own (an undersell the drift read-back reports); writing
+            # it again could erase a sale syncd has not read yet.
+            return
         feeds = sorted({feed.name for feed in self.feeds if feed.channel == channel})
         if not feeds:
             return
