@@ -25,6 +25,7 @@ _HANDLERS: dict[str, str] = {
     "once": "syncd.once:cli_once",
     "status": "syncd.status_client:cli_status",
     "confirm": "syncd.status_client:cli_confirm",
+    "unpark": "syncd.unpark:cli_unpark",
     "explain": "syncd.explain:cli_explain",
     "check-config": "syncd.config:cli_check_config",
     "demo": "syncd.sandbox.demo:cli_demo",
@@ -73,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument("--socket", default=None, help="status socket path (default: from config)")
     confirm.add_argument("--config", default=None, help="TOML config path, to find the socket")
     confirm.add_argument("--json", action="store_true", help="print the raw JSON answer")
+
+    unpark = sub.add_parser(
+        "unpark", help="push variants a channel refused (parked) again, once the cause is fixed"
+    )
+    unpark.add_argument("channel", help="the channel that parked them")
+    unpark.add_argument("skus", nargs="*", metavar="SKU", help="the SKUs to unpark")
+    unpark.add_argument("--all", action="store_true", help="every variant parked on the channel")
+    unpark.add_argument("--reason", default=None, help="why, kept in the push log")
+    unpark.add_argument("--socket", default=None, help="status socket path (default: from config)")
+    unpark.add_argument("--config", default=None, help="TOML config path")
+    unpark.add_argument("--json", action="store_true", help="print the raw JSON answer")
 
     explain = sub.add_parser("explain", help="show how a SKU's published number was derived")
     explain.add_argument("sku", help="the brand SKU")

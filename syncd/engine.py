@@ -331,6 +331,17 @@ class Engine:
             log.warning("push.confirmed", channel=channel, hold_ids=confirmed)
         return confirmed
 
+    async def unpark(self, channel: str, skus: Collection[str] | None, note: str) -> list[str]:
+        """Make parked SKUs of ``channel`` pushable again (``None``: all); returns those unparked.
+
+        The value goes out on the next push; a channel that still refuses it
+        parks it again, with the new reason.
+        """
+        unparked = await self.ledger.unpark_items(channel, skus, self.now(), note)
+        if unparked:
+            log.warning("push.unparked", channel=channel, skus=unparked[:20], count=len(unparked))
+        return unparked
+
     def _waits_for_second_read(self, channel: str, row: OutboxRow, policy: SafetyPolicy) -> bool:
         key = (channel, row.sku)
         seen = self._first_seen.get(key)

@@ -58,12 +58,15 @@ from syncd.status_protocol import (
     StatusReply,
     StatusRequest,
     StatusRequestError,
+    UnparkReply,
+    UnparkRequest,
     confirm_args,
     encode_reply,
     explain_args,
     normalise_reply,
     parse_request,
     route,
+    unpark_args,
 )
 
 __all__ = [
@@ -91,11 +94,14 @@ __all__ = [
     "StatusServer",
     "StatusSocketError",
     "StatusSocketInUse",
+    "UnparkReply",
+    "UnparkRequest",
     "cli_status",
     "confirm_args",
     "explain_args",
     "parse_request",
     "route",
+    "unpark_args",
 ]
 
 log = structlog.get_logger("syncd.status")

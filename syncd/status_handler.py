@@ -1,4 +1,4 @@
-"""The daemon's answers on the status socket: status, metrics, explain, confirm, ping.
+"""The daemon's answers on the status socket: status, metrics, explain, confirm, unpark, ping.
 
 :class:`StatusService` reads the running :class:`~syncd.scheduler.Scheduler`
 (its assembly: ledger, engine, sources, channels, API clients), the
@@ -49,9 +49,11 @@ from syncd.status_protocol import (
     StatusHandler,
     StatusReply,
     StatusRequestError,
+    UnparkReply,
     confirm_args,
     explain_args,
     route,
+    unpark_args,
 )
 from syncd.wiring import ApiClients
 
@@ -244,6 +246,7 @@ class StatusService:
                 "metrics": self._metrics,
                 "explain": self._explain,
                 "confirm": self._confirm,
+                "unpark": self._unpark,
             }
         )
 
@@ -541,6 +544,21 @@ class StatusService:
         self.invalidate()
         scheduler.wake_pushers(channel)
         return ConfirmReply(ok=True, channel=channel, confirmed=confirmed)
+
+    async def _unpark(self, request: dict[str, Any]) -> UnparkReply:
+        channel, skus, note = unpark_args(request)
+        scheduler = self._scheduler()
+        if channel not in scheduler.assembly.channels:
+            known = ", ".join(scheduler.assembly.channels) or "none"
+            raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
+        unparked = await scheduler.assembly.engine.unpark(
+            channel, None if skus == "all" else skus, note
+        )
+        self.invalidate()
+        if unparked:
+            scheduler.wake_pushers(channel)
+        missing = [] if skus == "all" else sorted(set(skus) - set(unparked))
+        return UnparkReply(ok=True, channel=channel, unparked=unparked, not_parked=missing)
 
 
 # --- config-only rows ---------------------------------------------------------------------

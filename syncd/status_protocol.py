@@ -36,6 +36,14 @@ class ConfirmRequest(TypedDict):
     hold_id: int | Literal["all"]
 
 
+class UnparkRequest(TypedDict):
+    cmd: Literal["unpark"]
+    channel: str
+    skus: list[str] | Literal["all"]
+    note: NotRequired[str]
+    """Who asked and why, kept in the push log (at most ``MAX_NOTE_CHARS``)."""
+
+
 class MetricsRequest(TypedDict):
     cmd: Literal["metrics"]
 
@@ -140,6 +148,15 @@ class ConfirmReply(TypedDict):
     """The hold ids released for pushing."""
 
 
+class UnparkReply(TypedDict):
+    ok: Literal[True]
+    channel: str
+    unparked: list[str]
+    """The SKUs made pushable again, sorted."""
+    not_parked: list[str]
+    """SKUs asked for by name that were not parked (nothing was done for them)."""
+
+
 class PingReply(TypedDict):
     ok: Literal[True]
     version: str
@@ -216,6 +233,38 @@ def confirm_args(request: Mapping[str, Any]) -> tuple[str, int | Literal["all"]]
     if isinstance(hold_id, bool) or not isinstance(hold_id, int) or hold_id < 1:
         raise StatusRequestError('confirm needs "hold_id": a positive integer or "all"')
     return channel, hold_id
+
+
+MAX_UNPARK_SKUS = 1_000
+"""SKUs one ``unpark`` request may name (``"all"`` has no limit); keeps a request line
+well under the socket's 64 KiB limit."""
+
+
+MAX_NOTE_CHARS = 300
+"""Longest ``note`` an ``unpark`` request may carry into the push log."""
+
+
+def unpark_args(request: Mapping[str, Any]) -> tuple[str, list[str] | Literal["all"], str]:
+    """``(channel, skus, note)`` of an ``unpark`` request; ``skus`` may be ``"all"``."""
+    channel = request.get("channel")
+    if not isinstance(channel, str) or not channel:
+        raise StatusRequestError('unpark needs a "channel" string')
+    note = request.get("note", "unparked")
+    if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+        raise StatusRequestError(f'"note" must be a string of at most {MAX_NOTE_CHARS} characters')
+    note = " ".join(note.split()) or "unparked"
+    skus = request.get("skus")
+    if skus == "all":
+        return channel, "all", note
+    if (
+        not isinstance(skus, list)
+        or not skus
+        or not all(isinstance(sku, str) and sku.strip() for sku in skus)
+    ):
+        raise StatusRequestError('unpark needs "skus": a non-empty list of SKU strings or "all"')
+    if len(skus) > MAX_UNPARK_SKUS:
+        raise StatusRequestError(f"unpark takes at most {MAX_UNPARK_SKUS} SKUs per request")
+    return channel, sorted(set(skus)), note
 
 
 def route(commands: Mapping[str, StatusHandler]) -> StatusHandler:

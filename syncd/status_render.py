@@ -172,6 +172,7 @@ def _parked(channels: list[Mapping[str, Any]], paint: _Paint) -> list[str]:
         lines.append(
             f"{_INDENT}... and {len(rows) - _PARKED_SHOWN} more (syncd status --json lists all)"
         )
+    lines.append(f"{_INDENT}once the cause is fixed: syncd unpark CHANNEL SKU... (or --all)")
     return lines
 
 

@@ -26,7 +26,7 @@ number a channel shows can be traced back (ARCHITECTURE.md invariant 5).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,7 +43,7 @@ from syncd.ledger.codec import (
 )
 from syncd.ledger.connection import Database
 from syncd.ledger.errors import InvalidObservationError
-from syncd.model import Desired, OutboxRow, Sku
+from syncd.model import Desired, OutboxRow, Sku, now_utc
 
 _log = structlog.get_logger(__name__)
 
@@ -64,7 +64,7 @@ class PushLogEntry:
     quantity: int | None
     """None only for a superseded refusal of a value never logged as sent."""
     status: str
-    """``sent``, ``acknowledged``, ``superseded``, ``parked`` or ``failed``."""
+    """``sent``, ``acknowledged``, ``superseded``, ``parked``, ``failed`` or ``unparked``."""
     request_id: str | None
     reply: str | None
     at: datetime
@@ -434,17 +434,51 @@ class OutboxMixin:
 
     async def unpark(self, channel: str, sku: Sku) -> bool:
         """Make a parked item pushable again; False if it was not parked."""
+        return bool(await self.unpark_items(channel, [sku], now_utc(), "unparked"))
+
+    async def unpark_items(
+        self, channel: str, skus: Collection[Sku] | None, at: datetime, note: str
+    ) -> list[Sku]:
+        """Make parked items of ``channel`` pushable again; ``None`` means every parked one.
+
+        Each one gets an ``unparked`` push-log entry carrying ``note`` (who
+        asked and why), so the history shows why a refused value went out
+        again. The row becomes pending, or acknowledged when the channel
+        already shows the desired value. Returns the SKUs unparked, sorted;
+        SKUs that were not parked are left alone.
+        """
+        stamp = encode_time(at)
         async with self._db.write() as conn:
-            cursor = await conn.execute(
+            async with conn.execute(
+                "SELECT sku, seq, desired FROM outbox WHERE channel = ? AND status = 'parked'"
+                " ORDER BY sku",
+                (channel,),
+            ) as cursor:
+                parked = [(r[0], r[1], r[2]) for r in await cursor.fetchall()]
+            if skus is not None:
+                wanted = set(skus)
+                parked = [row for row in parked if row[0] in wanted]
+            if not parked:
+                return []
+            await _log_pushes(
+                conn,
+                [
+                    (channel, sku, seq, desired, "unparked", None, note, stamp, None)
+                    for sku, seq, desired in parked
+                ],
+            )
+            await conn.executemany(
                 """
                 UPDATE outbox SET reason = NULL, status = CASE
                     WHEN acknowledged IS NOT NULL AND acknowledged = desired THEN 'acknowledged'
                     ELSE 'pending' END
                 WHERE channel = ? AND sku = ? AND status = 'parked'
                 """,
-                (channel, sku),
+                [(channel, sku) for sku, _, _ in parked],
             )
-            return cursor.rowcount > 0
+        unparked = [sku for sku, _, _ in parked]
+        _log.warning("outbox.unparked", channel=channel, skus=unparked[:20], count=len(unparked))
+        return unparked
 
     async def push_log(
         self, channel: str | None = None, sku: Sku | None = None, limit: int = 100

@@ -205,7 +205,38 @@ _V1: tuple[str, ...] = (
     """,
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+_V2: tuple[str, ...] = (
+    # ``unparked``: an operator made a parked item pushable again (`syncd unpark`).
+    # SQLite cannot change a CHECK in place, so the log is copied into a new
+    # table; rows keep their ids, so the history reads exactly as before.
+    """
+    CREATE TABLE push_log_v2 (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        sku TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        quantity INTEGER CHECK (quantity IS NULL OR quantity >= 0),
+        status TEXT NOT NULL
+            CHECK (status IN ('sent', 'acknowledged', 'superseded', 'parked', 'failed',
+                              'unparked')),
+        request_id TEXT,
+        reply TEXT,
+        at TEXT NOT NULL,
+        explanation TEXT
+    )
+    """,
+    """
+    INSERT INTO push_log_v2 (id, channel, sku, seq, quantity, status, request_id, reply, at,
+                             explanation)
+    SELECT id, channel, sku, seq, quantity, status, request_id, reply, at, explanation
+    FROM push_log
+    """,
+    "DROP TABLE push_log",
+    "ALTER TABLE push_log_v2 RENAME TO push_log",
+    "CREATE INDEX push_log_item ON push_log (channel, sku, id)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 """Migration N (1-based) brings ``user_version`` from N-1 to N. Append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -182,6 +182,40 @@ async def test_confirm_releases_a_held_cycle_once(tmp_path: Path) -> None:
         assert await ledger.held_cycles("fabric") == []
 
 
+async def test_unpark_pushes_the_refused_value_once_the_cause_is_fixed(tmp_path: Path) -> None:
+    channel = FakeChannel()
+    channel.refuse["S02"] = "422 unknown variant"
+    source = FakeSource(levels=dict.fromkeys(SKUS, 12))
+    async with running(tmp_path, [source], [channel]) as (service, _, ledger):
+        await wait_for(lambda: len(channel.shown) == len(SKUS) - 1)
+        status = await ask(service, {"cmd": "status"})
+        [fabric] = status["channels"]
+        assert [p["sku"] for p in fabric["parked"]] == ["S02"]
+        channel.refuse.clear()  # the operator mapped the variant
+        reply = await ask(
+            service,
+            {"cmd": "unpark", "channel": "fabric", "skus": ["S02", "S03"], "note": "mapped"},
+        )
+        assert reply == {
+            "ok": True,
+            "channel": "fabric",
+            "unparked": ["S02"],
+            "not_parked": ["S03"],
+        }
+        await wait_for(lambda: channel.shown.get("S02") == 12)
+        with pytest.raises(StatusRequestError, match="unknown channel 'shopify'"):
+            await ask(service, {"cmd": "unpark", "channel": "shopify", "skus": "all"})
+        with pytest.raises(StatusRequestError, match="non-empty list"):
+            await ask(service, {"cmd": "unpark", "channel": "fabric", "skus": []})
+        nothing = await ask(service, {"cmd": "unpark", "channel": "fabric", "skus": "all"})
+        assert nothing["unparked"] == []
+        log = await ledger.push_log("fabric", "S02")
+        assert [e.status for e in log][:3] == ["acknowledged", "sent", "unparked"]
+        assert log[2].reply == "mapped"
+        status = await ask(service, {"cmd": "status"})
+        assert status["channels"][0]["parked"] == []
+
+
 async def test_explain_answers_from_the_open_ledger(tmp_path: Path) -> None:
     channel = FakeChannel()
     source = FakeSource(levels=dict.fromkeys(SKUS, 12))

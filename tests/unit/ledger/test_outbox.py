@@ -149,3 +149,28 @@ async def test_every_push_carries_the_explanation_of_its_value(ledger: Ledger) -
     assert current is not None
     assert current["result"] == 3
     assert await ledger.explanation(CH, "nope") is None
+
+
+@pytest.mark.anyio
+async def test_unpark_items_logs_who_asked_and_leaves_other_rows_alone(ledger: Ledger) -> None:
+    await ledger.set_desired([desired("A", 5), desired("B", 2), desired("C", 3)], at(0))
+    await ledger.mark_sent(CH, [("C", 1, 3)], "r1", at(1))
+    await ledger.mark_acknowledged(CH, [("C", 1, 3)], "r1", "ok", at(1))
+    assert await ledger.mark_parked(CH, "A", 1, "422 unknown variant", at(2))
+    # C was acknowledged, then refused on a resend: once unparked it is in sync again.
+    assert await ledger.mark_parked(CH, "C", 1, "always in stock", at(2))
+    named = await ledger.unpark_items(CH, ["A", "B"], at(3), "unparked by ops: variant mapped")
+    assert named == ["A"]  # B was never parked
+    assert await _row(ledger, "A") == (5, None, 1, "pending")
+    assert await _row(ledger, "C") == (3, 3, 1, "parked")
+    assert await ledger.unpark_items(CH, None, at(4), "unparked by ops") == ["C"]
+    assert await _row(ledger, "C") == (3, 3, 1, "acknowledged")
+    assert await ledger.unpark_items(CH, None, at(5), "again") == []
+    [entry, *_] = await ledger.push_log(CH, "A")
+    assert (entry.status, entry.seq, entry.quantity, entry.reply) == (
+        "unparked",
+        1,
+        5,
+        "unparked by ops: variant mapped",
+    )
+    assert entry.at == at(3)

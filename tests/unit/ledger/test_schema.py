@@ -9,7 +9,13 @@ import aiosqlite
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.ledger.schema import SCHEMA_VERSION, SchemaTooNewError, configure, migrate
+from syncd.ledger.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    SchemaTooNewError,
+    configure,
+    migrate,
+)
 from syncd.ledger.store import Ledger
 
 from .builders import AV, VOID, acc, movement, snapshot, transfer
@@ -103,3 +109,31 @@ async def test_foreign_keys_are_enforced(ledger_path: Path) -> None:
             await conn.execute(
                 "INSERT INTO postings (txn_id, account_id, quantity, movement) VALUES (99, 99, 1, 'x')"
             )
+
+
+@pytest.mark.anyio
+async def test_version_1_file_keeps_its_push_log_and_learns_unparked(ledger_path: Path) -> None:
+    """Migration 2 rebuilds the push log (new ``unparked`` status); ids and rows survive."""
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await configure(conn)
+        assert await migrate(conn, MIGRATIONS[:1]) == 1
+        await conn.execute(
+            "INSERT INTO push_log (id, channel, sku, seq, quantity, status, request_id, reply, at)"
+            " VALUES (7, 'ankorstore', 'A', 1, 5, 'parked', NULL, '422', '2026-01-01T00:00:00Z')"
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.execute(
+                "INSERT INTO push_log (channel, sku, seq, quantity, status, at)"
+                " VALUES ('ankorstore', 'A', 1, 5, 'unparked', '2026-01-01T00:00:01Z')"
+            )
+    async with await Ledger.open(ledger_path) as ledger:
+        assert (await ledger.pragmas())["user_version"] == SCHEMA_VERSION
+        [kept] = await ledger.push_log("ankorstore", "A")
+        assert (kept.id, kept.status, kept.reply) == (7, "parked", "422")
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await conn.execute(
+            "INSERT INTO push_log (channel, sku, seq, quantity, status, at)"
+            " VALUES ('ankorstore', 'A', 1, 5, 'unparked', '2026-01-01T00:00:01Z')"
+        )
+        async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'") as cursor:
+            assert "push_log_item" in [row[0] for row in await cursor.fetchall()]
