@@ -424,8 +424,8 @@ class StatusService:
         rows: list[ChannelStatus] = []
         facts: list[ChannelFacts] = []
         for name in assembly.channels:
-            pending = await ledger.pending(name)
-            parked = [row for row in await ledger.outbox_rows(name) if row.status == "parked"]
+            pending, parked_count = await ledger.outbox_counts(name)
+            parked = await ledger.parked_rows(name, limit=PARKED_LIMIT)
             holds = await ledger.held_cycles(name)
             run = scheduler.channels.get(name)
             last_push = run.last_push_at if run else None
@@ -443,7 +443,7 @@ class StatusService:
                 ChannelStatus(
                     name=name,
                     enabled=True,
-                    queue_depth=len(pending),
+                    queue_depth=pending,
                     last_push=_iso(last_push),
                     pushes=self.metrics.get("pushes", channel=name),
                     variants_pushed=self.metrics.get("variants_pushed", channel=name),
@@ -452,10 +452,7 @@ class StatusService:
                     if client
                     else 0,
                     rate_limit=rate_windows(client),
-                    parked=[
-                        ParkedVariant(sku=row.sku, reason=row.reason or "")
-                        for row in parked[:PARKED_LIMIT]
-                    ],
+                    parked=[ParkedVariant(sku=row.sku, reason=row.reason or "") for row in parked],
                     held=[_held(hold) for hold in holds],
                     # The last round's only: a round that found nothing to hold back clears them.
                     waiting=list(run.last_cycle.waiting_reasons) if run and run.last_cycle else [],
@@ -468,7 +465,7 @@ class StatusService:
                     stale_sources=stale,
                     block_on_stale=policy.block_on_stale_source if policy else True,
                     held=len(holds),
-                    parked=len(parked),
+                    parked=parked_count,
                     consecutive_errors=run.consecutive_errors if run else 0,
                     last_error=run.last_error if run else None,
                     failed_last_round=cycle.failed if cycle else 0,
@@ -477,8 +474,8 @@ class StatusService:
                 )
             )
             labels = {"channel": name}
-            gauges[series_name("queue_depth", labels)] = float(len(pending))
-            gauges[series_name("parked_variants", labels)] = float(len(parked))
+            gauges[series_name("queue_depth", labels)] = float(pending)
+            gauges[series_name("parked_variants", labels)] = float(parked_count)
             gauges[series_name("held_cycles", labels)] = float(len(holds))
             gauges[series_name("drifted_variants", labels)] = float(len(run.drift) if run else 0)
             for window in rows[-1]["rate_limit"]:

@@ -27,11 +27,26 @@ class KeyLocator:
     """Line numbers of every key path in one TOML document."""
 
     def __init__(self, text: str) -> None:
-        scanner = _Scanner(text)
-        self._lines = scanner.scan()
-        self.final_table: KeyPath = scanner.table
+        # Scanned on first use: a valid config never asks for a line, and on a
+        # 100 000-variant catalog the scan costs more than parsing the file.
+        self._text = text
+        self._scanned: tuple[dict[KeyPath, int], KeyPath] | None = None
+
+    @property
+    def _lines(self) -> dict[KeyPath, int]:
+        return self._scan()[0]
+
+    @property
+    def final_table(self) -> KeyPath:
         """The table the document ends in (``("catalog", "bundles", 1)``): where a
         key written right after it would go. Used to name a duplicate key."""
+        return self._scan()[1]
+
+    def _scan(self) -> tuple[dict[KeyPath, int], KeyPath]:
+        if self._scanned is None:
+            scanner = _Scanner(self._text)
+            self._scanned = (scanner.scan(), scanner.table)
+        return self._scanned
 
     def line_of(self, path: KeyPath) -> int | None:
         """The line where ``path`` itself is written, or ``None``."""

@@ -78,22 +78,71 @@ def explanation_to_json(explanation: Explanation) -> dict[str, Any]:
         "channel": explanation.channel,
         "sku": explanation.sku,
         "inputs": dict(explanation.inputs),
-        "steps": [
-            {"rule": s.rule, "before": s.before, "after": s.after, "detail": s.detail}
-            for s in explanation.steps
-        ],
+        "steps": _steps(explanation),
         "limiting_component": explanation.limiting_component,
         "result": explanation.result,
     }
 
 
+def _steps(explanation: Explanation) -> list[dict[str, Any]]:
+    return [
+        {"rule": s.rule, "before": s.before, "after": s.after, "detail": s.detail}
+        for s in explanation.steps
+    ]
+
+
 # One encoder instance: json.dumps() with any non-default argument builds a
 # new JSONEncoder per call, which dominated a 220 000-row outbox update.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+# What that encoder (ensure_ascii) escapes strings with; a C function in CPython.
+_escape = json.encoder.encode_basestring_ascii
 
 
 def encode_json(value: Mapping[str, Any]) -> str:
     return _ENCODER.encode(value)
+
+
+class ExplanationEncoder:
+    """``encode_json(explanation_to_json(e))``, byte for byte, at a fraction of the cost.
+
+    A full recompute stores one explanation per (channel, SKU) -- 180 000 on a
+    100 000-variant catalog -- and the generic encoder spent more time on
+    them than the allocation itself. Here the fixed layout is written as
+    text (keys in sorted order, as ``sort_keys`` does), strings escaped by
+    the same C function ``json`` uses, and the ``steps`` tuples, which
+    allocation shares between every SKU with equal numbers, encoded once per
+    object (held here, so an id is never reused while cached). Anything but
+    plain ints and strings falls back to the generic encoder. Use one
+    encoder per batch of rows.
+    """
+
+    def __init__(self) -> None:
+        self._steps: dict[int, tuple[object, str]] = {}
+
+    def encode(self, explanation: Explanation) -> str:
+        limiting = explanation.limiting_component
+        result = explanation.result
+        if type(result) is not int or not (limiting is None or type(limiting) is str):
+            return encode_json(explanation_to_json(explanation))
+        inputs = _inputs_json(explanation.inputs)
+        found = self._steps.get(id(explanation.steps))
+        if found is None or found[0] is not explanation.steps:
+            found = (explanation.steps, _ENCODER.encode(_steps(explanation)))
+            self._steps[id(explanation.steps)] = found
+        return (
+            f'{{"channel":{_escape(explanation.channel)},"inputs":{inputs},'
+            f'"limiting_component":{"null" if limiting is None else _escape(limiting)},'
+            f'"result":{result},"sku":{_escape(explanation.sku)},"steps":{found[1]}}}'
+        )
+
+
+def _inputs_json(inputs: Mapping[str, int]) -> str:
+    parts = []
+    for key, value in sorted(inputs.items()):
+        if type(value) is not int or type(key) is not str:
+            return _ENCODER.encode(dict(inputs))
+        parts.append(f"{_escape(key)}:{value}")
+    return "{" + ",".join(parts) + "}"
 
 
 def decode_json(value: str | None) -> dict[str, Any] | None:

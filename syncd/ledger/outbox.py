@@ -35,11 +35,11 @@ import aiosqlite
 import structlog
 
 from syncd.ledger.codec import (
+    ExplanationEncoder,
     decode_json,
     decode_time,
     encode_json,
     encode_time,
-    explanation_to_json,
 )
 from syncd.ledger.connection import Database
 from syncd.ledger.errors import InvalidObservationError
@@ -204,18 +204,18 @@ class OutboxMixin:
             if (row.channel, row.sku) in keys:
                 raise InvalidObservationError(f"{row.channel}/{row.sku} appears twice")
             keys.add((row.channel, row.sku))
+        encoder = ExplanationEncoder()
         async with self._db.write() as conn:
-            current = await _current(
-                conn, [(r.channel, r.sku) for r in rows], with_explanation=False
-            )
+            current = await _current(conn, [(r.channel, r.sku) for r in rows])
             changed: list[tuple[str, Sku, int, int, str, str, str]] = []
             same: list[tuple[str, str, Sku]] = []
             unknown: list[tuple[str, Sku]] = []
             for row in rows:
-                explanation = encode_json(explanation_to_json(row.explanation))
+                explanation = encoder.encode(row.explanation)
                 old = current.get((row.channel, row.sku))
                 if old is not None and old.desired == row.quantity:
-                    same.append((explanation, row.channel, row.sku))
+                    if old.explanation != explanation:
+                        same.append((explanation, row.channel, row.sku))
                     continue
                 status = _settled_status(
                     old.status if old else "pending",
@@ -251,11 +251,10 @@ class OutboxMixin:
                 "UPDATE outbox SET acknowledged = NULL WHERE channel = ? AND sku = ?", unknown
             )
             # The reasoning behind an unchanged value may still have moved
-            # (say, more stock behind the same cap); rewrite only those rows.
+            # (say, more stock behind the same cap); rewrite only those rows
+            # (compared here: one UPDATE per row would cost as much as the recompute).
             await conn.executemany(
-                "UPDATE outbox SET explanation = ?1 WHERE channel = ?2 AND sku = ?3"
-                " AND explanation IS NOT ?1",
-                same,
+                "UPDATE outbox SET explanation = ? WHERE channel = ? AND sku = ?", same
             )
         if changed:
             _log.debug("outbox.desired_changed", changed=len(changed), unchanged=len(same))
@@ -273,6 +272,33 @@ class OutboxMixin:
             ) as cursor,
         ):
             return [_to_row(r) for r in await cursor.fetchall()]
+
+    async def parked_rows(self, channel: str, limit: int | None = None) -> list[OutboxRow]:
+        """The channel's parked rows, by SKU (``outbox_parked`` keeps this cheap on any catalog)."""
+        async with (
+            self._db.read() as conn,
+            conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM outbox"  # noqa: S608 -- constant columns
+                " WHERE channel = ? AND status = 'parked' ORDER BY sku LIMIT ?",
+                (channel, -1 if limit is None else limit),
+            ) as cursor,
+        ):
+            return [_to_row(r) for r in await cursor.fetchall()]
+
+    async def outbox_counts(self, channel: str) -> tuple[int, int]:
+        """``(pending, parked)`` rows of the channel, counted in SQL (status reports them often)."""
+        async with self._db.read() as conn:
+            async with conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE channel = ? AND status != 'parked'"
+                " AND (acknowledged IS NULL OR acknowledged != desired)",
+                (channel,),
+            ) as cursor:
+                pending = await cursor.fetchone()
+            async with conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE channel = ? AND status = 'parked'", (channel,)
+            ) as cursor:
+                parked = await cursor.fetchone()
+        return (int(pending[0]) if pending else 0), (int(parked[0]) if parked else 0)
 
     async def outbox_rows(self, channel: str | None = None) -> list[OutboxRow]:
         async with (

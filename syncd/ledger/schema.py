@@ -234,6 +234,9 @@ _V2: tuple[str, ...] = (
     "DROP TABLE push_log",
     "ALTER TABLE push_log_v2 RENAME TO push_log",
     "CREATE INDEX push_log_item ON push_log (channel, sku, id)",
+    # `syncd status` lists parked rows every few seconds: without this it would
+    # read the whole outbox (hundreds of thousands of rows) to find a handful.
+    "CREATE INDEX outbox_parked ON outbox (channel, sku) WHERE status = 'parked'",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
