@@ -278,7 +278,7 @@ class OutboxMixin:
         async with (
             self._db.read() as conn,
             conn.execute(
-                f"SELECT {_ROW_COLUMNS} FROM outbox"  # noqa: S608 -- constant columns
+                f"SELECT {_ROW_COLUMNS} FROM outbox INDEXED BY outbox_parked"  # noqa: S608
                 " WHERE channel = ? AND status = 'parked' ORDER BY sku LIMIT ?",
                 (channel, -1 if limit is None else limit),
             ) as cursor,
@@ -286,16 +286,23 @@ class OutboxMixin:
             return [_to_row(r) for r in await cursor.fetchall()]
 
     async def outbox_counts(self, channel: str) -> tuple[int, int]:
-        """``(pending, parked)`` rows of the channel, counted in SQL (status reports them often)."""
+        """``(pending, parked)`` rows of the channel, counted in SQL (status reports them often).
+
+        ``INDEXED BY``: without statistics SQLite prefers the primary key and
+        would count by reading every row of the channel -- a few hundred ms
+        every five seconds on a 100 000-variant catalog, for an idle daemon.
+        """
         async with self._db.read() as conn:
             async with conn.execute(
-                "SELECT COUNT(*) FROM outbox WHERE channel = ? AND status != 'parked'"
-                " AND (acknowledged IS NULL OR acknowledged != desired)",
+                "SELECT COUNT(*) FROM outbox INDEXED BY outbox_pending WHERE channel = ?"
+                " AND status != 'parked' AND (acknowledged IS NULL OR acknowledged != desired)",
                 (channel,),
             ) as cursor:
                 pending = await cursor.fetchone()
             async with conn.execute(
-                "SELECT COUNT(*) FROM outbox WHERE channel = ? AND status = 'parked'", (channel,)
+                "SELECT COUNT(*) FROM outbox INDEXED BY outbox_parked"
+                " WHERE channel = ? AND status = 'parked'",
+                (channel,),
             ) as cursor:
                 parked = await cursor.fetchone()
         return (int(pending[0]) if pending else 0), (int(parked[0]) if parked else 0)
