@@ -174,3 +174,20 @@ async def test_unpark_items_logs_who_asked_and_leaves_other_rows_alone(ledger: L
         "unparked by ops: variant mapped",
     )
     assert entry.at == at(3)
+
+
+@pytest.mark.anyio
+async def test_counts_and_parked_rows_match_the_rows_themselves(ledger: Ledger) -> None:
+    await ledger.set_desired([desired(s, 3) for s in "ABCDE"] + [desired("A", 1, "fabric")], at(0))
+    await ledger.mark_sent(CH, [("B", 1, 3)], "r1", at(1))
+    await ledger.mark_acknowledged(CH, [("B", 1, 3)], "r1", "ok", at(1))
+    for sku in ("D", "C"):
+        assert await ledger.mark_parked(CH, sku, 1, "422", at(2))
+    assert await ledger.outbox_counts(CH) == (2, 2)  # A and E pending; C and D parked
+    assert [r.sku for r in await ledger.parked_rows(CH)] == ["C", "D"]
+    assert [r.sku for r in await ledger.parked_rows(CH, limit=1)] == ["C"]
+    rows = await ledger.outbox_rows(CH)
+    assert len(await ledger.pending(CH)) == 2
+    assert sum(r.status == "parked" for r in rows) == 2
+    assert await ledger.outbox_counts("fabric") == (1, 0)
+    assert await ledger.parked_rows("fabric") == []
