@@ -263,7 +263,9 @@ def unpark_args(request: Mapping[str, Any]) -> tuple[str, list[str] | Literal["a
     ):
         raise StatusRequestError('unpark needs "skus": a non-empty list of SKU strings or "all"')
     if len(skus) > MAX_UNPARK_SKUS:
-        raise StatusRequestError(f"unpark takes at most {MAX_UNPARK_SKUS} SKUs per request")
+        raise StatusRequestError(
+            f"unpark takes at most {MAX_UNPARK_SKUS} SKUs per request; use --all or several calls"
+        )
     return channel, sorted(set(skus)), note
 
 
