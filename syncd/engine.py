@@ -337,10 +337,8 @@ class Engine:
         The value goes out on the next push; a channel that still refuses it
         parks it again, with the new reason.
         """
-        unparked = await self.ledger.unpark_items(channel, skus, self.now(), note)
-        if unparked:
-            log.warning("push.unparked", channel=channel, skus=unparked[:20], count=len(unparked))
-        return unparked
+        # The ledger logs it (``outbox.unparked``), whoever asks: the daemon or `syncd unpark`.
+        return await self.ledger.unpark_items(channel, skus, self.now(), note)
 
     def _waits_for_second_read(self, channel: str, row: OutboxRow, policy: SafetyPolicy) -> bool:
         key = (channel, row.sku)

@@ -41,7 +41,6 @@ import json
 import re
 import sqlite3
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -260,17 +259,10 @@ async def open_read_only(path: Path) -> Ledger:
 
 
 def _daemon_paths(config_path: Path) -> tuple[Path, Path]:
-    """``(database, status_socket)`` from ``[daemon]`` alone.
+    """``(database, status_socket)`` from ``[daemon]`` alone (no secrets, no catalog)."""
+    from syncd.config import read_daemon_section  # noqa: PLC0415 -- only the CLI needs it
 
-    Like `syncd status`, explaining needs neither the API secrets nor the
-    catalog, which an operator in syncd's group usually may not read.
-    """
-    from syncd.config import DaemonSection  # noqa: PLC0415 -- only the CLI needs it
-
-    data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    section = DaemonSection.model_validate(
-        data.get("daemon", {}), context={"base_dir": config_path.absolute().parent}
-    )
+    section = read_daemon_section(config_path)
     return section.database, section.status_socket
 
 

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import tomllib
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
@@ -138,22 +137,12 @@ def socket_path(args: argparse.Namespace) -> Path:
 
 
 def _configured_socket(config_path: Path) -> Path | None:
-    """``daemon.status_socket`` as the daemon reads it, from ``[daemon]`` alone.
-
-    Not `load_config`: that also resolves API secrets and reads the catalog,
-    which an operator in syncd's group usually may not read -- and neither is
-    needed to find a socket. Validating ``[daemon]`` with the config's own
-    model keeps the default and relative-path rules identical to the daemon's.
-    """
+    """``daemon.status_socket`` as the daemon reads it (`syncd.config.read_daemon_section`)."""
     # Imported on use: `syncd status --socket PATH` must work whatever state
     # the config code or file is in.
-    from syncd.config import DaemonSection  # noqa: PLC0415
+    from syncd.config import read_daemon_section  # noqa: PLC0415
 
-    data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    table = data.get("daemon", {})
-    base_dir = config_path.absolute().parent
-    section = DaemonSection.model_validate(table, context={"base_dir": base_dir})
-    return section.status_socket
+    return read_daemon_section(config_path).status_socket
 
 
 def health_exit_code(health: object) -> int:

@@ -31,6 +31,7 @@ from typing import Any
 
 import anyio
 
+from syncd.config import DaemonSection, read_daemon_section
 from syncd.ledger.store import Ledger
 from syncd.model import now_utc
 from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
@@ -66,11 +67,17 @@ def build_request(
 async def unpark(config_path: Path, socket: Path | None, payload: dict[str, Any]) -> dict[str, Any]:
     """Ask the daemon; when none answers, unpark in the ledger file under syncd's lock."""
     channel, skus, note = unpark_args(payload)
+    section: DaemonSection | None = None
+    if socket is None:
+        section = read_daemon_section(config_path)
+        socket = section.status_socket
     try:
-        return await request(socket or _daemon_paths(config_path)[2], payload)
+        return await request(socket, payload)
     except StatusUnreachable as no_daemon:
-        database, lock_path, _ = _daemon_paths(config_path)
-        lock = RuntimeLock(lock_path, database)
+        if section is None:
+            section = read_daemon_section(config_path)
+        database = section.database
+        lock = RuntimeLock(section.lock_path, database)
         try:
             lock.acquire()
         except AlreadyRunning as exc:
@@ -90,17 +97,6 @@ async def unpark(config_path: Path, socket: Path | None, payload: dict[str, Any]
             lock.release()
     missing = [] if skus == "all" else sorted(set(skus) - set(unparked))
     return {"ok": True, "channel": channel, "unparked": unparked, "not_parked": missing}
-
-
-def _daemon_paths(config_path: Path) -> tuple[Path, Path, Path]:
-    """``(database, lock file, status socket)`` from ``[daemon]`` alone (no secrets needed)."""
-    from syncd.config import DaemonSection  # noqa: PLC0415 -- only the CLI needs it
-
-    data = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    section = DaemonSection.model_validate(
-        data.get("daemon", {}), context={"base_dir": config_path.absolute().parent}
-    )
-    return section.database, section.lock_path, section.status_socket
 
 
 def cli_unpark(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from syncd.config.apis import (
     Secret,
 )
 from syncd.config.command import cli_check_config
-from syncd.config.load import load_config, load_config_text
+from syncd.config.load import load_config, load_config_text, read_daemon_section
 from syncd.config.problems import ConfigError, ConfigProblem
 from syncd.config.root import Config
 from syncd.config.sections import (
@@ -61,4 +61,5 @@ __all__ = [
     "cli_check_config",
     "load_config",
     "load_config_text",
+    "read_daemon_section",
 ]

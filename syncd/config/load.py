@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
@@ -35,7 +36,26 @@ from syncd.config.problems import (
     format_key,
 )
 from syncd.config.root import Config
+from syncd.config.sections import DaemonSection
 from syncd.config.syntax import parse_toml
+
+
+def read_daemon_section(config_path: Path) -> DaemonSection:
+    """``[daemon]`` of the config file alone, as the daemon reads it.
+
+    For the commands that talk to a daemon or open its ledger (`syncd
+    status`, ``confirm``, ``explain``, ``unpark``): not `load_config`, which
+    also resolves API secrets and reads the catalog -- files an operator in
+    syncd's group usually may not read, and none of it needed here.
+    Validating ``[daemon]`` with the config's own model keeps the defaults and
+    relative-path rules identical to the daemon's. Raises ``OSError``,
+    ``tomllib.TOMLDecodeError`` or a pydantic ``ValidationError``.
+    """
+    data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    return DaemonSection.model_validate(
+        data.get("daemon", {}), context={"base_dir": config_path.absolute().parent}
+    )
+
 
 _INT64 = range(-(2**63), 2**63)
 """TOML integers are 64-bit: "if an integer cannot be represented losslessly, an error

@@ -110,18 +110,15 @@ def _to_row(r: aiosqlite.Row | tuple[Any, ...]) -> OutboxRow:
 async def _current(
     conn: aiosqlite.Connection,
     keys: Sequence[tuple[str, Sku]],
-    *,
-    with_explanation: bool = True,
 ) -> dict[tuple[str, Sku], _Current]:
     """Current rows for ``keys``: one indexed query per channel."""
     by_channel: dict[str, list[Sku]] = {}
     for channel, sku in keys:
         by_channel.setdefault(channel, []).append(sku)
-    explanation = "explanation" if with_explanation else "NULL"
     found: dict[tuple[str, Sku], _Current] = {}
     for channel, skus in by_channel.items():
         async with conn.execute(
-            f"SELECT sku, desired, acknowledged, acked_seq, seq, status, {explanation}"  # noqa: S608 -- constant
+            "SELECT sku, desired, acknowledged, acked_seq, seq, status, explanation"
             " FROM outbox WHERE channel = ? AND sku IN (SELECT value FROM json_each(?))",
             (channel, json.dumps(skus)),
         ) as cursor:

@@ -13,6 +13,17 @@ from tests.integration.daemon._support import daemon, short_dir, wait_until, wri
 pytestmark = pytest.mark.integration
 
 
+def syncd_unpark(*args: str) -> subprocess.CompletedProcess[str]:
+    """``syncd unpark ARGS`` as an operator runs it: its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", "unpark", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def test_unparked_variant_is_published_after_the_listing_is_fixed() -> None:
     world = SandboxWorld.create(variants=20, seed=9)
     [variant, *_] = [v for v in world.catalog.variants if "ankorstore" in v.channels]
@@ -37,23 +48,13 @@ def test_unparked_variant_is_published_after_the_listing_is_fixed() -> None:
 
             # The brand switches "always in stock" off on Ankorstore, then unparks.
             world.ankorstore.set_stock(key, 0)
-            unpark = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "syncd",
-                    "unpark",
-                    "ankorstore",
-                    variant.sku,
-                    "--config",
-                    str(config),
-                    "--reason",
-                    "always in stock switched off",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
+            unpark = syncd_unpark(
+                "ankorstore",
+                variant.sku,
+                "--config",
+                str(config),
+                "--reason",
+                "always in stock switched off",
             )
             assert unpark.returncode == 0, unpark.stderr
             assert f"unparked on ankorstore: {variant.sku}" in unpark.stdout
@@ -74,22 +75,7 @@ def test_unparked_variant_is_published_after_the_listing_is_fixed() -> None:
             assert reply["channels"][0]["last_push"]["status"] == "acknowledged"
 
             # Naming a SKU that is not parked is reported with exit status 1.
-            again = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "syncd",
-                    "unpark",
-                    "ankorstore",
-                    variant.sku,
-                    "--config",
-                    str(config),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
+            again = syncd_unpark("ankorstore", variant.sku, "--config", str(config))
             assert again.returncode == 1
             assert "left alone" in again.stdout
             assert process.stop()[0] == 0
