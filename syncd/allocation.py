@@ -35,8 +35,23 @@ For each channel rule, in this order:
 4. Per published SKU: **buffer** units held back (clamped at 0),
    **percentage** of the rest rounded down (exact decimal arithmetic, so
    100 % is the identity and 33.3 % of 1000 is 333), **cap**, **whole
-   packs** (round down to a multiple of ``pack_size`` when
-   ``pack_rounding``; bundles are sold singly), **clamp** at 0.
+   packs**, **clamp** at 0. The pack is the channel's own when it has one
+   (``packs=``: Ankorstore's ``unitMultiplier``, seed 000 L795-798,
+   L2786-2789, wins over the catalog's), else the catalog's ``pack_size``
+   when ``pack_rounding`` (bundles are sold singly unless the channel says
+   otherwise). Rounding happens here and only here, so the explanation
+   shows the number the channel receives.
+5. **Own orders** (``ChannelRule.adds_own_orders``, Ankorstore): the channel
+   subtracts its own open orders itself (``availableQuantity =
+   stockQuantity - reservedQuantity``, seed 000 L1180-1190, L1806-1810), so
+   the value written is the sellable quantity plus what the channel's own
+   open orders *for that SKU* (its reservations at the rule's locations)
+   took off the net stock in steps 2-3: their units, less what the clamp at
+   zero never subtracted. An order the ledger has not seen
+   yet is then subtracted by the channel alone, and one cancelled before
+   syncd saw it gives back only its own units: never anything twice. The
+   sum is `Desired.quantity`; ``Desired.own_reserved`` keeps the addend so
+   the interlocks judge the sellable part.
 
 A SKU is published on a channel when the catalog knows it (variant or
 bundle) and the rule's ``skus`` includes it (``None`` means all).
@@ -48,7 +63,7 @@ expanded) to its quantity; for a bundle these keys are prefixed with the
 single SKU they belong to (``PY:activeants/available/``). ``steps`` holds one
 `ExplanationStep` per rule that applied: ``pool``, ``reservations``,
 ``clamp`` (net below zero), ``bundle``, ``buffer``, ``percentage``, ``cap``,
-``pack``, ``clamp``. Rules left at their neutral value (buffer 0, 100 %, no
+``pack``, ``clamp``, ``own_orders``. Rules left at their neutral value (buffer 0, 100 %, no
 cap, pack size 1) add no step. Explanations are read-only: channels fed by
 the same locations share their ``inputs`` mappings, and equal steps are one
 object.
@@ -150,11 +165,14 @@ def allocate(
     rules: Sequence[ChannelRule],
     *,
     skus: Collection[Sku] | None = None,
+    packs: Mapping[str, Mapping[Sku, int]] | None = None,
 ) -> list[Desired]:
     """Desired quantity per published (channel, SKU), sorted; see the module docstring.
 
     ``skus`` limits the result to those SKUs (bundles still read their
-    components); the numbers are the same as in a full run. Raises
+    components); the numbers are the same as in a full run. ``packs`` gives
+    a channel's own pack sizes (channel -> SKU -> units per pack), which win
+    over the catalog's. Raises
     `syncd.bundles.CatalogError` or `RuleError` on input that cannot be
     allocated over, before computing anything.
     """
@@ -162,8 +180,12 @@ def allocate(
     problems = validate_rules(rules)
     if problems:
         raise RuleError(problems)
+    for channel, sizes in (packs or {}).items():
+        for sku, size in sizes.items():
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise RuleError([f"channel {channel!r} pack size {size!r} for {sku} is not >= 1"])
     with _collector_paused():
-        return _allocate(balances, reservations, index, rules, skus)
+        return _allocate(balances, reservations, index, rules, skus, packs=packs or {})
 
 
 @contextmanager
@@ -190,6 +212,8 @@ def _allocate(
     index: CatalogIndex,
     rules: Sequence[ChannelRule],
     skus: Collection[Sku] | None,
+    *,
+    packs: Mapping[str, Mapping[Sku, int]],
 ) -> list[Desired]:
     wanted: set[Sku] | None = None
     needed: set[Sku] | None = None
@@ -199,12 +223,20 @@ def _allocate(
         for sku in wanted:
             needed |= index.closure.get(sku, frozenset())
     stock = _index_stock(balances, index, needed)
-    held = _index_reservations(reservations, index, needed)
+    held, own = _index_reservations(reservations, index, needed)
     locations = {loc for rows in (*stock.values(), *held.values()) for loc, _, _ in rows}
     result: list[Desired] = []
     by_stock: dict[frozenset[LocationId], _Channel] = {}
     for rule in sorted(rules, key=lambda r: r.channel):
-        channel = _Channel(rule, index, stock=stock, held=held, locations=locations)
+        channel = _Channel(
+            rule,
+            index,
+            stock=stock,
+            held=held,
+            locations=locations,
+            own=own.get(rule.channel, {}) if rule.adds_own_orders else {},
+            packs=packs.get(rule.channel, {}),
+        )
         channel.compute(needed, by_stock.get(channel.matching))
         by_stock.setdefault(channel.matching, channel)
         result.extend(channel.publish(wanted))
@@ -251,10 +283,18 @@ def _index_stock(
     return rows
 
 
+_Own = dict[str, dict[Sku, list[tuple[LocationId, int]]]]
+"""channel -> SKU as ordered (not expanded) -> (location, units) of that channel's orders."""
+
+
 def _index_reservations(
     reservations: Iterable[Reservation], index: CatalogIndex, needed: set[Sku] | None
-) -> _Rows:
-    """Open reservations per single SKU, deduplicated, bundles expanded (seed 000 L13115)."""
+) -> tuple[_Rows, _Own]:
+    """Open reservations per single SKU, deduplicated, bundles expanded (seed 000 L13115).
+
+    Also returns each channel's own orders per SKU *as ordered* (a bundle's
+    order counts for the bundle): what that channel subtracts itself.
+    """
     unique: dict[tuple[str, str, Sku, LocationId], int] = {}
     for reservation in reservations:
         if reservation.quantity <= 0 or not _known(index, reservation.sku):
@@ -272,7 +312,11 @@ def _index_reservations(
     rows: _Rows = {}
     for (single, location, label), quantity in sorted(units.items()):
         rows.setdefault(single, []).append((location, label, quantity))
-    return rows
+    own: _Own = {}
+    for (channel, _, sku, location), quantity in sorted(unique.items()):
+        if needed is None or sku in needed:
+            own.setdefault(channel, {}).setdefault(sku, []).append((location, quantity))
+    return rows, own
 
 
 _Net = tuple[int, int, dict[str, int]]
@@ -300,8 +344,15 @@ class _Channel:
         stock: _Rows,
         held: _Rows,
         locations: set[LocationId],
+        own: Mapping[Sku, list[tuple[LocationId, int]]],
+        packs: Mapping[Sku, int],
     ) -> None:
         self.rule = rule
+        self.own = own
+        self.own_detail = (
+            f"plus {rule.channel}'s own open orders, which {rule.channel} subtracts itself"
+        )
+        self.channel_packs = packs
         self.index = index
         self.stock = stock
         self.held = held
@@ -391,6 +442,8 @@ class _Channel:
         nets = self.nets
         explained = self.explained
         packs = self.index.packs if self.rule.pack_rounding else {}
+        channel_packs = self.channel_packs
+        own = self.own
         result: list[Desired] = []
         append = result.append
         for sku in skus:
@@ -399,14 +452,59 @@ class _Channel:
                 append(self._publish_bundle(sku))
                 continue
             pool, reserved, inputs = net
-            key = (pool, reserved, packs.get(sku, 1))
+            key = (pool, reserved, channel_packs.get(sku) or packs.get(sku, 1))
             found = explained.get(key)
             if found is None:
                 found = explained[key] = self._explain_single(*key)
             quantity, steps = found
+            added = self._own_effect(sku) if own else 0
+            if added:
+                steps = (
+                    *steps,
+                    ExplanationStep("own_orders", quantity, quantity + added, self.own_detail),
+                )
+                quantity += added
             explanation = Explanation(channel, sku, inputs, steps, None, quantity)
-            append(Desired(channel, sku, quantity, explanation))
+            append(Desired(channel, sku, quantity, explanation, added))
         return result
+
+    def _own_effect(self, sku: Sku) -> int:
+        """How much this channel's own open orders for ``sku`` lowered its net stock.
+
+        Their units, unless the net was clamped at zero: an order the pool
+        could not cover lowered nothing, and adding it back would offer
+        units that are not there once the channel cancels it.
+        """
+        rows = self.own.get(sku)
+        if rows is None:
+            return 0
+        matching = self.matching
+        ordered = sum(quantity for location, quantity in rows if location in matching)
+        if not ordered:
+            return 0
+        removed = {
+            single: ordered * per_unit
+            for single, per_unit in self.index.leaves.get(sku, {sku: 1}).items()
+        }
+        return self._base_without(sku, removed, {}) - self.base[sku]
+
+    def _base_without(self, sku: Sku, removed: Mapping[Sku, int], memo: dict[Sku, int]) -> int:
+        """Step 1-3's base of ``sku`` had the ``removed`` reserved units never been ordered."""
+        found = memo.get(sku)
+        if found is not None:
+            return found
+        net = self.nets.get(sku)
+        if net is not None:
+            pool, reserved, _ = net
+            reserved -= removed.get(sku, 0)
+            value = pool - reserved if pool > reserved else 0
+        else:
+            value = min(
+                self._base_without(component, removed, memo) // multiplier
+                for component, multiplier in self.index.components[sku]
+            )
+        memo[sku] = value
+        return value
 
     def _explain_single(self, pool: int, reserved: int, pack: int) -> _Explained:
         steps = [ExplanationStep("pool", 0, pool, self.pool_detail)]
@@ -433,15 +531,23 @@ class _Channel:
             for component, multiplier in index.components[sku]
         )
         first = ExplanationStep("bundle", 0, base[sku], f"min({parts}), limited by {limiting}")
-        quantity, rules = self._chain(base[sku], 1)
+        quantity, rules = self._chain(base[sku], self.channel_packs.get(sku, 1))
+        steps = (first, *rules)
+        added = self._own_effect(sku) if self.own else 0
+        if added:
+            steps = (
+                *steps,
+                ExplanationStep("own_orders", quantity, quantity + added, self.own_detail),
+            )
+            quantity += added
         inputs = {
             f"{single}:{key}": value
             for single in index.leaves[sku]
             for key, value in self.nets[single][2].items()
         }
         channel = self.rule.channel
-        explanation = Explanation(channel, sku, inputs, (first, *rules), limiting, quantity)
-        return Desired(channel, sku, quantity, explanation)
+        explanation = Explanation(channel, sku, inputs, steps, limiting, quantity)
+        return Desired(channel, sku, quantity, explanation, added)
 
     def _chain(self, value: int, pack: int) -> _Explained:
         """Buffer, percentage, cap, whole packs, clamp (step 4), cached per input."""
@@ -465,7 +571,7 @@ class _Channel:
             after = min(value, rule.cap)
             steps.append(ExplanationStep("cap", value, after, f"at most {rule.cap} units"))
             value = after
-        if rule.pack_rounding and pack > 1:
+        if pack > 1:
             after = value - value % pack
             steps.append(ExplanationStep("pack", value, after, f"whole packs of {pack} units"))
             value = after

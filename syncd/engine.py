@@ -21,12 +21,13 @@ Push (ARCHITECTURE.md, "Planner", "Safety interlocks"):
    computed after it are judged afresh;
 3. an increase from an acknowledged zero waits until a later source read
    computed the same way (``confirm_increase_after_zero``);
-4. a channel that lowers its own number when an order arrives (fabric's
-   managed inventory; Ankorstore's ``reservedQuantity``, which the channel
-   adds back) would be told too much by an increase computed before its
-   newest orders were ingested, so increases wait while that channel's own
-   order feed is overdue: never read, failing now, or last read longer ago
-   than ``overdue_after`` (issue "Channels", fabric channel);
+4. a channel that lowers the written figure itself when an order arrives
+   (``Channel.lowers_on_order``: fabric's managed inventory) would be told
+   too much by an increase computed before its newest orders were ingested,
+   so increases wait while that channel's own order feed is overdue: never
+   read, failing now, or last read longer ago than ``overdue_after``.
+   Ankorstore does not need this: it subtracts its own orders from the
+   written ``stockQuantity`` itself (:mod:`syncd.allocation`, step 5);
 5. the planner orders decreases first and batches to the channel's maximum,
    within the rate budget the channel may spend now;
 6. every reply is recorded: acknowledged only when the channel confirmed it,
@@ -46,7 +47,6 @@ import structlog
 from syncd.allocation import allocate
 from syncd.bundles import affected_skus, catalog_index
 from syncd.channels.base import Channel, PushResult
-from syncd.channels.drift import Drift, Sighting, restorable
 from syncd.channels.planner import Move, PlannedUpdate, plan
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, FeedState, OutboxRow, now_utc
@@ -113,20 +113,6 @@ class ChannelCycle:
         )
 
 
-@dataclass(slots=True)
-class DriftRestore:
-    """What one ``drift_policy = "overwrite"`` pass wrote back (see :meth:`Engine.restore_drift`)."""
-
-    channel: str
-    restored: list[Drift] = field(default_factory=list)
-    waiting: list[Drift] = field(default_factory=list)
-    """Raises held until the drift is seen again after a fresh order read."""
-    refused: list[tuple[Drift, str]] = field(default_factory=list)
-    """Parked or failed writes, with the reason."""
-    blocked: str | None = None
-    requests: int = 0
-
-
 def _overlaps(a: str, b: str) -> bool:
     """True when two location names or ``prefix*`` patterns can name the same location."""
     a_prefix, a_wild = (a[:-1], True) if a.endswith("*") else (a, False)
@@ -163,8 +149,14 @@ class Engine:
         self.ledger = ledger
         self.catalog = catalog
         self.index = catalog_index(catalog)
-        self.rules = {rule.channel: rule for rule in rules}
         self.channels = dict(channels)
+        # Whether a channel subtracts its own orders is the channel's to declare.
+        self.rules = {
+            rule.channel: replace(rule, adds_own_orders=self.channels[rule.channel].adds_own_orders)
+            if rule.channel in self.channels
+            else rule
+            for rule in rules
+        }
         self.policies = dict(policies)
         self.feeds = list(feeds)
         self.now = now
@@ -176,12 +168,14 @@ class Engine:
         """(channel, sku) -> (desired value, read generation when first computed)."""
         self.last_cycle: dict[str, ChannelCycle] = {}
         self.last_recompute_s = 0.0
-        self._drift_seen: dict[str, dict[str, Sighting]] = {}
-        """channel -> SKU -> the first read-back that saw its current drift."""
         self._resend: dict[str, set[str]] = {}
         """channel -> SKUs to write again although their value did not change."""
         self._resend_mark: dict[str, int] = {}
         """channel -> the last transaction already looked at for :meth:`_collect_resends`."""
+        self._packs: dict[str, Mapping[str, int]] = {}
+        """channel -> the channel's own pack sizes the desired values were computed with."""
+        self._repack: set[str] = set()
+        """SKUs whose channel pack changed since the last recompute."""
 
     # --- recompute -----------------------------------------------------------
 
@@ -197,17 +191,28 @@ class Engine:
         if full or self._last_txn is None:
             skus = None
         else:
-            if current == self._last_txn:
+            if current == self._last_txn and not self._repack:
                 return 0
-            changed = await self.ledger.changed_skus_since(self._last_txn)
+            changed = set(self._repack)
+            if current != self._last_txn:
+                changed |= await self.ledger.changed_skus_since(self._last_txn)
             skus = affected_skus(changed, self.index)
             if not skus:
                 self._last_txn = current
+                self._repack.clear()
                 return 0
+        self._repack.clear()
         needed = self._inputs_for(skus)
         balances = await self.ledger.balances(needed)
         reservations = await self.ledger.open_reservations(needed)
-        desired = allocate(balances, reservations, self.index, list(self.rules.values()), skus=skus)
+        desired = allocate(
+            balances,
+            reservations,
+            self.index,
+            list(self.rules.values()),
+            skus=skus,
+            packs=self._packs,
+        )
         changed_count = await self.ledger.set_desired(desired, self.now())
         self._last_txn = current
         self.last_recompute_s = time.perf_counter() - started
@@ -219,6 +224,23 @@ class Engine:
             seconds=round(self.last_recompute_s, 3),
         )
         return changed_count
+
+    def take_packs(self, channel: str) -> bool:
+        """Adopt the channel's own pack sizes; True when some SKU must be computed again.
+
+        Ankorstore sells in its products' ``unitMultiplier`` packs, learnt from
+        its listings: allocation rounds to them (the explanation then shows
+        the number sent), so a changed pack means a new desired value.
+        """
+        packs = self.channels[channel].pack_sizes()
+        previous = self._packs.get(channel)
+        if packs is previous:
+            return False
+        self._packs[channel] = packs
+        old = previous or {}
+        moved = {sku for sku in packs.keys() | old.keys() if packs.get(sku) != old.get(sku)}
+        self._repack |= moved
+        return bool(moved)
 
     def _inputs_for(self, skus: Collection[str] | None) -> set[str] | None:
         """Every SKU whose balances the given SKUs are computed from (bundles read components)."""
@@ -356,13 +378,13 @@ class Engine:
         sender = self.channels[channel]
         policy = self.policies.get(channel, SafetyPolicy())
         cycle = ChannelCycle(channel=channel)
-        # Read before recomputing, so the values pushed count every order up to it.
-        orders_read_at = await self._orders_read_at(channel)
         # Never judge or push desired values computed before the latest
-        # records: a pusher woken between a source's commit and the engine's
-        # recompute would otherwise act on stale numbers (and a hold raised
-        # on them would ask an operator to confirm the wrong thing).
-        if await self.ledger.last_txn_id() != self._last_txn:
+        # records (or with a pack the channel no longer sells in): a pusher
+        # woken between a source's commit and the engine's recompute would
+        # otherwise act on stale numbers (and a hold raised on them would ask
+        # an operator to confirm the wrong thing).
+        repacked = self.take_packs(channel)
+        if repacked or await self.ledger.last_txn_id() != self._last_txn:
             await self.recompute()
         await self._collect_resends(channel)
         pending = await self.ledger.pending(channel)
@@ -394,7 +416,7 @@ class Engine:
             self.last_cycle[channel] = cycle
             return cycle
 
-        overdue = await self.overdue_order_feeds(channel)
+        overdue = await self.overdue_order_feeds(channel) if sender.lowers_on_order else []
         sendable: list[OutboxRow] = []
         for_orders = for_second_read = 0
         for row in pending:
@@ -425,8 +447,6 @@ class Engine:
         resends = await self._resend_rows(channel, {row.sku for row in pending})
         cycle.pending += len(resends)
         sendable += resends
-        if sendable:
-            _share_orders_read(sender, orders_read_at)
         rounds = 0
         while sendable and (max_rounds is None or rounds < max_rounds):
             rounds += 1
@@ -484,12 +504,12 @@ class Engine:
         SKU the feed ever touched is written once: orders may have moved
         while syncd was down.
         """
-        if getattr(self.channels[channel], "orders_observed", None) is None:
-            # Only a channel that adds its own reservations back to syncd's
-            # number (Ankorstore) can show *more* than syncd allows after one
-            # of its orders closes. fabric only ever lowers its managed figure
-            # on its own (an undersell the drift read-back reports); writing
-            # it again could erase a sale syncd has not read yet.
+        if not self.channels[channel].adds_own_orders:
+            # Only a channel whose written figure counts its own orders
+            # (Ankorstore) changes that figure when one of them ships. fabric
+            # only ever lowers its managed figure on its own (an undersell the
+            # read-back reports); writing it again could erase a sale syncd
+            # has not read yet.
             return
         feeds = sorted({feed.name for feed in self.feeds if feed.channel == channel})
         if not feeds:
@@ -522,93 +542,7 @@ class Engine:
             log.info("push.resend_for_orders", channel=channel, variants=len(rows))
         return rows
 
-    # --- drift ---------------------------------------------------------------
-
-    async def restore_drift(self, channel: str, drifted: Sequence[Drift]) -> DriftRestore:
-        """Write syncd's acknowledged value back where the channel shows another.
-
-        For ``drift_policy = "overwrite"``. :func:`syncd.channels.drift.restorable`
-        decides what may go out now (a number above syncd's at once; a number
-        below only after a repeated sighting and a fresh order read); a
-        stale source blocks it like any push. Each write is the row's current
-        seq and value, recorded in the push log like every other push.
-        """
-        sender = self.channels[channel]
-        policy = self.policies.get(channel, SafetyPolicy())
-        outcome = DriftRestore(channel=channel)
-        previous = self._drift_seen.get(channel, {})
-        now = self.now()
-        self._drift_seen[channel] = {
-            d.sku: previous[d.sku]
-            if d.sku in previous and previous[d.sku].shown == d.shown
-            else Sighting(shown=d.shown, at=now)
-            for d in drifted
-        }
-        if not drifted:
-            return outcome
-        # Taken before recomputing: the values compared count every order up to it.
-        orders_read_at = await self._orders_read_at(channel)
-        orders_overdue = bool(await self.overdue_order_feeds(channel))
-        if await self.ledger.last_txn_id() != self._last_txn:
-            await self.recompute()
-        if policy.block_on_stale_source:
-            stale = await self.stale_feeds(channel)
-            if stale:
-                outcome.blocked = "stale source(s): " + ", ".join(sorted(stale))
-                return outcome
-        rows = {row.sku: row for row in await self.ledger.outbox_rows(channel)}
-        settled = {
-            sku: row.desired
-            for sku, row in rows.items()
-            if row.status == "acknowledged" and row.acknowledged == row.desired
-        }
-        decision = restorable(
-            drifted,
-            settled=settled,
-            seen=previous,
-            orders_read_at=orders_read_at,
-            orders_overdue=orders_overdue,
-        )
-        outcome.waiting = list(decision.later)
-        by_sku = {d.sku: d for d in decision.now}
-        updates = sorted(
-            (
-                PlannedUpdate(
-                    sku=d.sku,
-                    quantity=rows[d.sku].desired,
-                    seq=rows[d.sku].seq,
-                    previous=d.shown,
-                    move=_restore_move(rows[d.sku].desired, d.shown),
-                )
-                for d in decision.now
-            ),
-            key=lambda u: (int(u.move), u.sku),
-        )
-        if updates:
-            _share_orders_read(sender, orders_read_at)
-        budget = sender.requests_available()
-        for start in range(0, len(updates), sender.per_request):
-            if budget <= 0:
-                break  # the next read-back finds them again
-            budget -= 1
-            result = await self._send(channel, sender, updates[start : start + sender.per_request])
-            outcome.requests += result.requests
-            outcome.restored += [by_sku[u.sku] for u in result.acknowledged]
-            outcome.refused += [(by_sku[u.sku], why) for u, why in result.parked + result.failed]
-        for drift in outcome.restored:
-            self._drift_seen[channel].pop(drift.sku, None)
-        if outcome.restored or outcome.waiting:
-            log.warning(
-                "push.drift_restored",
-                channel=channel,
-                restored=len(outcome.restored),
-                waiting=len(outcome.waiting),
-                refused=len(outcome.refused),
-                sample=[f"{d.sku}: {d.shown} -> {d.acknowledged}" for d in outcome.restored[:10]],
-            )
-        return outcome
-
-    async def _orders_read_at(self, channel: str) -> datetime | None:
+    async def orders_read_at(self, channel: str) -> datetime | None:
         """Oldest last success of the channel's own order feeds; None when it has none."""
         names = {feed.name for feed in self.feeds if feed.channel == channel}
         if not names:
@@ -666,25 +600,3 @@ class Engine:
             request_id=request_id,
         )
         return result
-
-
-def _restore_move(value: int, shown: int) -> Move:
-    if value < shown:
-        return Move.TO_ZERO if value == 0 else Move.DECREASE
-    return Move.INCREASE
-
-
-def _share_orders_read(sender: Channel, read_at: datetime | None) -> None:
-    """Tell a channel that adds its own reservations back which orders syncd has seen.
-
-    Ankorstore's ``stockQuantity`` is syncd's sellable plus Ankorstore's
-    ``reservedQuantity``; that figure must count (at least) the orders the
-    ledger subtracted, or an order would be subtracted twice until the SKU
-    changed again. So the channel re-reads any figure older than the order
-    listing the desired values came from. ``read_at`` is taken before the
-    recompute: a poll finishing in between can only make the figure count an
-    order syncd has not subtracted yet -- for one push, until it is ingested.
-    """
-    observed = getattr(sender, "orders_observed", None)
-    if observed is not None and read_at is not None and read_at > _NEVER:
-        observed(read_at)

@@ -223,6 +223,11 @@ class ChannelRule:
     pack_rounding: bool = True
     skus: frozenset[Sku] | None = None
     """SKUs published on this channel; ``None`` means every catalog SKU."""
+    adds_own_orders: bool = False
+    """The channel subtracts its own open orders from what it shows (Ankorstore:
+    ``availableQuantity = stockQuantity - reservedQuantity``, seed 000 L1806-1810),
+    so the number written is the sellable quantity plus the units of the channel's
+    own open orders that the ledger subtracted (see :mod:`syncd.allocation`)."""
 
 
 # --- allocation output --------------------------------------------------------
@@ -259,12 +264,24 @@ class Explanation:  # read-only by convention; see above
 
 @dataclass(slots=True)
 class Desired:  # read-only by convention; see above
-    """The absolute quantity (units) syncd wants a channel to show for a SKU."""
+    """The absolute quantity (units) syncd writes to a channel for a SKU.
+
+    For a channel that subtracts its own orders (``ChannelRule.adds_own_orders``)
+    ``quantity`` is the sellable quantity plus ``own_reserved``; elsewhere the two
+    are the same number and ``own_reserved`` is 0.
+    """
 
     channel: str
     sku: Sku
     quantity: int
     explanation: Explanation
+    own_reserved: int = 0
+    """Units of the channel's own open orders included in ``quantity``."""
+
+    @property
+    def sellable(self) -> int:
+        """What the channel offers once it has subtracted its own orders."""
+        return self.quantity - self.own_reserved
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +294,13 @@ class OutboxRow:
     status: str
     updated_at: datetime
     reason: str | None = None
+    own_reserved: int = 0
+    """Units of the channel's own open orders included in ``desired`` (see `Desired`)."""
+
+    @property
+    def sellable(self) -> int:
+        """``desired`` less the channel's own orders: what buyers can order."""
+        return self.desired - self.own_reserved
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +42,8 @@ from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
 from syncd.logs import configure_logging
 from syncd.model import OutboxRow
-from syncd.safety import SafetyPolicy, assess
+from syncd.readback import ReadBack
+from syncd.safety import SafetyPolicy, assess, increase_needs_second_read
 from syncd.sources.base import PollResult
 
 log = structlog.get_logger("syncd.once")
@@ -106,14 +108,48 @@ async def _needs_second_read(assembly: Assembly) -> bool:
         if not policy.confirm_increase_after_zero:
             continue
         for row in await assembly.ledger.pending(channel):
-            if row.acknowledged == 0 and row.desired > 0:
+            if increase_needs_second_read(row, policy=policy, consistent_reads=1):
                 return True
     return False
 
 
-async def push_all(assembly: Assembly, *, confirm: bool) -> dict[str, ChannelCycle]:
+async def verify_channels(assembly: Assembly) -> dict[str, str]:
+    """Read every channel back before trusting the ledger's acknowledgements.
+
+    Corrects each acknowledged value the channel contradicts (the ledger may
+    be a restored backup), so the push writes every difference; also teaches
+    the engine the channels' own pack sizes. Returns, per channel whose read
+    failed, why: such a channel is not pushed in this run.
+    """
+    failed: dict[str, str] = {}
+    sections = assembly.config.channels.enabled()
+    for name in assembly.channels:
+        section = sections.get(name)
+        readback = ReadBack(
+            assembly.engine, name, policy=section.drift_policy if section else "protect"
+        )
+        try:
+            await readback.run(startup=True)
+        except Exception as exc:  # one unreadable channel never stops the others
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            log.error("channel.readback_failed", channel=name, startup=True, error=failed[name])
+            continue
+        assembly.engine.take_packs(name)
+    return failed
+
+
+async def push_all(
+    assembly: Assembly, *, confirm: bool, unverified: Mapping[str, str] | None = None
+) -> dict[str, ChannelCycle]:
+    """Push every channel; one in ``unverified`` (its start-up read failed) is blocked."""
     cycles: dict[str, ChannelCycle] = {}
     for channel in assembly.channels:
+        why = (unverified or {}).get(channel)
+        if why is not None:
+            cycles[channel] = ChannelCycle(
+                channel, blocked=f"could not read the channel back: {why}"
+            )
+            continue
         cycle = await assembly.engine.push_channel(channel)
         if cycle.held_id is not None and confirm:
             await assembly.engine.confirm(channel, cycle.held_id)
@@ -132,11 +168,14 @@ async def dry_run_diff(assembly: Assembly) -> list[DiffRow]:
     """Desired values that differ from what each channel shows now."""
     rows: list[DiffRow] = []
     for name, channel in assembly.channels.items():
+        live = await channel.read_live(None)
+        if assembly.engine.take_packs(name):
+            await assembly.engine.recompute()
         desired = {row.sku: row.desired for row in await assembly.ledger.outbox_rows(name)}
-        live = await channel.read_live(list(desired))
         for sku, quantity in sorted(desired.items()):
             shown = live.get(sku)
-            current = shown.sellable if shown is not None else None
+            # The field syncd writes (Ankorstore: stockQuantity), as the push would set it.
+            current = shown.written if shown is not None else None
             if current != quantity:
                 rows.append(DiffRow(channel=name, sku=sku, live=current, desired=quantity))
     return rows
@@ -237,7 +276,8 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
             else:
                 print(_render_diff(diff, interlocks))
             return 0
-        cycles = await push_all(assembly, confirm=args.confirm)
+        unverified = await verify_channels(assembly)
+        cycles = await push_all(assembly, confirm=args.confirm, unverified=unverified)
         outstanding = await _outstanding(ledger, list(cycles))
     finally:
         await assembly.aclose()

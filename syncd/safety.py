@@ -85,10 +85,13 @@ def assess(
     changes = sum(
         1 for row in pending if row.acknowledged is not None and row.desired != row.acknowledged
     )
+    # Judged on what buyers could order: for a channel that subtracts its own
+    # orders (Ankorstore) ``desired`` also carries those orders' units, and a
+    # pool emptied by a bad read leaves exactly them.
     zeroes = sum(
         1
         for row in pending
-        if row.desired == 0 and (row.acknowledged is None or row.acknowledged > 0)
+        if row.sellable == 0 and (row.acknowledged is None or row.acknowledged > row.own_reserved)
     )
     hold = False
     if published >= policy.min_catalog_for_share_check and not confirmed:
@@ -119,4 +122,5 @@ def increase_needs_second_read(
     """True when an increase from zero must wait for another consistent computation."""
     if not policy.confirm_increase_after_zero:
         return False
-    return row.acknowledged == 0 and row.desired > 0 and consistent_reads < 2
+    shown_nothing = row.acknowledged is not None and row.acknowledged <= row.own_reserved
+    return shown_nothing and row.sellable > 0 and consistent_reads < 2

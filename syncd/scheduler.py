@@ -16,10 +16,11 @@ adapters built from one config) as tasks of one anyio task group
   changed. The first pass after start (or a reload) is a full recompute;
 - one **pusher** per channel runs a push round every ``cycle_interval``, or
   sooner when woken, or soon again while the rate budget deferred work;
-- one **read-back** loop per channel compares what the channel shows with
-  what it acknowledged every ``readback_interval`` and reports drift -- or,
-  under ``drift_policy = "overwrite"``, has the engine write syncd's value
-  back where that is safe (:meth:`syncd.engine.Engine.restore_drift`).
+- one **read-back** loop per channel first reads the whole channel back and
+  corrects the acknowledgements it contradicts -- the channel's pusher
+  pushes nothing before that read succeeded -- then compares what the
+  channel holds with what it acknowledged every ``readback_interval`` and
+  corrects or reports drift by ``drift_policy`` (:mod:`syncd.readback`).
 
 A failing loop never stops another: every exception is caught at the loop,
 logged, counted, reported through :class:`SourceRun` / :class:`ChannelRun`
@@ -42,10 +43,11 @@ import structlog
 from anyio.abc import TaskStatus
 
 from syncd.assembly import Assembly
-from syncd.channels.drift import Drift, find_drift
+from syncd.channels.drift import Drift
 from syncd.engine import ChannelCycle
 from syncd.metrics import Metrics
 from syncd.model import now_utc
+from syncd.readback import ReadBack, ReadBackReport
 from syncd.sources.base import PollResult, Source
 
 log = structlog.get_logger("syncd.scheduler")
@@ -58,8 +60,6 @@ DEFERRED_RETRY_S = 1.0
 DEFAULT_DEBOUNCE_S = 0.2
 STUCK_AFTER_S = 300.0
 """A unit of work running longer than this is reported as stuck."""
-DRIFT_SAMPLE = 10
-"""Drifted SKUs listed in a log event; the count is always complete."""
 
 
 def backoff_delay(
@@ -153,6 +153,10 @@ class ChannelRun:
     drift: list[Drift] = field(default_factory=list)
     last_readback_at: datetime | None = None
     readback_error: str | None = None
+    verified: bool = False
+    """The start-up read-back succeeded: acknowledgements match the channel."""
+    reserved_mismatch: int = 0
+    """Variants whose channel-side reservations differ from the ledger's (last read)."""
 
 
 @dataclass(slots=True)
@@ -211,6 +215,17 @@ class Scheduler:
         self._source_wake = {name: Wakeup() for name in self.sources}
         self._push_wake = {name: Wakeup() for name in self.channels}
         self._readback_wake = {name: Wakeup() for name in self.channels}
+        self._verified = {name: anyio.Event() for name in self.channels}
+        sections = assembly.config.channels.enabled()
+        self._readbacks = {
+            name: ReadBack(
+                assembly.engine,
+                name,
+                policy=sections[name].drift_policy if name in sections else "protect",
+                now=now,
+            )
+            for name in self.channels
+        }
         self._busy: dict[str, float] = {}
         self._cancel: anyio.CancelScope | None = None
         self.finished = anyio.Event()
@@ -244,6 +259,8 @@ class Scheduler:
         """Take no new work: every loop returns after the unit of work in flight."""
         self._stopping.set()
         self._computed.set()
+        for verified in self._verified.values():
+            verified.set()
         for wake in (
             self._recompute,
             *self._source_wake.values(),
@@ -443,8 +460,10 @@ class Scheduler:
     async def _pusher_loop(self, channel: str) -> None:
         state = self.channels[channel]
         wake = self._push_wake[channel]
-        # Push only what the first pass of this engine computed.
+        # Push only what the first pass of this engine computed, and only once the
+        # channel was read back: until then the acknowledgements are unproven.
         await self._computed.wait()
+        await self._verified[channel].wait()
         delay = 0.0
         while True:
             await wake.wait(delay)
@@ -484,76 +503,61 @@ class Scheduler:
     # --- drift read-back ---------------------------------------------------------------
 
     async def _readback_loop(self, channel: str) -> None:
+        state = self.channels[channel]
+        wake = self._readback_wake[channel]
+        failures = 0
+        while not state.verified:
+            if self._stopping.is_set():
+                return
+            if await self._read_back_once(channel, startup=True):
+                state.verified = True
+                self._verified[channel].set()
+                self.wake_pushers(channel)
+                break
+            failures += 1
+            await wake.wait(self._backoff(self.cycle_interval, failures))
         interval = self.readback_intervals.get(channel)
         if interval is None or interval <= 0:
             return
-        state = self.channels[channel]
-        wake = self._readback_wake[channel]
         while True:
             await wake.wait(interval)
             if self._stopping.is_set():
                 return
-            with self._working(f"readback:{channel}"):
-                try:
-                    state.drift = await self.read_back(channel)
-                except Exception as exc:
-                    state.readback_error = describe_error(exc)
-                    log.warning(
-                        "channel.readback_failed", channel=channel, error=state.readback_error
-                    )
-                    continue
-            state.readback_error = None
-            state.last_readback_at = self._now()
+            await self._read_back_once(channel, startup=False)
 
-    async def read_back(self, channel: str) -> list[Drift]:
-        """What the channel shows vs what it acknowledged; returns the drift still standing.
+    async def _read_back_once(self, channel: str, *, startup: bool) -> bool:
+        state = self.channels[channel]
+        with self._working(f"readback:{channel}"):
+            try:
+                report = await self.read_back(channel, startup=startup)
+            except Exception as exc:
+                state.readback_error = describe_error(exc)
+                log.warning(
+                    "channel.readback_failed",
+                    channel=channel,
+                    startup=startup,
+                    error=state.readback_error,
+                )
+                return False
+        state.readback_error = None
+        state.last_readback_at = self._now()
+        state.drift = report.standing
+        state.reserved_mismatch = len(report.reserved_mismatch)
+        return True
 
-        Under ``drift_policy = "report"`` (the default) drift is logged and
-        returned, never overwritten: someone may have edited the channel on
-        purpose. Under ``"overwrite"`` the engine writes syncd's value back
-        where that is safe now (:meth:`syncd.engine.Engine.restore_drift`);
-        what it restored is no longer drift, the rest is reported.
+    async def read_back(self, channel: str, *, startup: bool = False) -> ReadBackReport:
+        """Read the channel back and correct what the policy allows (:mod:`syncd.readback`).
+
+        Corrected values are pushed by the channel's pusher, which is woken.
         """
-        sender = self.assembly.channels[channel]
-        rows = await self.assembly.ledger.outbox_rows(channel)
-        acknowledged = {
-            row.sku: row.acknowledged
-            for row in rows
-            if row.acknowledged is not None and row.status != "sent"
-        }
-        if not acknowledged:
-            return []
-        live = await sender.read_live(sorted(acknowledged))
-        shown_for = getattr(sender, "shown_for", None)
-        drift = find_drift(live, acknowledged, shown_for=shown_for)
+        report = await self._readbacks[channel].run(startup=startup)
         self.metrics.inc("readbacks", channel=channel)
-        if drift:
-            self.metrics.inc("drift_found", len(drift), channel=channel)
-            log.warning(
-                "channel.drift",
-                channel=channel,
-                drifted=len(drift),
-                checked=len(acknowledged),
-                policy=self._drift_policy(channel),
-                sample=[
-                    f"{d.sku}: shows {d.shown}, expected {d.expected}" for d in drift[:DRIFT_SAMPLE]
-                ],
-            )
-        else:
-            log.info("channel.readback_clean", channel=channel, checked=len(acknowledged))
-        if self._drift_policy(channel) != "overwrite":
-            return drift
-        restore = await self.assembly.engine.restore_drift(channel, drift)
-        if restore.restored:
-            self.metrics.inc("drift_restored", len(restore.restored), channel=channel)
-        if restore.blocked:
-            log.warning("channel.drift_not_restored", channel=channel, reason=restore.blocked)
-        restored = {d.sku for d in restore.restored}
-        return [d for d in drift if d.sku not in restored]
-
-    def _drift_policy(self, channel: str) -> str:
-        section = self.assembly.config.channels.enabled().get(channel)
-        return section.drift_policy if section is not None else "report"
+        if report.drift:
+            self.metrics.inc("drift_found", len(report.drift), channel=channel)
+        if report.corrected:
+            self.metrics.inc("drift_restored", len(report.corrected), channel=channel)
+            self.wake_pushers(channel)
+        return report
 
 
 def readback_intervals(assembly: Assembly) -> dict[str, float]:

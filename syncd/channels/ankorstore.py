@@ -2,31 +2,33 @@
 
 One request carries up to ``operations_per_request`` (<= 50) ``update``
 operations on ``product-variants`` (seed 000 L636-669, L12856-12918;
-specs/SOURCES.md for the type), each setting ``stockQuantity`` so that
-Ankorstore's ``availableQuantity`` equals the sellable units syncd computed
-(:mod:`syncd.channels.ankorstore_ops` explains the sum and the packs).
+specs/SOURCES.md for the type), each setting ``stockQuantity`` to the value
+allocation computed: whole packs of the sellable quantity plus the units of
+Ankorstore's own open orders the ledger subtracted (:mod:`syncd.allocation`,
+step 5). Ankorstore subtracts its own ``reservedQuantity`` from that
+(``availableQuantity = stockQuantity - reservedQuantity``, seed 000
+L1180-1190, L1806-1810), so retailers see syncd's number, and the push needs
+no ``reservedQuantity`` read: an order syncd has not seen yet is subtracted by
+Ankorstore alone, and one cancelled before syncd saw it gives back only its
+own units.
 
 Per push:
 
 1. a negative quantity is parked, never sent;
 2. SKUs whose catalog row has no Ankorstore variant id are looked up by SKU;
-3. ``reservedQuantity`` is re-read for the batch's variants whose cached
-   listing is older than ``reserved_max_age``, or older than the order
-   listing syncd's numbers were computed from (:meth:`AnkorstoreChannel.orders_observed`)
-   -- one ``filter[id][]`` request per batch at most. Why pay for it: the
-   ledger already subtracts every open order syncd has seen, so the reserved
-   figure added back must count those same orders. A stale, *larger* figure
-   (an order cancelled since) would publish that many units too many; a
-   stale, *smaller* one (an order placed since) would subtract the new order
-   twice -- and, the order being ingested, nothing would correct it until the
-   SKU changed again. If that read fails the batch fails and stays pending:
-   guessing could oversell;
-4. a variant whose ``reservedQuantity`` is beyond any real stock (more than
-   ``MAX_UNITS``, e.g. ``10**30``) is parked with the figure, never added to
-   what is sent; variants Ankorstore marks ``isAlwaysInStock`` are parked with a reason
+3. variants Ankorstore marks ``isAlwaysInStock`` are parked with a reason
    when ``always_in_stock = "leave"`` -- writing a quantity would switch the
    flag off (seed 000 L602) -- so the outbox stops retrying them and the
-   status shows why; ``"manage"`` writes the quantity like any other;
+   status shows why; ``"manage"`` writes the quantity like any other. The
+   flag is known from the last read of the variant: the start-up read-back
+   reads them all, the periodic one refreshes them, and a variant never
+   read in this process is read (50 per request) before it is written. A
+   flag switched on by hand is therefore seen within ``readback_interval``;
+   a write of that variant before then switches it off again;
+4. a value computed with another pack size than the product's current
+   ``unitMultiplier`` fails (it stays pending): the engine takes the new pack
+   from :meth:`AnkorstoreChannel.pack_sizes` and computes it again, so what is
+   sent is always whole packs of what Ankorstore sells;
 5. the request is sent as an absolute (idempotent) write: the HTTP layer
    waits out 429s and retries 5xx and timeouts with the same body; once it
    gives up, the batch is returned as failed;
@@ -56,9 +58,8 @@ the batch fails and stays pending.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import httpx
 import structlog
@@ -70,12 +71,9 @@ from syncd.channels.ankorstore_ops import (
     Listing,
     attributed_errors,
     operations_document,
-    plausible_reserved,
     refusal_kind,
-    stock_quantity,
     unconfirmed_reason,
     update_operation,
-    whole_pack_units,
 )
 from syncd.channels.base import LiveValue, PushResult
 from syncd.channels.planner import PlannedUpdate
@@ -84,12 +82,8 @@ from syncd.http.client import ApiClient, response_json
 from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, HttpError, InvalidResponse, RateLimited
 from syncd.model import Catalog
-from syncd.sources.jsonvalues import MAX_UNITS, describe_number
 
 _log = structlog.get_logger(__name__)
-
-DEFAULT_RESERVED_MAX_AGE = 60.0
-"""Seconds a cached ``reservedQuantity`` is trusted before a push re-reads it."""
 
 ALWAYS_IN_STOCK_REASON = "always_in_stock"
 """Prefix of the park reason for variants left alone (``always_in_stock = "leave"``)."""
@@ -110,8 +104,10 @@ class AnkorstoreChannel:
     """Publishes sellable units to Ankorstore (see the module docstring)."""
 
     name = "ankorstore"
-    order_feed = "ankorstore_orders"
-    """The source whose orders Ankorstore reserves itself (``reservedQuantity``)."""
+    adds_own_orders = True
+    """Ankorstore subtracts its own open orders from ``stockQuantity`` itself."""
+    lowers_on_order = False
+    """An order raises ``reservedQuantity``; the ``stockQuantity`` syncd wrote stays."""
 
     def __init__(
         self,
@@ -120,26 +116,24 @@ class AnkorstoreChannel:
         section: AnkorstoreChannelConfig,
         *,
         clock: Clock,
-        reserved_max_age: float = DEFAULT_RESERVED_MAX_AGE,
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
         if not 1 <= section.operations_per_request <= MAX_OPERATIONS:
             raise ValueError(f"operations_per_request must be 1..{MAX_OPERATIONS}")
-        if reserved_max_age < 0:
-            raise ValueError("reserved_max_age cannot be negative")
         self.per_request = section.operations_per_request
         self._client = client
         self._clock = clock
         self._catalog = catalog
         self._always = section.always_in_stock
+        self._pack_rounding = section.pack_rounding
         self._reserve = 1.0 - section.budget_share
-        self._max_age = reserved_max_age
         self._listings = ListingCache(
             client, clock=clock, reserve=self._reserve, page_size=page_size, channel=self.name
         )
         self._endpoint_ok = False
-        self._orders_seen: float | None = None
-        """Monotonic time of the order listing syncd last computed from (see orders_observed)."""
+        self._packs: dict[str, int] = {}
+        self._packs_version = -1
+        self._packs_given: dict[str, int] = {}
         # Reverse maps for reading back: by variant id when the catalog has it,
         # else by the Ankorstore SKU (``ankorstore_sku``, defaulting to the SKU).
         self._sku_by_id: dict[str, str] = {}
@@ -153,26 +147,39 @@ class AnkorstoreChannel:
     # --- Channel protocol -----------------------------------------------------
 
     def requests_available(self) -> int:
-        """Requests the channel may spend now, leaving ``1 - budget_share`` to sources.
+        """Requests the channel may spend now, leaving ``1 - budget_share`` to sources."""
+        return self._client.limiter.available(reserve=self._reserve)
 
-        While the reserved figures are older than ``reserved_max_age`` each
-        batch may need a read first, so the budget counts two per batch.
+    def pack_sizes(self) -> Mapping[str, int]:
+        """Units per pack Ankorstore sells each SKU in (the product's ``unitMultiplier``).
+
+        Known for the variants read so far; they win over the catalog's
+        ``pack_size`` in allocation (seed 000 L795-798, L2786-2789). The same
+        mapping object is returned until a read changes a multiplier, so the
+        engine can tell cheaply whether to compute anything again. A push
+        refuses values computed with other packs than the last mapping given
+        out here (see the module docstring, step 4).
         """
-        available = self._client.limiter.available(reserve=self._reserve)
-        if self._listings.fully_read_within(self._max_age, since=self._orders_seen):
-            return available
-        return available // 2
+        self._packs_given = self._current_packs()
+        return self._packs_given
 
-    def orders_observed(self, at: datetime) -> None:
-        """syncd's numbers now include every Ankorstore order open at ``at`` (wall time).
+    def _pack_used(self, sku: str, given: Mapping[str, int]) -> int:
+        """The pack allocation rounded ``sku`` to: Ankorstore's as last given, else the catalog's."""
+        if sku in given:
+            return given[sku]
+        variant = self._catalog.variants.get(sku)
+        return variant.pack_size if variant is not None and self._pack_rounding else 1
 
-        The engine calls this with the last successful Ankorstore order poll
-        before pushing; reserved figures read before ``at`` no longer match
-        the orders the ledger subtracts and are re-read before use.
-        """
-        seen = self._clock.monotonic() - max(0.0, self._clock.wall() - at.timestamp())
-        if self._orders_seen is None or seen > self._orders_seen:
-            self._orders_seen = seen
+    def _current_packs(self) -> dict[str, int]:
+        if self._listings.multipliers_version != self._packs_version:
+            packs: dict[str, int] = {}
+            for listing in self._listings.listings():
+                sku = self._sku_for(listing)
+                if sku is not None and listing.unit_multiplier is not None:
+                    packs[sku] = listing.unit_multiplier
+            self._packs = packs
+            self._packs_version = self._listings.multipliers_version
+        return self._packs
 
     async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult:
         result = PushResult()
@@ -187,20 +194,19 @@ class AnkorstoreChannel:
             else:
                 wanted.append(update)
         resolved = await self._resolve(wanted, result)
-        if not resolved:
-            return result
-        try:
-            stale = [
-                i
-                for _, i in resolved
-                if not self._listings.is_fresh(i, self._max_age, since=self._orders_seen)
-            ]
-            if stale:
-                _, spent = await self._listings.refresh_ids(stale)
+        unread = [i for _, i in resolved if self._listings.get(i) is None]
+        if unread:
+            # Never read in this process (the start-up read-back reads them all):
+            # its always-in-stock flag and pack are unknown, so read it first.
+            try:
+                _, spent = await self._listings.refresh_ids(unread)
                 result.requests += spent
-        except HttpError as exc:
-            reason = f"could not read reservedQuantity: {exc}"
-            result.failed += [(update, reason) for update, _ in resolved]
+            except HttpError as exc:
+                reason = f"could not read the Ankorstore variant: {exc}"
+                missing = set(unread)
+                result.failed += [(u, reason) for u, i in resolved if i in missing]
+                resolved = [(u, i) for u, i in resolved if i not in missing]
+        if not resolved:
             return result
         ops = self._operations(resolved, result)
         if ops:
@@ -208,10 +214,10 @@ class AnkorstoreChannel:
         return result
 
     async def read_live(self, skus: Collection[str] | None = None) -> dict[str, LiveValue]:
-        """What Ankorstore shows now, in sellable units: ``availableQuantity``.
+        """What Ankorstore shows now: ``availableQuantity`` and the ``stockQuantity`` written.
 
         None for ``isAlwaysInStock`` variants (no number is shown). The read
-        also refreshes the reserved figures pushes rely on. With ``skus``,
+        also refreshes the pack sizes (:meth:`pack_sizes`). With ``skus``,
         only those variants are read when that costs fewer requests than the
         whole list. SKUs Ankorstore does not list are absent from the result.
         """
@@ -234,6 +240,8 @@ class AnkorstoreChannel:
             live[sku] = LiveValue(
                 sku=sku,
                 sellable=None if listing.always_in_stock else listing.available,
+                written=None if listing.always_in_stock else listing.stock,
+                reserved=listing.reserved,
                 raw={
                     "variantId": listing.variant_id,
                     "stockQuantity": listing.stock,
@@ -297,38 +305,12 @@ class AnkorstoreChannel:
 
     # --- building and sending ---------------------------------------------------
 
-    def shown_for(self, sku: str, quantity: int) -> int:
-        """What Ankorstore shows as available once ``quantity`` units were acknowledged.
-
-        Whole packs: for drift checks (:func:`syncd.channels.drift.find_drift`).
-        """
-        variant_id = self._variant_id(sku)
-        listing = self._listings.get(variant_id) if variant_id is not None else None
-        return whole_pack_units(max(0, quantity), self._pack(sku, listing, warn=False))
-
-    def _pack(self, sku: str, listing: Listing | None, *, warn: bool = True) -> int:
-        """Units per pack: Ankorstore's own ``unitMultiplier`` wins over the catalog's.
-
-        Ankorstore sells in its own packs; flooring to any multiplier never publishes more.
-        """
-        variant = self._catalog.variants.get(sku)
-        catalog_pack = variant.pack_size if variant is not None else 1
-        if listing is None or listing.unit_multiplier is None:
-            return catalog_pack
-        if warn and listing.unit_multiplier != catalog_pack:
-            _log.warning(
-                "channel.pack_size_differs",
-                channel=self.name,
-                sku=sku,
-                catalog=catalog_pack,
-                ankorstore=listing.unit_multiplier,
-            )
-        return listing.unit_multiplier
-
     def _operations(
         self, resolved: Sequence[tuple[PlannedUpdate, str]], result: PushResult
     ) -> list[_Op]:
         ops: list[_Op] = []
+        packs = self._current_packs()
+        given = self._packs_given
         for update, variant_id in resolved:
             listing = self._listings.get(variant_id)
             if listing is not None and listing.always_in_stock and self._always == "leave":
@@ -339,22 +321,14 @@ class AnkorstoreChannel:
                     'and always_in_stock = "leave"; writing a quantity would clear the flag',
                 )
                 continue
-            # Unknown to the read (never listed): send without reservations, which
-            # can only publish less; Ankorstore's answer to the write decides.
-            reserved = listing.reserved if listing is not None else 0
-            if not plausible_reserved(reserved):
-                self._park(
-                    result,
-                    update,
-                    f"Ankorstore shows reservedQuantity {describe_number(reserved)} for variant "
-                    f"{variant_id}, beyond any real stock (more than {MAX_UNITS} units): "
-                    "no stockQuantity is built on it",
-                )
+            pack = packs.get(update.sku)
+            if pack is not None and pack != self._pack_used(update.sku, given):
+                # Computed before this product's unitMultiplier was read (or changed):
+                # the engine computes it again with the new pack; no part-pack goes out.
+                reason = f"Ankorstore sells {update.sku} in packs of {pack}: computed again"
+                result.failed.append((update, reason))
                 continue
-            stock = stock_quantity(
-                update.quantity, reserved=reserved, pack=self._pack(update.sku, listing)
-            )
-            ops.append(_Op(update=update, variant_id=variant_id, stock=stock))
+            ops.append(_Op(update=update, variant_id=variant_id, stock=update.quantity))
         return ops
 
     async def _send(self, ops: list[_Op], result: PushResult) -> None:

@@ -1,8 +1,8 @@
 """What Ankorstore shows per product variant, read through the shared client and cached.
 
-The Ankorstore channel needs each variant's current ``reservedQuantity`` to
-compute ``stockQuantity`` (:mod:`syncd.channels.ankorstore_ops`), its
-``isAlwaysInStock`` flag and its product's ``unitMultiplier``. All of it
+The Ankorstore channel needs each variant's id, its ``isAlwaysInStock`` flag
+and its product's ``unitMultiplier`` (the pack allocation rounds to); the
+read-back also compares ``stockQuantity`` and ``reservedQuantity``. All of it
 comes from ``GET /api/v1/product-variants`` (seed 000 L1270-1448) with
 ``include=product`` (the multiplier lives on the product, L795-798):
 
@@ -11,8 +11,7 @@ comes from ``GET /api/v1/product-variants`` (seed 000 L1270-1448) with
   brief seed-ankorstore-catalog 8.9) -- ``ceil(N / page_size)`` requests, done
   by the read-back;
 - :meth:`ListingCache.refresh_ids` reads only given variants with
-  ``filter[id][]`` (spec), 50 per request -- one request per push batch whose
-  entries have aged, the cheap way to keep ``reservedQuantity`` fresh;
+  ``filter[id][]`` (spec), 50 per request -- for a read-back of a few SKUs;
 - :meth:`ListingCache.find_skus` resolves SKUs the catalog has no variant id
   for with ``filter[sku]=A,B`` (seed 000 L1277-1281).
 
@@ -65,7 +64,7 @@ class ListingCache:
         self._channel = channel
         self._by_id: dict[str, Listing] = {}
         self._by_sku: dict[str, str] = {}
-        self._full_read_at: float | None = None
+        self._multipliers_version = 0
 
     # --- lookups --------------------------------------------------------------
 
@@ -78,19 +77,13 @@ class ListingCache:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def is_fresh(self, variant_id: str, max_age: float, *, since: float | None = None) -> bool:
-        """Read less than ``max_age`` seconds ago, and not before ``since`` (monotonic)."""
-        listing = self._by_id.get(variant_id)
-        if listing is None or (since is not None and listing.fetched_at < since):
-            return False
-        return self._clock.monotonic() - listing.fetched_at <= max_age
+    def listings(self) -> Iterable[Listing]:
+        return self._by_id.values()
 
-    def fully_read_within(self, max_age: float, *, since: float | None = None) -> bool:
-        """True when the whole list was read less than ``max_age`` seconds ago (and not before ``since``)."""
-        read_at = self._full_read_at
-        if read_at is None or (since is not None and read_at < since):
-            return False
-        return self._clock.monotonic() - read_at <= max_age
+    @property
+    def multipliers_version(self) -> int:
+        """Bumped whenever a read changes (or first learns) a product's ``unitMultiplier``."""
+        return self._multipliers_version
 
     def record_written(self, variant_id: str, stock: int) -> None:
         """What Ankorstore shows once a write of ``stock`` was confirmed."""
@@ -106,14 +99,15 @@ class ListingCache:
         The cache is replaced only once the last page arrived: a listing that
         fails half-way leaves the previous state, never a truncated one.
         """
-        started = self._clock.monotonic()
         listings, requests = await self._read(
             [("include", "product"), ("page[limit]", self._page_size)]
         )
+        previous = self._by_id
         self._by_id = {}
         self._by_sku = {}
-        self._store(listings)
-        self._full_read_at = started
+        self._store(listings, previous)
+        if previous.keys() - self._by_id.keys():
+            self._multipliers_version += 1  # products gone: their packs no longer apply
         _log.info(
             "channel.listings_read",
             channel=self._channel,
@@ -181,19 +175,26 @@ class ListingCache:
                     listings.append(listing)
         return listings, requests
 
-    def _store(self, listings: Iterable[Listing]) -> None:
+    def _store(
+        self, listings: Iterable[Listing], previous: dict[str, Listing] | None = None
+    ) -> None:
+        before = self._by_id if previous is None else previous
         for read in listings:
-            old = self._by_id.get(read.variant_id)
+            old = before.get(read.variant_id)
             kept = read
             if read.unit_multiplier is None and old is not None:
                 # A read without the product keeps the multiplier learnt before.
                 kept = replace(read, unit_multiplier=old.unit_multiplier)
+            if old is None or old.unit_multiplier != kept.unit_multiplier:
+                self._multipliers_version += 1
             self._by_id[kept.variant_id] = kept
             if kept.sku is not None:
                 self._by_sku[kept.sku] = kept.variant_id
 
     def _drop(self, variant_id: str) -> None:
         listing = self._by_id.pop(variant_id, None)
+        if listing is not None and listing.unit_multiplier is not None:
+            self._multipliers_version += 1
         if listing is not None and listing.sku is not None:
             self._by_sku.pop(listing.sku, None)
 

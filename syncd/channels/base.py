@@ -9,7 +9,7 @@ Absolute values make resends harmless (ARCHITECTURE.md, "Outbox").
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,11 +29,20 @@ class PushResult:
 
 @dataclass(frozen=True, slots=True)
 class LiveValue:
-    """What a channel shows now for one SKU, in syncd's terms (sellable units)."""
+    """What a channel shows now for one SKU."""
 
     sku: str
     sellable: int | None
-    """None when the channel shows no number (e.g. Ankorstore ``isAlwaysInStock``)."""
+    """What buyers can order now; None when the channel shows no number (e.g.
+    Ankorstore ``isAlwaysInStock``)."""
+    written: int | None = None
+    """The field syncd writes, as the channel holds it now (Ankorstore
+    ``stockQuantity``, fabric's inventory figure): compared with the
+    acknowledged value to tell whether syncd's last write still stands.
+    None when the channel shows no number."""
+    reserved: int | None = None
+    """Units the channel holds for its own open orders, when it reports them
+    (Ankorstore ``reservedQuantity``): compared with the ledger's view."""
     raw: dict[str, object] = field(default_factory=dict)
 
 
@@ -41,6 +50,16 @@ class Channel(Protocol):
     name: str
     per_request: int
     """Maximum updates in one request (Ankorstore: 50)."""
+    adds_own_orders: bool
+    """The channel subtracts its own open orders from what syncd writes (Ankorstore:
+    ``availableQuantity = stockQuantity - reservedQuantity``), so allocation adds
+    them to the value written (:mod:`syncd.allocation`, step 5), and a value is
+    written again when those orders move (the channel may change the written
+    figure itself when it ships one)."""
+    lowers_on_order: bool
+    """The channel lowers the written figure itself when one of its orders arrives
+    (fabric's managed inventory): an increase computed before syncd read those
+    orders would hand back sold units, so increases wait for its order feed."""
 
     async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult: ...
 
@@ -48,6 +67,13 @@ class Channel(Protocol):
 
     def requests_available(self) -> int:
         """How many requests the channel may send now without eating into sources' headroom."""
+        ...
+
+    def pack_sizes(self) -> Mapping[str, int]:
+        """The channel's own units per pack by SKU, which win over the catalog's.
+
+        Returns the same object until it changes (the engine compares identity).
+        """
         ...
 
     async def aclose(self) -> None: ...

@@ -1,45 +1,49 @@
-"""Drift: a channel showing something other than what syncd last had confirmed.
+"""Drift: a channel holding something other than what syncd last had confirmed.
 
 Pure: the engine reads the channel (``Channel.read_live``), takes the
 acknowledged values from the outbox, and asks :func:`find_drift` which SKUs
-differ. Two cases are not drift:
+differ. The comparison is on the field syncd writes (``LiveValue.written``:
+Ankorstore's ``stockQuantity``, fabric's inventory), in the same units as the
+acknowledged value, so an order the channel subtracts by itself (Ankorstore's
+``reservedQuantity``) is not drift. Two cases are not drift either:
 
-- the channel shows no number (``LiveValue.sellable is None``: Ankorstore
+- the channel shows no number (``written is None``: Ankorstore
   ``isAlwaysInStock``, fabric ``unmanaged``) -- there is nothing to compare;
 - the channel does not list the SKU at all -- that is a missing listing,
   reported separately by :func:`missing`, not a wrong number.
 
-``shown_for`` maps an acknowledged value to what the channel is expected to
-show for it: Ankorstore shows whole packs (20 sellable units in cases of 6
-show as 18), so comparing raw values would report drift that is not there.
+What a read-back does about drift is :func:`to_correct`'s decision, by
+``drift_policy``; a correction replaces the acknowledged value with what the
+channel holds, and the ordinary push writes syncd's value again
+(:mod:`syncd.ledger.readback`):
 
-With ``drift_policy = "overwrite"`` syncd writes its value back, and
-:func:`restorable` decides which drifted SKUs may be written now:
+- ``protect`` (the default): a channel holding **more** than syncd's value
+  can oversell, so it is corrected at once; **less** is reported only;
+- ``overwrite``: more at once, and less too -- but only once the same drift
+  was seen by an earlier read-back *and* the channel's own order feed
+  succeeded after that sighting: a lower number is usually an order the
+  channel counted before syncd ingested it (fabric lowers its managed
+  inventory), and by then that order is in the ledger and has changed
+  syncd's desired value;
+- ``report``: nothing is corrected.
 
-- a channel showing **more** than syncd allowed can oversell: restore at once
-  (the write lowers the number, like any decrease);
-- a channel showing **less** is usually an order the channel counted before
-  syncd ingested it (fabric lowers its managed inventory, Ankorstore raises
-  ``reservedQuantity``); writing syncd's older, higher value back would
-  advertise the units that order took. So the number is raised only once
-  the same drift was seen by an earlier read-back *and* the channel's own
-  order feed succeeded after that sighting: by then any order behind the
-  lower number is in the ledger and has changed syncd's desired value (the
-  row is no longer settled and the normal push corrects it). A channel
-  without an order feed needs only the repeated sighting;
-- a SKU whose outbox row moved since (a new desired value, a push in
-  flight) is not restored: the normal push handles it.
+At start (the acknowledgements may come from a ledger restored from a
+backup, copied, or one that lost its WAL) every difference is corrected
+whatever the policy, and so is an acknowledged SKU the channel no longer
+lists: the cache is not the truth, the channel is.
+
+A SKU whose outbox row moved since it was compared (a new desired value, a
+push in flight) is not corrected: the compare-and-set in the ledger skips it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from syncd.channels.base import LiveValue
-
-ShownFor = Callable[[str, int], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,32 +51,25 @@ class Drift:
     sku: str
     acknowledged: int
     """What the channel last confirmed for syncd's value."""
-    expected: int
-    """What the channel should therefore show (e.g. whole packs)."""
     shown: int
+    """What the channel holds now in the same field."""
 
     @property
     def delta(self) -> int:
-        """Positive: the channel offers more than syncd allowed (the dangerous side)."""
-        return self.shown - self.expected
+        """Positive: the channel holds more than syncd allowed (the dangerous side)."""
+        return self.shown - self.acknowledged
 
 
-def find_drift(
-    live: Mapping[str, LiveValue],
-    acknowledged: Mapping[str, int],
-    *,
-    shown_for: ShownFor | None = None,
-) -> list[Drift]:
-    """SKUs whose shown number differs from the expected one, in SKU order."""
+def find_drift(live: Mapping[str, LiveValue], acknowledged: Mapping[str, int]) -> list[Drift]:
+    """SKUs whose written figure differs from the acknowledged one, in SKU order."""
     found: list[Drift] = []
     for sku in sorted(acknowledged):
         value = live.get(sku)
-        if value is None or value.sellable is None:
+        if value is None or value.written is None:
             continue
         ack = acknowledged[sku]
-        expected = shown_for(sku, ack) if shown_for is not None else ack
-        if value.sellable != expected:
-            found.append(Drift(sku=sku, acknowledged=ack, expected=expected, shown=value.sellable))
+        if value.written != ack:
+            found.append(Drift(sku=sku, acknowledged=ack, shown=value.written))
     return found
 
 
@@ -89,37 +86,41 @@ class Sighting:
     at: datetime
 
 
+DriftPolicy = Literal["protect", "overwrite", "report"]
+
+
 @dataclass(frozen=True, slots=True)
 class RestorePlan:
     now: tuple[Drift, ...]
-    """Write syncd's value back now."""
+    """Correct now: the push writes syncd's value back."""
     later: tuple[Drift, ...]
-    """Raises that wait for a repeated sighting after a fresh order read."""
+    """Lower numbers that wait for a repeated sighting after a fresh order read."""
 
 
-def restorable(
+def to_correct(
     drifted: Sequence[Drift],
     *,
-    settled: Mapping[str, int],
+    policy: DriftPolicy,
     seen: Mapping[str, Sighting],
     orders_read_at: datetime | None,
     orders_overdue: bool,
 ) -> RestorePlan:
-    """Which drifted SKUs syncd may write back now (see the module docstring).
+    """Which drifted SKUs to correct now under ``policy`` (see the module docstring).
 
-    ``settled`` maps SKUs whose outbox row still rests at its acknowledged
-    value to that value; ``seen`` holds earlier sightings of the same drift;
-    ``orders_read_at`` is when the channel's own order feed last succeeded
-    (None when the channel has no order feed); ``orders_overdue`` is True
-    while that feed is overdue (no raise may go out then).
+    ``seen`` holds earlier sightings of the same drift; ``orders_read_at`` is
+    when the channel's own order feed last succeeded (None when the channel
+    has no order feed); ``orders_overdue`` is True while that feed is
+    overdue (no raise may go out then).
     """
+    if policy == "report":
+        return RestorePlan(now=(), later=())
     now: list[Drift] = []
     later: list[Drift] = []
     for drift in drifted:
-        if settled.get(drift.sku) != drift.acknowledged:
-            continue
         if drift.delta > 0:
             now.append(drift)
+            continue
+        if policy != "overwrite":
             continue
         sighting = seen.get(drift.sku)
         repeated = sighting is not None and sighting.shown == drift.shown

@@ -42,7 +42,8 @@ path is wrong, and parking every SKU for it would hide the real problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -82,13 +83,18 @@ def _pace_window(per_minute: float) -> Window:
     return Window(1, 60.0 / per_minute)
 
 
+_NO_PACKS: Mapping[str, int] = MappingProxyType({})
+
+
 class FabricChannel:
     """Publishes sellable units to fabric, one variant per request (module docstring)."""
 
     name = "fabric"
     per_request = 1
-    order_feed = "fabric_orders"
-    """fabric lowers its own number when an order arrives: ingest this feed before pushing."""
+    adds_own_orders = False
+    lowers_on_order = True
+    """fabric lowers its managed inventory itself when an order arrives (brief
+    fabric-supplier-api 4): increases wait until syncd has read its orders."""
 
     def __init__(
         self,
@@ -142,6 +148,10 @@ class FabricChannel:
             available = min(available, self._pace.available())
         return available // (2 if self._readback else 1)
 
+    def pack_sizes(self) -> Mapping[str, int]:
+        """fabric sells single units: no pack of its own."""
+        return _NO_PACKS
+
     async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult:
         result = PushResult()
         for update in batch:
@@ -182,6 +192,7 @@ class FabricChannel:
             live[sku] = LiveValue(
                 sku=sku,
                 sellable=None if unmanaged else item.inventory,
+                written=None if unmanaged else item.inventory,
                 raw={
                     "inventoryId": item.inventory_id,
                     "inventory": item.inventory,

@@ -36,7 +36,6 @@ def build_channels(config: Config, clients: ApiClients, clock: Clock) -> dict[st
                 catalog,
                 section,
                 clock=clock,
-                reserved_max_age=section.reserved_max_age,
             )
         elif isinstance(section, FabricChannelConfig):
             api = config.apis.fabric

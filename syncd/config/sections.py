@@ -206,9 +206,13 @@ class ChannelSection(Section):
     percentage: Annotated[float, Field(ge=0, le=100)] = 100.0
     cap: Count | None = None
     pack_rounding: bool = True
-    drift_policy: Literal["report", "overwrite"] = "report"
-    """What to do when a read-back differs from what syncd last pushed."""
+    drift_policy: Literal["protect", "overwrite", "report"] = "protect"
+    """What a read-back does when the channel holds another value than syncd last had
+    confirmed: ``protect`` corrects a higher one at once and reports a lower one;
+    ``overwrite`` corrects both (a lower one once it is seen twice, after a fresh
+    order read); ``report`` only reports. At start every difference is corrected."""
     readback_interval: Seconds = 3_600.0
+    """Seconds between read-backs (0: only the one at start)."""
     max_zero_share: Share = 0.2
     """Hold a cycle that would zero more than this share of the channel's catalog."""
     max_change_share: Share = 0.5
@@ -231,9 +235,10 @@ class AnkorstoreChannel(ChannelSection):
     quantity, which resets the flag (seed 000 L620)."""
     operations_per_request: Annotated[int, Field(ge=1, le=50)] = 50
     """Up to 50 operations per request (seed 000 L645, L12866)."""
-    reserved_max_age: Seconds = 60.0
-    """Re-read Ankorstore's ``reservedQuantity`` before a push when older than this:
-    stockQuantity = sellable + reserved, so a stale reserved figure oversells."""
+    reserved_max_age: Seconds | None = None
+    """No longer used and ignored: ``stockQuantity`` is computed from the ledger's view
+    of Ankorstore's own orders, without reading ``reservedQuantity`` first. Accepted so
+    that existing configs keep loading."""
 
 
 _FABRIC_FIELDS = frozenset({"brand_id", "inventory_id"})

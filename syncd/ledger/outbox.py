@@ -52,7 +52,7 @@ PushItem = tuple[Sku, int, int]
 
 Reply = str | Mapping[str, Any] | None
 
-_ROW_COLUMNS = "channel, sku, desired, acknowledged, seq, status, updated_at, reason"
+_ROW_COLUMNS = "channel, sku, desired, acknowledged, seq, status, updated_at, reason, own_reserved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +79,7 @@ class _Current:
     seq: int
     status: str
     explanation: str | None
+    own_reserved: int
 
 
 def _settled_status(status: str, desired: int, acknowledged: int | None) -> str:
@@ -104,6 +105,7 @@ def _to_row(r: aiosqlite.Row | tuple[Any, ...]) -> OutboxRow:
         status=r[5],
         updated_at=decode_time(r[6]),
         reason=r[7],
+        own_reserved=int(r[8]),
     )
 
 
@@ -118,13 +120,19 @@ async def _current(
     found: dict[tuple[str, Sku], _Current] = {}
     for channel, skus in by_channel.items():
         async with conn.execute(
-            "SELECT sku, desired, acknowledged, acked_seq, seq, status, explanation"
+            "SELECT sku, desired, acknowledged, acked_seq, seq, status, explanation, own_reserved"
             " FROM outbox WHERE channel = ? AND sku IN (SELECT value FROM json_each(?))",
             (channel, json.dumps(skus)),
         ) as cursor:
             for r in await cursor.fetchall():
                 found[(channel, r[0])] = _Current(
-                    int(r[1]), None if r[2] is None else int(r[2]), int(r[3]), int(r[4]), r[5], r[6]
+                    int(r[1]),
+                    None if r[2] is None else int(r[2]),
+                    int(r[3]),
+                    int(r[4]),
+                    r[5],
+                    r[6],
+                    int(r[7]),
                 )
     return found
 
@@ -198,21 +206,25 @@ class OutboxMixin:
                 raise InvalidObservationError(
                     f"{row.channel}/{row.sku}: desired {row.quantity} < 0 is never pushed"
                 )
+            if not 0 <= row.own_reserved <= row.quantity:
+                raise InvalidObservationError(
+                    f"{row.channel}/{row.sku}: own orders {row.own_reserved} outside 0..{row.quantity}"
+                )
             if (row.channel, row.sku) in keys:
                 raise InvalidObservationError(f"{row.channel}/{row.sku} appears twice")
             keys.add((row.channel, row.sku))
         encoder = ExplanationEncoder()
         async with self._db.write() as conn:
             current = await _current(conn, [(r.channel, r.sku) for r in rows])
-            changed: list[tuple[str, Sku, int, int, str, str, str]] = []
-            same: list[tuple[str, str, Sku]] = []
+            changed: list[tuple[str, Sku, int, int, str, str, str, int]] = []
+            same: list[tuple[str, int, str, Sku]] = []
             unknown: list[tuple[str, Sku]] = []
             for row in rows:
                 explanation = encoder.encode(row.explanation)
                 old = current.get((row.channel, row.sku))
                 if old is not None and old.desired == row.quantity:
-                    if old.explanation != explanation:
-                        same.append((explanation, row.channel, row.sku))
+                    if old.explanation != explanation or old.own_reserved != row.own_reserved:
+                        same.append((explanation, row.own_reserved, row.channel, row.sku))
                     continue
                 status = _settled_status(
                     old.status if old else "pending",
@@ -232,15 +244,26 @@ class OutboxMixin:
                     unknown.append((row.channel, row.sku))
                 seq = old.seq + 1 if old else 1
                 changed.append(
-                    (row.channel, row.sku, row.quantity, seq, status, explanation, stamp)
+                    (
+                        row.channel,
+                        row.sku,
+                        row.quantity,
+                        seq,
+                        status,
+                        explanation,
+                        stamp,
+                        row.own_reserved,
+                    )
                 )
             await conn.executemany(
                 """
-                INSERT INTO outbox (channel, sku, desired, seq, status, explanation, updated_at)
-                VALUES (?,?,?,?,?,?,?)
+                INSERT INTO outbox (channel, sku, desired, seq, status, explanation, updated_at,
+                                    own_reserved)
+                VALUES (?,?,?,?,?,?,?,?)
                 ON CONFLICT (channel, sku) DO UPDATE SET desired = excluded.desired,
                     seq = excluded.seq, status = excluded.status,
-                    explanation = excluded.explanation, updated_at = excluded.updated_at
+                    explanation = excluded.explanation, updated_at = excluded.updated_at,
+                    own_reserved = excluded.own_reserved
                 """,
                 changed,
             )
@@ -251,7 +274,8 @@ class OutboxMixin:
             # (say, more stock behind the same cap); rewrite only those rows
             # (compared here: one UPDATE per row would cost as much as the recompute).
             await conn.executemany(
-                "UPDATE outbox SET explanation = ? WHERE channel = ? AND sku = ?", same
+                "UPDATE outbox SET explanation = ?, own_reserved = ? WHERE channel = ? AND sku = ?",
+                same,
             )
         if changed:
             _log.debug("outbox.desired_changed", changed=len(changed), unchanged=len(same))

@@ -239,7 +239,16 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX outbox_parked ON outbox (channel, sku) WHERE status = 'parked'",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3: tuple[str, ...] = (
+    # Units of the channel's own open orders included in ``desired`` (Ankorstore
+    # subtracts its own orders itself, so syncd writes sellable + those units).
+    # The interlocks judge ``desired - own_reserved``: a bad read that empties
+    # the pool must count as a zero even where open orders keep ``desired`` up.
+    "ALTER TABLE outbox ADD COLUMN own_reserved INTEGER NOT NULL DEFAULT 0"
+    " CHECK (own_reserved >= 0 AND own_reserved <= desired)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 """Migration N (1-based) brings ``user_version`` from N-1 to N. Append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,6 +26,7 @@ from syncd.ledger.connection import Database
 from syncd.ledger.interlock import InterlockMixin
 from syncd.ledger.outbox import OutboxMixin
 from syncd.ledger.queries import LedgerEntry
+from syncd.ledger.readback import ReadBackMixin
 from syncd.ledger.transactions import current_cursor
 from syncd.model import (
     Account,
@@ -41,7 +42,7 @@ from syncd.model import (
 _REPORTED_PRAGMAS = ("journal_mode", "synchronous", "foreign_keys", "user_version")
 
 
-class Ledger(OutboxMixin, InterlockMixin):
+class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
     """Append-only, double-entry stock ledger over one SQLite file."""
 
     def __init__(self, db: Database) -> None:

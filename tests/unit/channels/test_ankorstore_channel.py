@@ -21,11 +21,9 @@ from structlog.testing import capture_logs
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.ankorstore_ops import (
     attributed_errors,
-    stock_quantity,
     unconfirmed_reason,
     whole_pack_units,
 )
-from syncd.channels.drift import find_drift
 from syncd.channels.planner import Move, PlannedUpdate
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
 from syncd.http.clock import FakeClock
@@ -233,20 +231,12 @@ def sent_operations(fake: FakeAnkorstore) -> list[list[dict[str, Any]]]:
 # --- pure rules ---------------------------------------------------------------
 
 
-def test_stock_quantity_is_whole_packs_plus_what_ankorstore_holds_reserved() -> None:
-    assert stock_quantity(12, reserved=5, pack=1) == 17
-    assert stock_quantity(20, reserved=0, pack=6) == 18
-    assert stock_quantity(20, reserved=4, pack=6) == 22
-    assert stock_quantity(5, reserved=0, pack=6) == 0
-    # A nonsensical negative reservation never raises what is published.
-    assert stock_quantity(7, reserved=-3, pack=1) == 7
+def test_whole_pack_units_rounds_down_and_refuses_negatives() -> None:
+    assert whole_pack_units(20, 6) == 18
+    assert whole_pack_units(5, 6) == 0
+    assert whole_pack_units(7, 1) == 7
     with pytest.raises(ValueError, match="negative"):
         whole_pack_units(-1, 1)
-
-
-def test_an_absurd_reserved_quantity_is_refused_not_added() -> None:
-    with pytest.raises(ValueError, match="reservedQuantity"):
-        stock_quantity(5, reserved=10**30, pack=1)
 
 
 A, B = vid(1), vid(2)
@@ -310,16 +300,21 @@ def test_error_pointers_name_the_operation_in_either_notation() -> None:
 
 
 @pytest.mark.anyio
-async def test_available_quantity_equals_sellable_when_ankorstore_holds_reservations() -> None:
+async def test_the_value_computed_is_written_as_stock_quantity_without_reading_reservations() -> None:
+    # Allocation already added Ankorstore's own open orders (5 units) to the
+    # sellable 12: Ankorstore subtracts its reservedQuantity and shows 12.
     a = FakeVariant(vid(1), "A", stock=40, reserved=5)
     b = FakeVariant(vid(2), "B", stock=3, reserved=0)
     fake = FakeAnkorstore(a, b)
     channel, _ = make_channel(fake, catalog_of(a, b))
-    result = await channel.push([update("A", 12), update("B", 9)])
+    await channel.read_live()  # the start-up read-back
+    reads = len(fake.gets())
+    result = await channel.push([update("A", 17), update("B", 9)])
     assert [u.sku for u in result.acknowledged] == ["A", "B"]
     assert (a.stock, a.available) == (17, 12)
     assert (b.stock, b.available) == (9, 9)
-    assert result.requests == 2  # one reserved read, one bulk write
+    assert result.requests == 1  # the bulk write alone
+    assert len(fake.gets()) == reads
     [ops] = sent_operations(fake)
     assert ops[0] == {
         "op": "update",
@@ -328,24 +323,53 @@ async def test_available_quantity_equals_sellable_when_ankorstore_holds_reservat
 
 
 @pytest.mark.anyio
-async def test_pack_sold_variant_publishes_whole_packs_of_units() -> None:
-    case = FakeVariant(vid(1), "WINE", stock=0, multiplier=6)
-    fake = FakeAnkorstore(case)
-    channel, _ = make_channel(fake, catalog_of(case, pack=6))
-    await channel.push([update("WINE", 20)])
-    assert case.stock == 18  # 3 packs of 6, counted in units
-    assert case.available == 18
+async def test_an_order_placed_and_cancelled_between_two_polls_changes_nothing_for_good() -> None:
+    # syncd never sees the order: Ankorstore alone subtracts it while it is
+    # open, and its cancellation gives back exactly its units.
+    a = FakeVariant(vid(1), "A", stock=0)
+    fake = FakeAnkorstore(a)
+    channel, _ = make_channel(fake, catalog_of(a))
+    await channel.push([update("A", 10)])
+    a.reserved = 4  # placed on Ankorstore
+    assert a.available == 6
+    await channel.push([update("A", 10, seq=2)])  # any later write of syncd's number
+    assert a.available == 6
+    a.reserved = 0  # cancelled before syncd's next order poll
+    assert (a.stock, a.available) == (10, 10)
 
 
 @pytest.mark.anyio
-async def test_ankorstore_multiplier_wins_over_a_stale_catalog_pack_size() -> None:
+async def test_pack_sizes_are_ankorstore_unit_multipliers_by_sku() -> None:
+    case = FakeVariant(vid(1), "WINE", stock=0, multiplier=6)
+    single = FakeVariant(vid(2), "SOAP", stock=0)
+    fake = FakeAnkorstore(case, single)
+    channel, _ = make_channel(fake, catalog_of(case, single, pack=1))
+    assert channel.pack_sizes() == {}
+    await channel.read_live()
+    packs = channel.pack_sizes()
+    assert packs == {"WINE": 6, "SOAP": 1}
+    await channel.read_live()
+    assert channel.pack_sizes() is packs  # unchanged: the engine computes nothing again
+    case.multiplier = 12
+    await channel.read_live()
+    assert channel.pack_sizes() == {"WINE": 12, "SOAP": 1}
+
+
+@pytest.mark.anyio
+async def test_a_value_computed_before_the_pack_was_known_is_not_sent() -> None:
     case = FakeVariant(vid(1), "WINE", stock=0, multiplier=6)
     fake = FakeAnkorstore(case)
-    channel, _ = make_channel(fake, catalog_of(case, pack=1))
-    with capture_logs() as logs:
-        await channel.push([update("WINE", 20)])
+    channel, _ = make_channel(fake, catalog_of(case, pack=1, with_ids=False))
+    assert channel.pack_sizes() == {}  # what allocation used: the catalog's pack of 1
+    # The push looks the variant up by SKU and learns it sells in cases of 6.
+    result = await channel.push([update("WINE", 20)])
+    assert result.acknowledged == []
+    assert "packs of 6" in result.failed[0][1]
+    assert not fake.posts()
+    assert channel.pack_sizes() == {"WINE": 6}
+    result = await channel.push([update("WINE", 18, seq=2)])
+    assert [u.sku for u in result.acknowledged] == ["WINE"]
     assert case.stock == 18
-    assert any(e["event"] == "channel.pack_size_differs" and e["ankorstore"] == 6 for e in logs)
 
 
 @pytest.mark.anyio
@@ -528,62 +552,24 @@ async def test_always_in_stock_manage_publishes_a_number_which_clears_the_flag()
     flagged = FakeVariant(vid(1), "A", stock=None, reserved=2, always=True)
     fake = FakeAnkorstore(flagged)
     channel, _ = make_channel(fake, catalog_of(flagged), always_in_stock="manage")
-    result = await channel.push([update("A", 4)])
+    result = await channel.push([update("A", 6)])  # 4 sellable + the 2 of its own orders
     assert [u.sku for u in result.acknowledged] == ["A"]
     assert (flagged.always, flagged.stock, flagged.available) == (False, 6, 4)
 
 
-# --- reserved freshness and request cost --------------------------------------------------
+# --- request cost ------------------------------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_reserved_is_reread_only_when_older_than_the_max_age() -> None:
-    a = FakeVariant(vid(1), "A", stock=10, reserved=1)
+async def test_the_budget_is_the_limiter_s_less_what_sources_keep() -> None:
+    a = FakeVariant(vid(1), "A", stock=10)
     fake = FakeAnkorstore(a)
-    channel, clock = make_channel(fake, catalog_of(a))
+    channel, _ = make_channel(fake, catalog_of(a))
+    # 600/min less 20% left for sources and 2 s of window slack.
+    assert channel.requests_available() == 480
     await channel.read_live()
-    before = len(fake.gets())
     await channel.push([update("A", 4)])
-    assert len(fake.gets()) == before  # fresh from the read-back: no extra read
-    assert a.stock == 5
-    a.reserved = 3  # an order arrived on Ankorstore
-    clock.advance(61)
-    result = await channel.push([update("A", 4, seq=2)])
-    assert len(fake.gets()) == before + 1
-    assert "filter%5Bid%5D%5B%5D" in str(fake.gets()[-1].url)
-    assert (a.stock, a.available) == (7, 4)
-    assert result.requests == 2
-
-
-@pytest.mark.anyio
-async def test_failed_reserved_read_fails_the_batch_without_writing() -> None:
-    a = FakeVariant(vid(1), "A", stock=10)
-    fake = FakeAnkorstore(a)
-
-    def broken_list(request: httpx.Request) -> httpx.Response | None:
-        return httpx.Response(500, json={"errors": []}) if request.method == "GET" else None
-
-    fake.intercept = broken_list
-    channel, _ = make_channel(fake, catalog_of(a), retry=RetryPolicy(max_attempts=2))
-    result = await channel.push([update("A", 4)])
-    assert [u.sku for u, _ in result.failed] == ["A"]
-    assert "reservedQuantity" in result.failed[0][1]
-    assert not fake.posts()
-
-
-@pytest.mark.anyio
-async def test_budget_counts_a_read_per_batch_until_the_list_is_fresh() -> None:
-    a = FakeVariant(vid(1), "A", stock=10)
-    fake = FakeAnkorstore(a)
-    channel, clock = make_channel(fake, catalog_of(a))
-    cold = channel.requests_available()
-    await channel.read_live()
-    warm = channel.requests_available()
-    # 600/min less 20% left for sources and 2 s of window slack; minus the read itself.
-    assert warm == 480 - 1
-    assert cold == 480 // 2
-    clock.advance(63)  # past the reserved max age and the (slackened) minute window
-    assert channel.requests_available() == 480 // 2
+    assert channel.requests_available() == 480 - 2  # the read and the write, nothing else
 
 
 # --- identities ------------------------------------------------------------------------------
@@ -606,7 +592,7 @@ async def test_variant_without_catalog_id_is_found_by_sku_or_parked() -> None:
 
 
 @pytest.mark.anyio
-async def test_read_live_reports_available_units_and_none_when_always_in_stock() -> None:
+async def test_read_live_reports_written_available_and_reserved_units() -> None:
     variants = [FakeVariant(vid(n), f"S{n}", stock=10 + n, reserved=n) for n in range(1, 6)]
     variants.append(FakeVariant(vid(9), "ALWAYS", stock=None, always=True))
     variants.append(FakeVariant(vid(10), "NOT-OURS", stock=3))
@@ -621,7 +607,8 @@ async def test_read_live_reports_available_units_and_none_when_always_in_stock()
         "S5": 10,
         "ALWAYS": None,
     }
-    assert live["S2"].raw["reservedQuantity"] == 2
+    assert (live["S2"].written, live["S2"].reserved) == (12, 2)
+    assert live["ALWAYS"].written is None
     assert len(fake.gets()) == 4  # 7 variants, 2 per page: every page followed
 
 
@@ -634,14 +621,3 @@ async def test_read_live_for_a_few_skus_reads_only_those() -> None:
     assert {k: v.sellable for k, v in live.items()} == {"S7": 7, "S8": 8}
     assert len(fake.gets()) == 1
     assert "filter%5Bid%5D%5B%5D" in str(fake.gets()[0].url)
-
-
-@pytest.mark.anyio
-async def test_shown_for_is_whole_packs_so_packs_are_not_mistaken_for_drift() -> None:
-    case = FakeVariant(vid(1), "WINE", stock=0, multiplier=6)
-    fake = FakeAnkorstore(case)
-    channel, _ = make_channel(fake, catalog_of(case, pack=1))
-    await channel.push([update("WINE", 20)])
-    live = await channel.read_live()
-    assert live["WINE"].sellable == 18
-    assert find_drift(live, {"WINE": 20}, shown_for=channel.shown_for) == []
