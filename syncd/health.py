@@ -51,6 +51,8 @@ class ChannelFacts:
     failed_last_round: int = 0
     drift: int = 0
     readback_error: str | None = None
+    verified: bool = True
+    """False until the start-up read-back succeeded: nothing is pushed before it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,13 @@ def _channel_reasons(channel: ChannelFacts) -> list[str]:
         reasons.append(
             f"channel {name}: {channel.drift} variant(s) show a different number than syncd pushed"
         )
-    if channel.readback_error:
+    if not channel.verified:
+        why = (
+            f"read-back failing: {channel.readback_error}" if channel.readback_error else "reading"
+        )
+        reasons.append(
+            f"channel {name}: nothing pushed until its start-up read-back is done ({why})"
+        )
+    elif channel.readback_error:
         reasons.append(f"channel {name}: read-back failing: {channel.readback_error}")
     return reasons

@@ -471,11 +471,15 @@ class StatusService:
                     failed_last_round=cycle.failed if cycle else 0,
                     drift=len(run.drift) if run else 0,
                     readback_error=run.readback_error if run else None,
+                    verified=run.verified if run else True,
                 )
             )
             labels = {"channel": name}
             gauges[series_name("queue_depth", labels)] = float(pending)
             gauges[series_name("parked_variants", labels)] = float(parked_count)
+            gauges[series_name("reserved_mismatch_variants", labels)] = float(
+                run.reserved_mismatch if run else 0
+            )
             gauges[series_name("held_cycles", labels)] = float(len(holds))
             gauges[series_name("drifted_variants", labels)] = float(len(run.drift) if run else 0)
             for window in rows[-1]["rate_limit"]:

@@ -18,6 +18,16 @@ L4865-4868), fabric's order ``id`` and FashionTrade's ``order_number``.
 ``match = "none"`` disables this module: every order keeps reserving until
 its channel reports it shipped, cancelled or rejected.
 
+**Ankorstore's own orders are never handed over.** Ankorstore subtracts its
+open orders from the ``stockQuantity`` syncd writes until it ships them, so
+syncd writes the sellable quantity *plus* those orders' units
+(:mod:`syncd.allocation`, step 5). Releasing one when the warehouse takes
+it would drop it from that sum while Ankorstore still subtracts it, and when
+Ankorstore then ships it (lowering ``stockQuantity`` itself) no recompute
+would follow; keeping it makes the warehouse and syncd both subtract it for
+that window -- an undersell until Ankorstore ships it, never an oversell
+should Ankorstore cancel it meanwhile.
+
 **The lookup.** The seed has no order read (brief seed-activeants 4.3), so
 syncd asks Active Ants' v3 orders listing, filtered with the seed's v3
 filter syntax (L2647): ``GET v3/orders?filter[externalOrderNumber][in]=a,b``

@@ -72,7 +72,12 @@ def build_order_sources(config: Config, clients: ApiClients, clock: Clock) -> li
                 clients.ankorstore,
                 catalog,
                 ankorstore,
-                handover=handover,
+                # Ankorstore subtracts its own open orders from the stockQuantity syncd
+                # writes until it ships or cancels them, so syncd adds them back and must
+                # keep subtracting them just as long (syncd.allocation, step 5): once the
+                # warehouse holds one, it counts twice -- an undersell until Ankorstore
+                # ships it, never an oversell if Ankorstore cancels it meanwhile.
+                handover=None,
                 clock=clock,
                 page_size=ankorstore.page_size,
             )

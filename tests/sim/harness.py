@@ -334,10 +334,11 @@ class Simulation:
         parts = []
         for channel in self._proc.assembly.channels:
             try:
-                drift = await self._proc.scheduler.read_back(channel)
+                report = await self._proc.scheduler.read_back(channel)
             except Exception as exc:  # the daemon's loop logs it and tries again later
                 parts.append(f"{channel} failed ({type(exc).__name__})")
                 continue
+            drift = report.drift
             parts.append(f"{channel} drift {len(drift)}" if drift else f"{channel} clean")
         return f"read-back ({self.drift_policy}): " + ", ".join(parts)
 

@@ -300,7 +300,9 @@ def test_error_pointers_name_the_operation_in_either_notation() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_value_computed_is_written_as_stock_quantity_without_reading_reservations() -> None:
+async def test_the_value_computed_is_written_as_stock_quantity_without_reading_reservations() -> (
+    None
+):
     # Allocation already added Ankorstore's own open orders (5 units) to the
     # sellable 12: Ankorstore subtracts its reservedQuantity and shows 12.
     a = FakeVariant(vid(1), "A", stock=40, reserved=5)
