@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,9 @@ class FakeChannel:
         self.refuse: dict[str, str] = {}
         self.fail_next = 0
         self.budget = 1_000
+        self.packs: Mapping[str, int] = {}
+        self.adds_own_orders = False
+        self.lowers_on_order = name == "fabric"
 
     async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult:
         self.batches.append(list(batch))
@@ -55,10 +58,13 @@ class FakeChannel:
         return result
 
     async def read_live(self, skus: Collection[str] | None = None) -> dict[str, LiveValue]:
-        return {sku: LiveValue(sku, qty) for sku, qty in self.shown.items()}
+        return {sku: LiveValue(sku, qty, written=qty) for sku, qty in self.shown.items()}
 
     def requests_available(self) -> int:
         return self.budget
+
+    def pack_sizes(self) -> Mapping[str, int]:
+        return self.packs
 
     async def aclose(self) -> None:
         return None
