@@ -310,3 +310,78 @@ async def test_a_confirmation_does_not_cover_a_later_mass_zero(ledger: Ledger) -
     assert again.held_id is not None
     assert again.held_id != held.held_id
     assert len(channel.sent) == sent
+
+
+async def test_a_channel_pack_learnt_later_recomputes_before_the_next_push(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, stocked(S05=20), "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    assert channel.shown["S05"] == 20
+    channel.packs = {"S05": 6}  # the channel says it sells S05 in cases of 6
+    cycle = await engine.push_channel("ankorstore")
+    assert cycle.settled
+    assert channel.shown["S05"] == 18
+    [row] = [r for r in await ledger.outbox_rows("ankorstore") if r.sku == "S05"]
+    (explanation,) = [await ledger.explanation("ankorstore", "S05")]
+    assert row.desired == 18
+    assert explanation is not None and explanation["result"] == 18
+    assert engine.take_packs("ankorstore") is False  # same mapping: nothing to do
+
+
+async def test_a_channel_that_adds_its_own_orders_gets_them_back_and_a_rewrite_when_they_move(
+    ledger: Ledger,
+) -> None:
+    channel, clock = FakeChannel(), Clock()
+    channel.adds_own_orders = True
+    engine = Engine(
+        ledger,
+        catalog(),
+        [ChannelRule(channel="ankorstore", locations=("activeants",))],
+        {"ankorstore": channel},
+        policies={"ankorstore": SafetyPolicy(confirm_increase_after_zero=False)},
+        feeds=[
+            FeedInfo("activeants", ("activeants",), stale_after=600),
+            FeedInfo("ankorstore_orders", ("activeants",), stale_after=600, channel="ankorstore"),
+        ],
+        now=clock,
+    )
+    await snapshot(ledger, stocked(), "s1")
+    await ledger.mark_feed("ankorstore_orders", success_at=T0)
+
+    async def orders(key: str, lines: dict[str, int]) -> None:
+        observation = OrderObservation(
+            channel="ankorstore",
+            order_ref="AK-1",
+            status="brand_confirmed" if lines else "shipped",
+            observed_at=clock.now,
+            open_lines=lines,
+            location="activeants",
+        )
+        await ledger.record_orders(
+            "ankorstore_orders",
+            key,
+            clock.now,
+            [observation],
+            complete=False,
+            channels=["ankorstore"],
+        )
+
+    await orders("o1", {"S03": 4})
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    # 10 - 4 = 6 sellable, + the 4 Ankorstore holds itself: 10 written.
+    assert channel.shown["S03"] == 10
+    [row] = [r for r in await ledger.outbox_rows("ankorstore") if r.sku == "S03"]
+    assert (row.desired, row.own_reserved, row.sellable) == (10, 4, 6)
+    writes = len(channel.sent)
+    # Ankorstore ships the order (and lowers stockQuantity by 4 itself); the
+    # warehouse read still shows 10 until it catches up: the value stays 10,
+    # and it is written again so Ankorstore shows syncd's number.
+    clock.now += timedelta(seconds=30)
+    channel.shown["S03"] = 6
+    await orders("o2", {})
+    await engine.push_channel("ankorstore")
+    assert channel.shown["S03"] == 10
+    assert [u.sku for u in channel.sent[writes:]] == ["S03"]

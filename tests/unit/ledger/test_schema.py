@@ -137,3 +137,27 @@ async def test_version_1_file_keeps_its_push_log_and_learns_unparked(ledger_path
         )
         async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'") as cursor:
             assert "push_log_item" in [row[0] for row in await cursor.fetchall()]
+
+
+@pytest.mark.anyio
+async def test_version_2_file_learns_own_reserved_and_keeps_its_outbox(ledger_path: Path) -> None:
+    """Migration 3 adds the units of a channel's own orders to each outbox row (0 before)."""
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await configure(conn)
+        assert await migrate(conn, MIGRATIONS[:2]) == 2
+        await conn.execute(
+            "INSERT INTO outbox (channel, sku, desired, acknowledged, seq, status, updated_at)"
+            " VALUES ('ankorstore', 'A', 5, 5, 1, 'acknowledged', '2026-01-01T00:00:00Z')"
+        )
+    async with await Ledger.open(ledger_path) as ledger:
+        assert (await ledger.pragmas())["user_version"] == SCHEMA_VERSION
+        [row] = await ledger.outbox_rows("ankorstore")
+        assert (row.desired, row.acknowledged, row.own_reserved, row.status) == (
+            5,
+            5,
+            0,
+            "acknowledged",
+        )
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        with pytest.raises(sqlite3.IntegrityError):  # never more own units than the value
+            await conn.execute("UPDATE outbox SET own_reserved = 6 WHERE sku = 'A'")
