@@ -326,7 +326,8 @@ async def test_a_channel_pack_learnt_later_recomputes_before_the_next_push(ledge
     [row] = [r for r in await ledger.outbox_rows("ankorstore") if r.sku == "S05"]
     (explanation,) = [await ledger.explanation("ankorstore", "S05")]
     assert row.desired == 18
-    assert explanation is not None and explanation["result"] == 18
+    assert explanation is not None
+    assert explanation["result"] == 18
     assert engine.take_packs("ankorstore") is False  # same mapping: nothing to do
 
 
