@@ -105,7 +105,6 @@ FREQUENT: dict[str, dict[str, float]] = {
         }
         for name in ("ankorstore_orders", "fabric_orders", "fashiontrade")
     },
-    "channels.ankorstore": {"reserved_max_age": _default(AnkorstoreChannel, "reserved_max_age")},
 }
 """Shipped defaults of what runs every few seconds to minutes (``stale_after`` keeps its margin)."""
 FASHIONTRADE_LINES = {"lines_max_age": _default(FashionTradeSource, "lines_max_age")}
