@@ -321,8 +321,9 @@ class Daemon:
         await old.drain(self.config.daemon.shutdown_timeout)
         self.api_counters.retire(old.assembly.clients)
         await self._close(old.assembly)
-        if config.daemon.log_format != self.config.daemon.log_format:
-            configure_logging(config.daemon.log_format, stream=sys.stderr)
+        old_logs = (self.config.daemon.log_format, self.config.daemon.log_level)
+        if (config.daemon.log_format, config.daemon.log_level) != old_logs:
+            configure_logging(config.daemon.log_format, config.daemon.log_level, stream=sys.stderr)
         self.config = config
         self.info.reload_error = None
         scheduler = self._new_scheduler(assembly)
@@ -413,7 +414,7 @@ def cli_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(config.daemon.log_format, stream=sys.stderr)
+    configure_logging(config.daemon.log_format, config.daemon.log_level, stream=sys.stderr)
     register_secrets(config)
     daemon = Daemon(config, path, metrics_port=config.daemon.metrics_port)
     try:
