@@ -39,7 +39,7 @@ _HANDLERS: dict[str, str] = {
     "check-config": "syncd.config:cli_check_config",
     "demo": "syncd.sandbox.demo:cli_demo",
     "sandbox": "syncd.sandbox.serve:cli_sandbox",
-    "files": "syncd.shipped:cli_files",
+    "files": "syncd.deploy_files:cli_files",
 }
 
 _NEEDS_SANDBOX_EXTRA = frozenset({"demo", "sandbox"})

@@ -133,3 +133,19 @@ def test_credentials_dir_resolves_bare_names_for_the_whole_process(
     argv = ["check-config", "--config", str(EXAMPLE), "--credentials-dir", str(relative)]
     assert main(argv) == 0, capsys.readouterr().err
     assert os.environ["CREDENTIALS_DIRECTORY"] == str(REPO / relative)
+
+
+@pytest.mark.parametrize("command", ["demo", "sandbox"])
+def test_simulator_commands_without_the_sandbox_extra_say_what_to_install(command: str) -> None:
+    # A production install has no Starlette: importing it fails as it would there.
+    script = (
+        "import sys; sys.modules['starlette'] = None; "
+        f"from syncd.cli import main; sys.exit(main([{command!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"syncd {command}: the simulators need starlette")
+    assert "pip install 'syncd[sandbox]'" in result.stderr
