@@ -120,7 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="stop after SECONDS; exit 0 only if every channel converged",
+        help="run the day for SECONDS, let syncd settle, then exit 0 only if every "
+        "channel shows what syncd computed",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the demo's files (config, ledger, log) on exit"
     )
     demo.add_argument(
         "--variants", type=int, default=200, help="catalog size (default %(default)s)"
