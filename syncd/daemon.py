@@ -2,6 +2,10 @@
 
 Start-up, in order (systemd/syncd.service is ``Type=notify``):
 
+0. the ledger's directory and files are checked writable
+   (:mod:`syncd.ledger.writable`): SQLite would open a read-only ledger
+   without complaint and fail every write after ``READY=1``, so syncd
+   exits 1 instead, saying what to fix;
 1. the single-instance lock on ``daemon.lock_path`` is taken
    (:mod:`syncd.runtime_lock`): a second syncd on the same ledger exits 1
    with "another syncd is running on <db> (pid N)", touching nothing;
@@ -61,6 +65,7 @@ from syncd.assembly import Assembly, assemble, open_ledger
 from syncd.config import Config, ConfigError, load_config
 from syncd.http.clock import Clock, SystemClock
 from syncd.ledger.store import Ledger
+from syncd.ledger.writable import ledger_write_problem
 from syncd.logs import configure_logging, register_secret
 from syncd.metrics import Metrics, PrometheusEndpoint
 from syncd.model import now_utc
@@ -166,6 +171,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; raises :class:`StartupError` if syncd cannot start."""
+        self._check_ledger_writable()
         lock = RuntimeLock(self.config.daemon.lock_path, self.config.daemon.database)
         try:
             lock.acquire()
@@ -184,6 +190,15 @@ class Daemon:
             lock.release()
         log.info("daemon.stopped")
         return EXIT_OK
+
+    def _check_ledger_writable(self) -> None:
+        database = Path(self.config.daemon.database)
+        try:
+            problem = ledger_write_problem(database)
+        except OSError as exc:
+            problem = f"cannot check the ledger {database}: {describe_error(exc)}"
+        if problem is not None:
+            raise StartupError(problem)
 
     async def _open_ledger(self) -> Ledger:
         try:
@@ -321,8 +336,9 @@ class Daemon:
         await old.drain(self.config.daemon.shutdown_timeout)
         self.api_counters.retire(old.assembly.clients)
         await self._close(old.assembly)
-        if config.daemon.log_format != self.config.daemon.log_format:
-            configure_logging(config.daemon.log_format, stream=sys.stderr)
+        old_logs = (self.config.daemon.log_format, self.config.daemon.log_level)
+        if (config.daemon.log_format, config.daemon.log_level) != old_logs:
+            configure_logging(config.daemon.log_format, config.daemon.log_level, stream=sys.stderr)
         self.config = config
         self.info.reload_error = None
         scheduler = self._new_scheduler(assembly)
@@ -413,7 +429,7 @@ def cli_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(config.daemon.log_format, stream=sys.stderr)
+    configure_logging(config.daemon.log_format, config.daemon.log_level, stream=sys.stderr)
     register_secrets(config)
     daemon = Daemon(config, path, metrics_port=config.daemon.metrics_port)
     try:

@@ -1,9 +1,10 @@
 """syncd's log output: structured events, JSON lines for journald, no secrets.
 
 Every log line is a structlog event with a stable name (``event="push.sent"``)
-and key/value fields. Under systemd, stdout is collected by journald, so the
-default is one JSON object per line on stdout; on a terminal ``auto`` picks a
-readable console renderer instead. Records from libraries that use the
+and key/value fields, written to **stderr**: stdout stays free for a command's
+own output (``syncd once --json``), and under systemd journald collects stderr
+like stdout. The default is one JSON object per line; on a terminal ``auto``
+picks a readable console renderer instead. Records from libraries that use the
 standard `logging` module (httpx, uvicorn, asyncio) go through the same
 pipeline, at WARNING and above so their chatter stays out of the journal.
 
@@ -356,13 +357,14 @@ def configure_logging(
 ) -> None:
     """Set up structlog and stdlib logging for the whole process.
 
-    ``fmt="auto"`` writes JSON lines unless ``stream`` is a terminal. Events
+    Lines go to ``stream`` (default: stderr). ``fmt="auto"`` writes JSON
+    lines unless ``stream`` is a terminal. Events
     carry an ISO-8601 UTC ``timestamp``, ``level`` and any contextvars bound
     with ``structlog.contextvars.bind_contextvars`` (request ids). Calling it
     again replaces the previous configuration (SIGHUP may change the level).
     Raises ValueError for an unknown format or level.
     """
-    out = sys.stdout if stream is None else stream
+    out = sys.stderr if stream is None else stream
     threshold = _parse_level(level)
     console = _wants_console(fmt, out)
     scrubber = _DEFAULT_REDACTOR if redactor is None else redactor

@@ -4,7 +4,8 @@ A secret ``X`` is given exactly one way:
 
 - ``X_file``: a file holding the secret (one trailing newline is stripped).
   ``%d/name`` and a bare ``name`` (no ``/``) are systemd credentials, read
-  from ``$CREDENTIALS_DIRECTORY`` which ``LoadCredential=`` sets; any other
+  from ``$CREDENTIALS_DIRECTORY`` which ``LoadCredential=`` sets (or
+  ``--credentials-dir`` on the command line, see `syncd.cli_options`); any other
   relative path is relative to the config file.
 - ``X_env``: the name of an environment variable holding it.
 - ``X``: the value inline (fine for tests; prefer a credential in production).
@@ -88,7 +89,8 @@ def secret_file_path(
         if not directory:
             return (
                 f"{value!r} names a systemd credential but ${CREDENTIALS_DIRECTORY} is not set "
-                "(run under systemd with LoadCredential=, or give a path containing '/')"
+                "(run under systemd with LoadCredential=, pass --credentials-dir DIR, "
+                "or give a path containing '/')"
             )
         return Path(directory) / credential
     path = Path(value)

@@ -95,6 +95,15 @@ def test_debug_level_lets_debug_events_through() -> None:
     assert [line["event"] for line in _json_lines(out)] == ["ratelimit.budget"]
 
 
+def test_logs_go_to_stderr_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    # stdout belongs to a command's own output (`syncd once --json`).
+    configure_logging("json", "info")
+    structlog.get_logger("syncd.test").warning("source.stale", source="astral")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert json.loads(err)["event"] == "source.stale"
+
+
 @pytest.mark.parametrize(("fmt", "level"), [("json", "loud"), ("xml", "info")])
 def test_unknown_format_or_level_is_refused(fmt: Any, level: str) -> None:
     with pytest.raises(ValueError, match="unknown log"):
