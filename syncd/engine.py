@@ -494,15 +494,15 @@ class Engine:
     async def _collect_resends(self, channel: str) -> None:
         """Queue SKUs whose reservations the channel's own order feed moved, to write again.
 
-        A channel that counts its own orders (Ankorstore's ``reservedQuantity``)
-        changes what it shows when one of them is placed, shipped or cancelled -- even when syncd's number for the SKU
-        stays the same (clamped at zero, capped, a bundle limited by another
-        component). Nothing would be pushed, and the channel would go on
-        showing the cancelled units (an oversell) or the placed ones twice
-        (an undersell). Writing the unchanged absolute value again, with the
-        channel's fresh reservation figure, puts it right. After a start every
-        SKU the feed ever touched is written once: orders may have moved
-        while syncd was down.
+        A channel that subtracts its own orders from the figure syncd writes
+        (Ankorstore) lowers that figure itself when it ships one of them. The
+        value syncd computes may stay the same (the order's units leave the
+        sellable quantity and the added-back part together), so nothing would
+        be pushed and the channel would go on showing the shipped units
+        subtracted twice (an undersell). Writing the unchanged absolute value
+        again puts it right. Moves from before this process started are not looked at: the
+        start-up read-back (:mod:`syncd.readback`) already corrected every
+        value the channel changed while syncd was down.
         """
         if not self.channels[channel].adds_own_orders:
             # Only a channel whose written figure counts its own orders
@@ -515,7 +515,10 @@ class Engine:
         if not feeds:
             return
         current = await self.ledger.last_txn_id()
-        since = self._resend_mark.get(channel, 0)
+        since = self._resend_mark.get(channel)
+        if since is None:
+            self._resend_mark[channel] = current
+            return
         if current == since:
             return
         moved = await self.ledger.changed_skus_since(since, feeds)
