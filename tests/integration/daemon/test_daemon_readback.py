@@ -19,6 +19,7 @@ import pytest
 from syncd.config import load_config
 from syncd.sandbox.world import SandboxWorld
 from tests.integration.daemon._support import (
+    DaemonProcess,
     daemon,
     set_channel_keys,
     short_dir,
@@ -32,8 +33,8 @@ SETTLE_S = 90.0
 """Generous: CI is a loaded 2-core machine; every wait ends as soon as its condition holds."""
 
 
-def published(process: object, sku: str) -> dict[str, int | None]:
-    reply = process.ask({"cmd": "explain", "sku": sku})  # type: ignore[attr-defined]
+def published(process: DaemonProcess, sku: str) -> dict[str, int | None]:
+    reply = process.ask({"cmd": "explain", "sku": sku})
     return {entry["channel"]: entry["published"] for entry in reply["channels"]}
 
 
@@ -45,9 +46,20 @@ def shown(world: SandboxWorld, sku: str) -> dict[str, int | None]:
     }
 
 
-def both_channels_show_syncd(world: SandboxWorld, process: object, sku: str) -> bool:
+def both_channels_show_syncd(world: SandboxWorld, process: DaemonProcess, sku: str) -> bool:
     want = published(process, sku)
     return set(want) == {"ankorstore", "fabric"} and shown(world, sku) == want
+
+
+def wait_published(world: SandboxWorld, process: DaemonProcess, sku: str) -> dict[str, int | None]:
+    """Wait until the daemon answers and both channels show its numbers for ``sku``."""
+    wait_until(process.answers, timeout=SETTLE_S, what="the daemon")
+    wait_until(
+        lambda: both_channels_show_syncd(world, process, sku),
+        timeout=SETTLE_S,
+        what="the first publication",
+    )
+    return published(process, sku)
 
 
 def backup(database: Path, target: Path) -> None:
@@ -76,13 +88,7 @@ def test_a_ledger_restored_from_a_backup_converges_on_the_first_cycle() -> None:
         database = Path(load_config(config).daemon.database)
         saved = directory / "backup.db"
         with daemon(config, directory) as process:
-            wait_until(process.answers, timeout=SETTLE_S, what="the daemon")
-            wait_until(
-                lambda: both_channels_show_syncd(world, process, sku),
-                timeout=SETTLE_S,
-                what="the first publication",
-            )
-            low = published(process, sku)
+            low = wait_published(world, process, sku)
             backup(database, saved)  # the operator's nightly backup
             world.activeants.set_stock(sku, 30)
             wait_until(
@@ -124,13 +130,7 @@ def test_a_number_raised_by_hand_on_either_channel_is_corrected_by_default() -> 
         for channel in ("ankorstore", "fabric"):
             set_channel_keys(config, channel, "readback_interval = 1.0\n")
         with daemon(config, directory) as process:
-            wait_until(process.answers, timeout=SETTLE_S, what="the daemon")
-            wait_until(
-                lambda: both_channels_show_syncd(world, process, sku),
-                timeout=SETTLE_S,
-                what="the first publication",
-            )
-            want = published(process, sku)
+            want = wait_published(world, process, sku)
             before = world.ankorstore.listing(sku).stock_quantity
             assert before is not None
             # Someone adds 40 units by hand on both channels.
