@@ -32,6 +32,10 @@ Rules every token provider follows:
   5 s, doubling per further failure up to 5 minutes (raised as
   :class:`TokenUnavailable` with ``retry_in``). While the old token is still
   valid it keeps being used.
+* **Bounded**: a token response larger than :data:`TOKEN_MAX_BYTES` is refused
+  after reading that much (``ResponseTooLarge``, remembered like refused
+  credentials: the same endpoint would send the same body), and the whole
+  exchange must finish within ``deadline`` seconds (:mod:`syncd.http.bounded`).
 * **Secrets and tokens never reach a log, an error message or a repr.**
 """
 
@@ -49,6 +53,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
+from syncd.http.bounded import read_bounded
 from syncd.http.budget import RateBudget, Window, parse_rate_headers
 from syncd.http.clock import Clock
 from syncd.http.errors import (
@@ -73,6 +78,15 @@ Normal operation needs about one token per lifetime (~1.1 per hour for
 Ankorstore's 3600 s tokens); a revocation costs one more. Anything beyond
 this budget is a credential problem that more requests will not fix.
 """
+
+
+TOKEN_MAX_BYTES = 64 * 1024
+"""Largest token response read: a token answer is a few hundred bytes (seed 000
+L158-165: ``token_type``, ``expires_in``, ``access_token``), so anything near this
+is not a token endpoint talking."""
+
+TOKEN_DEADLINE = 60.0
+"""Longest a token request may take in all, body included (:mod:`syncd.http.bounded`)."""
 
 
 class TokenProvider(Protocol):
@@ -165,8 +179,10 @@ class _TokenEndpointProvider:
         budget: Sequence[Window],
         default_lifetime: float | None,
         timing: TokenTiming,
+        deadline: float = TOKEN_DEADLINE,
     ) -> None:
         self.api = api
+        self._deadline = deadline
         self._http = http
         self._token_url = token_url
         self._clock = clock
@@ -282,12 +298,21 @@ class _TokenEndpointProvider:
         self.requests += 1
         context = self._context()
         _log.info("http.token_requested", api=self.api, grant=self.grant, reason=reason)
+        request = self._http.build_request(
+            "POST",
+            self._token_url,
+            data=self._form(),
+            # The token endpoint is not JSON:API (seed 000 L149-152).
+            headers={"Accept": "application/json"},
+        )
         try:
-            response = await self._http.post(
-                self._token_url,
-                data=self._form(),
-                # The token endpoint is not JSON:API (seed 000 L149-152).
-                headers={"Accept": "application/json"},
+            response = await read_bounded(
+                self._http,
+                request,
+                limit=TOKEN_MAX_BYTES,
+                deadline=self._deadline,
+                context=context,
+                what="token response",
             )
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise TransportError(
@@ -363,6 +388,7 @@ class OAuthClientCredentials(_TokenEndpointProvider):
         budget: Sequence[Window] = DEFAULT_TOKEN_BUDGET,
         default_lifetime: float | None = None,
         timing: TokenTiming = TokenTiming(),
+        deadline: float = TOKEN_DEADLINE,
     ) -> None:
         super().__init__(
             api=api,
@@ -372,6 +398,7 @@ class OAuthClientCredentials(_TokenEndpointProvider):
             budget=budget,
             default_lifetime=default_lifetime,
             timing=timing,
+            deadline=deadline,
         )
         if not client_id:
             raise ValueError("client_id cannot be empty")
@@ -414,6 +441,7 @@ class PasswordGrant(_TokenEndpointProvider):
         budget: Sequence[Window] = DEFAULT_TOKEN_BUDGET,
         default_lifetime: float | None = None,
         timing: TokenTiming = TokenTiming(),
+        deadline: float = TOKEN_DEADLINE,
     ) -> None:
         super().__init__(
             api=api,
@@ -423,6 +451,7 @@ class PasswordGrant(_TokenEndpointProvider):
             budget=budget,
             default_lifetime=default_lifetime,
             timing=timing,
+            deadline=deadline,
         )
         if not username:
             raise ValueError("username cannot be empty")
