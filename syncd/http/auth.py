@@ -65,6 +65,7 @@ from syncd.http.errors import (
     TokenUnavailable,
     TransportError,
 )
+from syncd.logs import register_token
 
 _log = structlog.get_logger("syncd.http")
 
@@ -339,6 +340,7 @@ class _TokenEndpointProvider:
                 f"token request refused: {status}{suffix}", status=status, context=context
             )
         value, lifetime = self._parse(response, context)
+        register_token(value)
         margin = self._timing.margin(lifetime)
         _log.info("http.token_obtained", api=self.api, lifetime_s=round(lifetime, 3))
         return _Token(
