@@ -26,6 +26,9 @@ Rules every token provider follows:
   (:data:`DEFAULT_TOKEN_BUDGET`), and when it is spent ``token()`` fails fast
   with :class:`AuthError` instead of asking again -- a 401 storm cannot break
   the limit.
+* **Tokens outlive the process** when a store is attached (:meth:`use_store`,
+  :mod:`syncd.http.token_cache`): a token is read back from the ledger before
+  the endpoint is asked, under the same API, token URL and client id only.
 * **Failures are remembered** so queued callers do not each repeat a doomed
   request: refused credentials for 5 minutes; a 429 for as long as its
   ``Retry-After`` says (5 minutes without one); an endpoint that is down for
@@ -42,9 +45,8 @@ Rules every token provider follows:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import anyio
@@ -65,6 +67,9 @@ from syncd.http.errors import (
     TokenUnavailable,
     TransportError,
 )
+from syncd.http.token_cache import PersistedTokens, TokenStore
+from syncd.http.token_response import oauth_error, token_lifetime
+from syncd.ledger.tokens import TokenKey
 from syncd.logs import register_token
 
 _log = structlog.get_logger("syncd.http")
@@ -194,6 +199,8 @@ class _TokenEndpointProvider:
         self._cached: _Token | None = None
         self._failure: tuple[float, HttpError] | None = None
         self._outages = 0
+        self._persisted: PersistedTokens | None = None
+        self._rejected: str | None = None
         self.requests = 0
         """Token requests sent so far (metrics)."""
 
@@ -215,6 +222,11 @@ class _TokenEndpointProvider:
             cached = self._cached
             if cached is not None and now < cached.refresh_at:
                 return cached.value  # refreshed by the caller we queued behind
+            restored = await self._restore()
+            if restored is not None:
+                self._cached = restored
+                return restored.value
+            now = self._clock.monotonic()
             usable = cached if cached is not None and now < cached.expires_at else None
             try:
                 fresh = await self._refresh(now, reason="expiring" if usable else "missing")
@@ -223,13 +235,41 @@ class _TokenEndpointProvider:
                     raise
                 return usable.value  # still valid: keep using it, the failure is logged
             self._cached = fresh
+            await self._persist(fresh, sent_at=now)
             return fresh.value
 
     def invalidate(self, token: str) -> None:
         cached = self._cached
         if cached is not None and cached.value == token:
             self._cached = None
+            self._rejected = token  # removed from the store before it could be read back
             _log.warning("http.token_rejected", api=self.api)
+
+    def use_store(self, store: TokenStore) -> None:
+        """Keep tokens in ``store`` too, so the next process reuses them (:mod:`.token_cache`)."""
+        key = TokenKey(api=self.api, token_url=self._token_url, client_id=self._account())
+        self._persisted = PersistedTokens(store, key)
+
+    def _account(self) -> str:
+        """Whose token this is: the client id, or the user name of a password grant."""
+        raise NotImplementedError
+
+    async def _restore(self) -> _Token | None:
+        """A token an earlier run stored, if it may still be used (lock held)."""
+        if self._persisted is None:
+            return None
+        rejected, self._rejected = self._rejected, None
+        found = await self._persisted.restore(self._clock, self._timing.margin, rejected=rejected)
+        if found is None:
+            return None
+        value, expires_at, refresh_at = found
+        return _Token(value=value, expires_at=expires_at, refresh_at=refresh_at)
+
+    async def _persist(self, token: _Token, *, sent_at: float) -> None:
+        if self._persisted is not None:
+            await self._persisted.save_fresh(
+                self._clock, token.value, sent_at=sent_at, expires_at=token.expires_at
+            )
 
     def status(self) -> TokenStatus:
         now = self._clock.monotonic()
@@ -334,7 +374,7 @@ class _TokenEndpointProvider:
         if status == 408 or status >= 500:
             raise ApiError(f"token endpoint answered {status}", status=status, context=context)
         if not 200 <= status <= 299:
-            code = _oauth_error(response)
+            code = oauth_error(response)
             suffix = f" ({code})" if code else ""
             raise AuthError(
                 f"token request refused: {status}{suffix}", status=status, context=context
@@ -358,7 +398,7 @@ class _TokenEndpointProvider:
         value = document.get("access_token")
         if not isinstance(value, str) or not value:
             raise AuthError("token response has no access_token", context=context)
-        lifetime = _lifetime(document, self._default_lifetime)
+        lifetime = token_lifetime(document, self._default_lifetime)
         if lifetime is None:
             raise AuthError("token response has no usable expires_in", context=context)
         return value, lifetime
@@ -407,6 +447,9 @@ class OAuthClientCredentials(_TokenEndpointProvider):
         self._client_id = client_id
         self._client_secret = _Secret(client_secret)
         self._scope = scope
+
+    def _account(self) -> str:
+        return self._client_id
 
     def _form(self) -> dict[str, str]:
         form = {
@@ -460,6 +503,9 @@ class PasswordGrant(_TokenEndpointProvider):
         self._username = username
         self._password = _Secret(password)
 
+    def _account(self) -> str:
+        return self._username
+
     def _form(self) -> dict[str, str]:
         return {
             "grant_type": "password",
@@ -504,46 +550,3 @@ class StaticBearer:
         if token == self._key.reveal():
             self._rejected_until = self._clock.monotonic() + self._cooldown
             _log.error("http.api_key_rejected", api=self.api, cooldown_s=self._cooldown)
-
-
-def _lifetime(document: Mapping[str, Any], default: float | None) -> float | None:
-    raw = document.get("expires_in")
-    lifetime: float | None = None
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        lifetime = float(raw)
-    elif isinstance(raw, str):
-        try:
-            lifetime = float(raw.strip())
-        except ValueError:
-            lifetime = None
-    if lifetime is None:
-        lifetime = _rfc1123_lifetime(document)
-    if lifetime is None:
-        lifetime = default
-    if lifetime is None or not math.isfinite(lifetime) or lifetime <= 0:
-        return None
-    return lifetime
-
-
-def _rfc1123_lifetime(document: Mapping[str, Any]) -> float | None:
-    # OWIN servers may spell the keys with a leading dot (seed brief activeants §2.3).
-    issued = document.get("issued", document.get(".issued"))
-    expires = document.get("expires", document.get(".expires"))
-    if not isinstance(issued, str) or not isinstance(expires, str):
-        return None
-    try:
-        # parsedate ignores the weekday, which the seed's sample gets wrong (L95-96).
-        delta = parsedate_to_datetime(expires) - parsedate_to_datetime(issued)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return delta.total_seconds()
-
-
-def _oauth_error(response: httpx.Response) -> str:
-    """The RFC 6749 ``error`` code (e.g. ``invalid_client``) -- safe to log, unlike the body."""
-    try:
-        document = response.json()
-    except ValueError:
-        return ""
-    code = document.get("error") if isinstance(document, dict) else None
-    return code if isinstance(code, str) and code.isascii() and len(code) <= 64 else ""
