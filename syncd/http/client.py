@@ -406,8 +406,11 @@ class ApiClient:
             except ResponseTooLarge as exc:
                 raise self._fail(exc, context) from None
             except DeadlineExceeded as exc:
+                # Not resent within this request: a server that could not answer in
+                # the whole deadline is stuck, not glitching. The caller's own backoff
+                # (the next poll, the next push round) tries again later.
                 self.stats.transport_errors += 1
-                return _Attempt(failure=exc, may_replay=call.replayable, token=token)
+                raise self._fail(exc, context) from None
             except _TRANSIENT as exc:
                 self.stats.transport_errors += 1
                 failure = TransportError(type(exc).__name__, context=context)
