@@ -66,6 +66,7 @@ from syncd.ledger.store import Ledger
 from syncd.logs import configure_logging, register_secret
 from syncd.metrics import Metrics, PrometheusEndpoint
 from syncd.model import now_utc
+from syncd.offthread import in_daemon_thread
 from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.scheduler import Scheduler, describe_error, readback_intervals
 from syncd.status import StatusServer, StatusSocketError
@@ -342,17 +343,15 @@ class Daemon:
     async def reload(self, tg: TaskGroup, ledger: Ledger) -> bool:
         """Apply the config file again (SIGHUP); False when the new one is rejected.
 
-        Reading and validating run in a worker thread that a stop abandons
-        (``abandon_on_cancel``): until the new config is assembled, cancelling
-        this leaves the running config untouched. Applying it is shielded and
+        Reading and validating run in a daemon thread that a stop abandons
+        (:func:`syncd.offthread.in_daemon_thread`): until the new config is assembled,
+        cancelling this leaves the running config untouched. Applying it is shielded and
         bounded by the drain and close timeouts.
         """
         self.notifier.reloading("reloading the configuration")
         log.info("daemon.reload_requested", config=self.info.config_path)
         try:
-            config = await anyio.to_thread.run_sync(
-                self._load, self.config_path, abandon_on_cancel=True
-            )
+            config = await in_daemon_thread(self._load, self.config_path)
             self._check_reloadable(config)
             assembly = self._assemble(config, ledger)
         except ConfigError as exc:
