@@ -12,9 +12,15 @@ import pytest
 from syncd.http.auth import TOKEN_MAX_BYTES, OAuthClientCredentials
 from syncd.http.bounded import DeadlineExceeded, read_bounded
 from syncd.http.budget import Window
-from syncd.http.client import ApiClient
+from syncd.http.client import ApiClient, build_http_client
 from syncd.http.clock import FakeClock
-from syncd.http.errors import RequestContext, ResponseTooLarge, TokenUnavailable
+from syncd.http.errors import (
+    ApiError,
+    AuthError,
+    RequestContext,
+    ResponseTooLarge,
+    TokenUnavailable,
+)
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import NO_RETRY
 
@@ -129,3 +135,35 @@ async def test_a_dripping_token_endpoint_is_abandoned_and_backed_off() -> None:
         await provider.token()
     # A transient failure: the provider asks again later, spaced out.
     assert provider.status().last_error is not None
+
+
+async def test_redirects_are_never_followed_so_credentials_never_travel_elsewhere() -> None:
+    seen: list[httpx.URL] = []
+
+    def redirecting(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(302, headers={"Location": "http://evil.example/steal"})
+
+    clock = FakeClock()
+    client = build_http_client("https://api.test", transport=httpx.MockTransport(redirecting))
+    provider = OAuthClientCredentials(
+        api="fabric",
+        http=client,
+        token_url="https://api.test/oauth/token",
+        clock=clock,
+        client_id="c",
+        client_secret="s3cret-value",
+    )
+    with pytest.raises(AuthError, match="302"):
+        await provider.token()
+    api = ApiClient(
+        name="fabric",
+        http=client,
+        limiter=RateLimiter((Window(100, 60.0),), clock=clock, name="fabric"),
+        clock=clock,
+        retry=NO_RETRY,
+    )
+    with pytest.raises(ApiError, match="302"):
+        await api.request("GET", "/v1/orders", authenticate=False)
+    await api.aclose()
+    assert [url.host for url in seen] == ["api.test", "api.test"]
