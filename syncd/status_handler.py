@@ -28,6 +28,7 @@ import structlog
 
 from syncd import __version__
 from syncd.assembly import Assembly
+from syncd.callers import describe_caller
 from syncd.config.sections import ChannelSection, SourceSection
 from syncd.engine import is_stale
 from syncd.explain import UnknownSku, explain_sku
@@ -50,6 +51,8 @@ from syncd.status_protocol import (
     StatusReply,
     StatusRequestError,
     UnparkReply,
+    audit_note,
+    caller_of,
     confirm_args,
     explain_args,
     route,
@@ -531,8 +534,10 @@ class StatusService:
         if channel not in scheduler.assembly.channels:
             known = ", ".join(scheduler.assembly.channels) or "none"
             raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
+        # The kernel's word on who asked (SO_PEERCRED), kept with the hold in the ledger.
+        who = await describe_caller(caller_of())
         confirmed = await scheduler.assembly.engine.confirm(
-            channel, None if hold == "all" else hold
+            channel, None if hold == "all" else hold, by=who
         )
         if hold != "all" and not confirmed:
             raise StatusRequestError(
@@ -548,8 +553,10 @@ class StatusService:
         if channel not in scheduler.assembly.channels:
             known = ", ".join(scheduler.assembly.channels) or "none"
             raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
+        # The push log names the kernel's caller; the client's note may claim anyone.
+        who = await describe_caller(caller_of())
         unparked = await scheduler.assembly.engine.unpark(
-            channel, None if skus == "all" else skus, note
+            channel, None if skus == "all" else skus, audit_note("unparked", who, note)
         )
         self.invalidate()
         if unparked:
