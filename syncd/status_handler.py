@@ -37,6 +37,7 @@ from syncd.http.client import ApiClient
 from syncd.ledger.interlock import HeldCycle as HeldRecord
 from syncd.metrics import Metrics, series_name
 from syncd.model import FeedState, now_utc
+from syncd.prometheus import zero_series
 from syncd.scheduler import STUCK_AFTER_S, Scheduler, describe_error
 from syncd.status_protocol import (
     ChannelStatus,
@@ -264,8 +265,14 @@ class StatusService:
 
     async def metrics_reply(self) -> MetricsReply:
         reply, gauges = await self._snapshot()
-        counters = self.metrics.counters()
         assembly = self._scheduler().assembly
+        # Every configured channel, source and API has its counters from the start, at zero.
+        counters: dict[str, int] = zero_series(
+            channels=assembly.channels,
+            sources=[source.name for source in assembly.sources],
+            apis=[client.name for client in assembly.clients.all()],
+        )
+        counters.update(self.metrics.counters())
         for api, stats in sorted(self.api_counters.totals(assembly.clients).items()):
             for key, name in (
                 ("requests", "http_requests"),
@@ -278,9 +285,10 @@ class StatusService:
         return MetricsReply(ok=True, counters=dict(sorted(counters.items())), gauges=gauges)
 
     async def collect(self) -> tuple[dict[str, int], dict[str, float]]:
-        """``(counters, gauges)`` for the Prometheus endpoint."""
+        """``(counters, gauges)`` for the Prometheus endpoint, with the daemon's start time."""
         reply = await self.metrics_reply()
-        return reply["counters"], reply["gauges"]
+        gauges = {**reply["gauges"], "start_time_seconds": self.info.started_at.timestamp()}
+        return reply["counters"], gauges
 
     async def _snapshot(self) -> tuple[StatusReply, dict[str, float]]:
         async with self._lock:
