@@ -21,6 +21,7 @@ threads beside the event loop.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -82,9 +83,7 @@ GAUGES: dict[str, Family] = {
     "cycle_duration_s": Family(
         "cycle_duration_seconds", "How long the last recompute cycle took, in seconds."
     ),
-    "health": Family(
-        "health", "Health as `syncd status` judges it: 0 ok, 1 degraded, 2 failing."
-    ),
+    "health": Family("health", "Health as `syncd status` judges it: 0 ok, 1 degraded, 2 failing."),
     "queue_depth": Family(
         "queue_depth", "Variant quantities waiting to be pushed, per channel.", "channel"
     ),
@@ -203,11 +202,27 @@ class _Scrape:
         yield from self._process.collect()
 
 
+class _ProcessCollector(ProcessCollector):
+    """prometheus_client's process collector, also under systemd's ``ProcSubset=pid``.
+
+    It reads the boot time from ``/proc/stat``, which ``ProcSubset=pid`` hides,
+    and without it exports nothing at all. The kernel's boot-time clock gives
+    the same figure.
+    """
+
+    def _boot_time(self) -> float | None:
+        try:
+            found: float | None = super()._boot_time()  # type: ignore[no-untyped-call]
+        except OSError:
+            found = None
+        return found or time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 class Exposition:
     """Renders scrapes; holds the process collector (it reads ``/proc/self``)."""
 
-    def __init__(self) -> None:
-        self._process = ProcessCollector(registry=None)
+    def __init__(self, *, proc: str = "/proc") -> None:
+        self._process = _ProcessCollector(proc=proc, registry=None)
 
     def render(self, counters: Mapping[str, int], gauges: Mapping[str, float]) -> bytes:
         """Prometheus text format 0.0.4, as bytes ready to send."""

@@ -126,3 +126,14 @@ def test_every_gauge_the_status_service_measures_is_in_the_catalogue() -> None:
     measured |= {"cycle_duration_s", "queue_depth", "health", "start_time_seconds"}
     assert measured - {"uptime_s"} <= set(GAUGES)
     assert all(family.help.endswith(".") for family in [*COUNTERS.values(), *GAUGES.values()])
+
+
+def test_process_figures_survive_a_hidden_proc_stat(tmp_path: Path) -> None:
+    # systemd's ProcSubset=pid (in syncd.service) hides /proc/stat but not /proc/self.
+    (tmp_path / "self").symlink_to("/proc/self")
+    text = Exposition(proc=str(tmp_path)).render({}, {}).decode("utf-8")
+    scraped = {family.name: family for family in text_string_to_metric_families(text)}
+    [start] = _samples(scraped["process_start_time_seconds"])
+    [real] = _samples(_scrape({}, {})["process_start_time_seconds"])
+    assert abs(start.value - real.value) < 5
+    assert _samples(scraped["process_open_fds"])[0].value > 0
