@@ -11,7 +11,9 @@ request, or waiting for its client to take a reply) is closed to make room,
 the way a web server drops idle keep-alive connections when it runs out of
 them: a client that never reads cannot hold a slot against a fresh one.
 A connection gets ``grace`` seconds before it can be closed that way, so a
-burst of honest clients does not close each other before they are read;
+burst of honest clients does not close each other before they are read (a
+listener tells a client closed while it waited to be read that it is busy,
+so it asks again);
 when no slot can be freed, a new client is turned away (the listener sends
 a short "busy" error, and syncd's own clients try again until their
 deadline).
@@ -37,8 +39,9 @@ ACCEPT_BACKOFF_S = 0.1
 """Pause after an accept error: the backlog stays readable, so retrying at once would spin."""
 ACCEPT_LOG_EVERY_S = 10.0
 """A burst of accept errors is logged once per this many seconds, with a count."""
-EVICT_GRACE_S = 1.0
-"""A connection idle for less than this is never closed to make room for another."""
+EVICT_GRACE_S = 0.25
+"""A connection idle for less than this is never closed to make room for another. Short:
+a client that does not read holds its slot this long at most once the cap is reached."""
 _TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN})
 """Accept errors about one client that gave up: retried at once, not logged."""
 
@@ -46,7 +49,7 @@ _TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAG
 class Slot:
     """One served connection: its cancel scope, and whether it is idle right now."""
 
-    __slots__ = ("_monotonic", "evicted", "idle_since", "scope")
+    __slots__ = ("_monotonic", "evicted", "idle_since", "scope", "writing")
 
     def __init__(self, monotonic: Callable[[], float]) -> None:
         self._monotonic = monotonic
@@ -54,6 +57,8 @@ class Slot:
         self.idle_since: float | None = monotonic()
         """When the connection last started waiting on its client; None while answering."""
         self.evicted = False
+        self.writing = False
+        """True while a reply is on its way out (the client has not taken it yet)."""
 
     def waiting(self) -> None:
         """The connection waits for its client (to send a request, or to read a reply)."""

@@ -33,11 +33,11 @@ Safety rules the server holds:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import socket
 import stat
-import struct
 from pathlib import Path
 
 import anyio
@@ -46,11 +46,11 @@ from anyio.abc import SocketStream, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from syncd.conn_limits import AcceptErrors, ConnectionSlots, Slot
+from syncd.status_conn import peer_caller, say_busy, turn_away
 
 # The protocol shapes live in status_protocol (pure, no I/O); they are
 # re-exported so the daemon finds everything status-related here.
 from syncd.status_protocol import (
-    BUSY_ERROR,
     CURRENT_CALLER,
     INTERNAL_ERROR,
     TOO_LARGE,
@@ -136,16 +136,12 @@ DEFAULT_MAX_REQUEST_BYTES = 65_536
 DEFAULT_MAX_CLIENTS = 128
 """Connections served at once: far more than the CLI calls and monitoring checks that
 ask at the same time. The longest-idle one gives way to a new client."""
+SEND_BUFFER_BYTES = 32_768
+"""Kernel send buffer of each client connection (the kernel doubles it)."""
 DEFAULT_READ_TIMEOUT_S = 30.0
 """A client that sends no complete request line for this long is hung up on."""
 DEFAULT_WRITE_TIMEOUT_S = 10.0
 """A client that does not take its reply within this long is hung up on."""
-BUSY_WAIT_S = 1.0
-"""How long a turned-away client may take to send its request before the ``busy`` reply:
-answering before the request arrives would make its send fail with EPIPE instead."""
-_BUSY_LINE = encode_reply({"ok": False, "error": BUSY_ERROR, "busy": True})
-_PEERCRED = struct.Struct("3i")
-"""``struct ucred``: pid, uid, gid."""
 _BIND_UMASK = 0o177
 """Owner-only while binding; widened to SOCKET_MODE by an explicit chmod."""
 _AF_UNIX_PATH_MAX = 107
@@ -282,32 +278,11 @@ async def _accept(sock: socket.socket) -> socket.socket:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             continue  # the client gave up between readiness and accept
         conn.setblocking(False)
+        with contextlib.suppress(OSError):
+            # A client that never reads fills at most this much, not the system default
+            # (about 200 KiB): it bounds both the memory and the work one client costs.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         return conn
-
-
-def peer_caller(conn: socket.socket) -> Caller | None:
-    """The connecting process's pid, uid and gid as the kernel recorded them at connect()."""
-    try:
-        raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-    except (OSError, AttributeError):  # AttributeError: no SO_PEERCRED on this platform
-        return None
-    pid, uid, gid = _PEERCRED.unpack(raw)
-    return Caller(uid=uid, gid=gid, pid=pid)
-
-
-async def _turn_away(conn: socket.socket) -> None:
-    """Answer ``busy`` and hang up, after the client's request (or a second) arrived."""
-    try:
-        with anyio.move_on_after(BUSY_WAIT_S):
-            await anyio.wait_readable(conn)
-        try:
-            conn.recv(DEFAULT_MAX_REQUEST_BYTES)
-            # A fresh socket's send buffer is empty: the short line never blocks.
-            conn.send(_BUSY_LINE)
-        except OSError:
-            pass  # the client is gone already
-    finally:
-        conn.close()
 
 
 # --- the server -------------------------------------------------------------------------
@@ -398,7 +373,7 @@ class StatusServer:
 
     async def _busy(self, conn: socket.socket) -> None:
         try:
-            await _turn_away(conn)
+            await turn_away(conn)
         finally:
             self._turning_away -= 1
 
@@ -413,7 +388,14 @@ class StatusServer:
                     conn.close()  # once wrapped, the stream closes it
                     raise
                 async with stream:
-                    await self._converse(stream, slot)
+                    try:
+                        await self._converse(stream, slot)
+                    finally:
+                        if slot.evicted and not slot.writing:
+                            # Closed to make room before its request was read: say so,
+                            # and syncd's clients ask again. (Nothing else is queued
+                            # on the socket, so the line cannot interleave a reply.)
+                            say_busy(conn)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass  # the client went away mid-reply; nothing to tell anyone
         except Exception:
@@ -463,8 +445,10 @@ class StatusServer:
         """Send ``data`` within the write timeout; False (and the client dropped) if not."""
         # Waiting on a client to read is idle time: a new client may take the slot.
         slot.waiting()
+        slot.writing = True
         with anyio.move_on_after(self._write_timeout):
             await stream.send(data)
+            slot.writing = False
             return True
         log.info("status.write_timeout", seconds=self._write_timeout)
         return False

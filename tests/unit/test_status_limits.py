@@ -185,3 +185,22 @@ async def test_an_accept_error_is_logged_once_and_the_server_keeps_answering(
     assert failed[0]["error"] == "EMFILE"
     assert failed[0]["listener"] == "status"
     assert server.accept_errors.total == 3
+
+
+async def test_a_client_closed_to_make_room_before_it_was_read_is_told_busy(
+    sock_path: Path,
+) -> None:
+    server = StatusServer(sock_path, big, max_clients=1)
+    async with running(server):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as waiting:
+            waiting.connect(str(sock_path))
+            await wait_for(lambda: server.slots.in_use == 1, "the first client is served")
+            assert (await request(sock_path, {"cmd": "ping"}, timeout=5))["ok"] is True
+            # The first one sent nothing yet; it learns why it was closed, and may ask again.
+            waiting.settimeout(5)
+            line = waiting.makefile("rb").readline()
+    assert json.loads(line) == {
+        "ok": False,
+        "error": "busy: too many clients on the status socket; try again in a moment",
+        "busy": True,
+    }
