@@ -146,7 +146,7 @@ async def test_silent_connections_time_out_and_give_way_to_a_scrape() -> None:
                 silent.append(socket.create_connection(("127.0.0.1", port)))
             await _until(lambda: endpoint.slots.in_use == 3)
             # Far from their 60 s read timeout, the silent ones still cannot keep a
-            # scrape out: the longest idle gives way (after its one-second grace).
+            # scrape out: the longest idle gives way (after its short grace).
             reply = b""
             with anyio.fail_after(10):
                 while not reply.startswith(b"HTTP/1.0 200"):
