@@ -204,3 +204,17 @@ async def test_a_client_closed_to_make_room_before_it_was_read_is_told_busy(
         "error": "busy: too many clients on the status socket; try again in a moment",
         "busy": True,
     }
+
+
+async def test_a_large_last_reply_to_a_half_closed_client_arrives_whole(sock_path: Path) -> None:
+    # `printf '{"cmd": ...}' | nc -U`: the client shuts down its side, then reads. The
+    # reply (far larger than the socket's buffers) must not be cut when syncd hangs up.
+    huge = "y" * 4_000_000
+
+    async def large(request: dict[str, Any]) -> Mapping[str, Any]:
+        return {"ok": True, "padding": huge}
+
+    async with running(StatusServer(sock_path, large)):
+        for _ in range(3):
+            (reply,) = await exchange(sock_path, b'{"cmd": "large"}')
+            assert reply["padding"] == huge
