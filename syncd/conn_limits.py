@@ -117,6 +117,46 @@ class ConnectionSlots:
         self._open.discard(slot)
 
 
+class PressureLog:
+    """One warning per interval while a listener closes idle clients or turns clients away.
+
+    A flood of connections would otherwise write a log line per connection.
+    """
+
+    def __init__(
+        self,
+        listener: str,
+        slots: ConnectionSlots,
+        *,
+        every: float = ACCEPT_LOG_EVERY_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.listener = listener
+        self._slots = slots
+        self._every = every
+        self._monotonic = monotonic
+        self._logged_at: float | None = None
+        self._seen = (0, 0)
+
+    def note(self) -> None:
+        """Call after each admission decision; logs what changed since the last line, if due."""
+        counts = (self._slots.evictions, self._slots.refusals)
+        if counts == self._seen:
+            return
+        now = self._monotonic()
+        if self._logged_at is not None and now - self._logged_at < self._every:
+            return
+        log.warning(
+            "listener.under_pressure",
+            listener=self.listener,
+            limit=self._slots.limit,
+            closed_idle=counts[0] - self._seen[0],
+            turned_away=counts[1] - self._seen[1],
+        )
+        self._logged_at = now
+        self._seen = counts
+
+
 class AcceptErrors:
     """Logs accept failures of one listener without flooding the log, and paces retries."""
 

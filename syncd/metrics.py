@@ -28,7 +28,7 @@ import structlog
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from syncd.conn_limits import AcceptErrors, ConnectionSlots, Slot
+from syncd.conn_limits import AcceptErrors, ConnectionSlots, PressureLog, Slot
 
 log = structlog.get_logger("syncd.metrics")
 
@@ -151,6 +151,7 @@ class PrometheusEndpoint:
         self._write_timeout = write_timeout
         self.slots = ConnectionSlots(max_connections)
         self.accept_errors = AcceptErrors("metrics")
+        self._pressure = PressureLog("metrics", self.slots)
         self._turning_away = 0
 
     async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -173,6 +174,7 @@ class PrometheusEndpoint:
                 await self.accept_errors.failed(exc)
                 continue
             slot = self.slots.admit()
+            self._pressure.note()
             if slot is not None:
                 tg.start_soon(self._handle, stream, slot)
             elif self._turning_away < self.slots.limit:

@@ -45,7 +45,7 @@ import structlog
 from anyio.abc import SocketStream, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from syncd.conn_limits import AcceptErrors, ConnectionSlots, Slot
+from syncd.conn_limits import AcceptErrors, ConnectionSlots, PressureLog, Slot
 from syncd.status_conn import peer_caller, say_busy, turn_away
 
 # The protocol shapes live in status_protocol (pure, no I/O); they are
@@ -321,6 +321,7 @@ class StatusServer:
         self._write_timeout = write_timeout
         self.slots = ConnectionSlots(max_clients)
         self.accept_errors = AcceptErrors("status")
+        self._pressure = PressureLog("status", self.slots)
         self._turning_away = 0
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -362,10 +363,10 @@ class StatusServer:
                 await self.accept_errors.failed(exc)
                 continue
             slot = self.slots.admit()
+            self._pressure.note()
             if slot is not None:
                 tg.start_soon(self._serve_client, conn, slot)
             elif self._turning_away < self.slots.limit:
-                log.warning("status.busy", clients=self.slots.in_use)
                 self._turning_away += 1
                 tg.start_soon(self._busy, conn)
             else:
@@ -403,8 +404,6 @@ class StatusServer:
             log.exception("status.connection_failed")
         finally:
             self.slots.release(slot)
-            if slot.evicted:
-                log.info("status.idle_client_closed", reason="a new client needed the slot")
 
     async def _converse(self, stream: SocketStream, slot: Slot) -> None:
         """Answer line after line until EOF, an oversized line, idleness or a stuck reader."""

@@ -7,7 +7,7 @@ import errno
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.conn_limits import AcceptErrors, ConnectionSlots
+from syncd.conn_limits import AcceptErrors, ConnectionSlots, PressureLog
 
 # Slots carry anyio cancel scopes, which belong to an event loop.
 pytestmark = pytest.mark.anyio
@@ -80,3 +80,21 @@ async def test_accept_errors_are_logged_once_per_burst_with_the_count() -> None:
         await errors.failed(OSError(errno.ECONNABORTED, "Software caused connection abort"))
     assert [(e["error"], e["suppressed"]) for e in logs] == [("EMFILE", 0), ("ENFILE", 4)]
     assert errors.total == 6  # a client that gave up is not an error of the listener
+
+
+async def test_pressure_is_logged_once_per_interval_with_what_happened() -> None:
+    clock = Clock()
+    slots = ConnectionSlots(1, grace=0.0, monotonic=clock)
+    pressure = PressureLog("status", slots, every=10.0, monotonic=clock)
+    with capture_logs() as logs:
+        slots.admit()
+        pressure.note()  # nothing closed or refused yet: nothing to say
+        clock.now += 1
+        for _ in range(50):
+            slots.admit()  # each one closes the previous, idle since its admission
+            pressure.note()
+            clock.now += 0.01
+        clock.now += 10
+        slots.admit()
+        pressure.note()
+    assert [(e["closed_idle"], e["turned_away"]) for e in logs] == [(1, 0), (50, 0)]
