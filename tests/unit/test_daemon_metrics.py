@@ -160,9 +160,11 @@ async def test_silent_connections_time_out_and_give_way_to_a_scrape() -> None:
     quick = PrometheusEndpoint(collect, port=0, read_timeout=0.2)
     async with anyio.create_task_group() as tg:
         port = await tg.start(quick.serve)
-        with socket.create_connection(("127.0.0.1", port)):
-            await _until(lambda: quick.slots.in_use == 1)
-            await _until(lambda: quick.slots.in_use == 0)  # hung up on after 0.2 s
+        with socket.create_connection(("127.0.0.1", port)) as silent_one:
+            # Hung up on after 0.2 s without a request line.
+            silent_one.settimeout(5)
+            assert await anyio.to_thread.run_sync(silent_one.recv, 1) == b""
+        await _until(lambda: quick.slots.in_use == 0)
         tg.cancel_scope.cancel()
 
 
