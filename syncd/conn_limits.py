@@ -9,14 +9,14 @@ descriptors, nor keep another client waiting.
 slot is taken, the connection that has been *idle* longest (waiting for a
 request, or waiting for its client to take a reply) is closed to make room,
 the way a web server drops idle keep-alive connections when it runs out of
-them: a client that never reads cannot hold a slot against a fresh one.
-A connection gets ``grace`` seconds before it can be closed that way, so a
-burst of honest clients does not close each other before they are read (a
-listener tells a client closed while it waited to be read that it is busy,
-so it asks again);
-when no slot can be freed, a new client is turned away (the listener sends
-a short "busy" error, and syncd's own clients try again until their
-deadline).
+them: a client that never reads cannot hold a slot against a fresh one,
+however many requests it queued up. Two kinds are never closed that way: a
+connection in its first ``grace`` seconds, so a burst of honest clients does
+not close each other before they are read (a listener tells a client closed
+while it waited to be read that it is busy, so it asks again), and one whose
+request is being answered right now. When no slot can be freed, a new client
+is turned away (the listener sends a short "busy" error, and syncd's own
+clients try again until their deadline).
 
 :class:`AcceptErrors` keeps an accept loop alive through EMFILE, ENFILE,
 ENOBUFS and friends: it logs the first failure of a burst, counts the rest,
@@ -40,8 +40,7 @@ ACCEPT_BACKOFF_S = 0.1
 ACCEPT_LOG_EVERY_S = 10.0
 """A burst of accept errors is logged once per this many seconds, with a count."""
 EVICT_GRACE_S = 0.25
-"""A connection idle for less than this is never closed to make room for another. Short:
-a client that does not read holds its slot this long at most once the cap is reached."""
+"""A connection younger than this is never closed to make room for another."""
 _TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAGAIN})
 """Accept errors about one client that gave up: retried at once, not logged."""
 
@@ -49,12 +48,13 @@ _TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EINTR, errno.EAG
 class Slot:
     """One served connection: its cancel scope, and whether it is idle right now."""
 
-    __slots__ = ("_monotonic", "evicted", "idle_since", "scope", "writing")
+    __slots__ = ("_monotonic", "admitted_at", "evicted", "idle_since", "scope", "writing")
 
     def __init__(self, monotonic: Callable[[], float]) -> None:
         self._monotonic = monotonic
         self.scope = anyio.CancelScope()
-        self.idle_since: float | None = monotonic()
+        self.admitted_at = monotonic()
+        self.idle_since: float | None = self.admitted_at
         """When the connection last started waiting on its client; None while answering."""
         self.evicted = False
         self.writing = False
@@ -99,7 +99,7 @@ class ConnectionSlots:
             idle = [
                 slot
                 for slot in self._open
-                if slot.idle_since is not None and slot.idle_since <= horizon
+                if slot.idle_since is not None and slot.admitted_at <= horizon
             ]
             if not idle:
                 self.refusals += 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
@@ -105,6 +106,8 @@ MAX_CONNECTIONS = 32
 """Connections served at once; Prometheus scrapes one at a time per target."""
 BUSY_WAIT_S = 1.0
 """How long a turned-away client may take to send its request before the 503."""
+RENDER_TTL_S = 1.0
+"""A burst of scrapes costs one rendering (the status figures behind it are cached too)."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -145,6 +148,7 @@ class PrometheusEndpoint:
 
         self._collect = collect
         self._exposition = Exposition()
+        self._rendered: tuple[float, bytes] | None = None
         self.host = host
         self.port = port
         self._read_timeout = read_timeout
@@ -227,9 +231,18 @@ class PrometheusEndpoint:
             return _http(405, "text/plain", b"method not allowed\n")
         if parts[1].split("?", 1)[0] != "/metrics":
             return _http(404, "text/plain", b"not found; try /metrics\n")
+        body = await self._body()
+        return _http(200, CONTENT_TYPE, body, head=parts[0] == "HEAD")
+
+    async def _body(self) -> bytes:
+        """The exposition text; scrapes within :data:`RENDER_TTL_S` of each other share one."""
+        now = time.monotonic()
+        if self._rendered is not None and now - self._rendered[0] < RENDER_TTL_S:
+            return self._rendered[1]
         counters, gauges = await self._collect()
         body = self._exposition.render(counters, gauges)
-        return _http(200, CONTENT_TYPE, body, head=parts[0] == "HEAD")
+        self._rendered = (time.monotonic(), body)
+        return body
 
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}

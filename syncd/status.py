@@ -136,8 +136,9 @@ DEFAULT_MAX_REQUEST_BYTES = 65_536
 DEFAULT_MAX_CLIENTS = 128
 """Connections served at once: far more than the CLI calls and monitoring checks that
 ask at the same time. The longest-idle one gives way to a new client."""
-SEND_BUFFER_BYTES = 32_768
-"""Kernel send buffer of each client connection (the kernel doubles it)."""
+SEND_BUFFER_BYTES = 16_384
+"""Kernel send buffer of each client connection (the kernel doubles it). Replies larger
+than this simply go out as the client reads."""
 DEFAULT_READ_TIMEOUT_S = 30.0
 """A client that sends no complete request line for this long is hung up on."""
 DEFAULT_WRITE_TIMEOUT_S = 10.0

@@ -77,8 +77,8 @@ def test_a_connection_flood_under_ulimit_1024_leaves_the_daemon_up_and_answering
             text.replace("[daemon]\n", f"[daemon]\nmetrics_port = {port}\n", 1), encoding="utf-8"
         )
         with daemon(config, directory, preexec_fn=_limit_descriptors) as process:
-            wait_until(process.answers, what="the daemon")
-            wait_until(lambda: bool(_scrape(port)), what="the metrics endpoint")
+            wait_until(process.answers, timeout=60, what="the daemon")
+            wait_until(lambda: bool(_scrape(port)), timeout=60, what="the metrics endpoint")
             # The limit really applies to the daemon (the endpoint reports its own).
             assert _scrape(port)["process_max_fds"] == DAEMON_NOFILE
 
@@ -114,13 +114,13 @@ def test_a_connection_flood_under_ulimit_1024_leaves_the_daemon_up_and_answering
                     figures.update(_scrape(port))
                     return bool(figures)
 
-                wait_until(scraped, timeout=20, what="a scrape through the flood")
+                wait_until(scraped, timeout=60, what="a scrape through the flood")
                 assert figures["process_open_fds"] < DAEMON_NOFILE - 200
             finally:
                 for conn in flood:
                     conn.close()
 
-            wait_until(process.answers, what="the daemon after the flood")
+            wait_until(process.answers, timeout=60, what="the daemon after the flood")
             assert process.proc.poll() is None
             assert "Traceback" not in process.log()
             assert process.stop()[0] == 0

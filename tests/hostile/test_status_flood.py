@@ -40,7 +40,7 @@ def test_clients_that_never_read_cannot_keep_syncd_status_waiting() -> None:
     with world.threaded(), short_dir() as directory:
         config = write_config(world, directory)
         with daemon(config, directory) as process:
-            wait_until(process.answers, what="the daemon")
+            wait_until(process.answers, timeout=60, what="the daemon")
             hogs: list[socket.socket] = []
             try:
                 for _ in range(HOGS):

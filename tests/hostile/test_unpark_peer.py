@@ -83,10 +83,10 @@ def test_unpark_records_the_peer_user_whatever_name_the_client_claims() -> None:
         config = write_config(world, directory)
         database = directory / "ledger.db"
         with daemon(config, directory) as process:
-            wait_until(process.answers, what="the daemon")
+            wait_until(process.answers, timeout=60, what="the daemon")
             wait_until(
                 lambda: _parked(process) == sorted([first.sku, second.sku]),
-                timeout=20,
+                timeout=60,
                 what="both variants parked",
             )
 

@@ -7,7 +7,7 @@ import errno
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.conn_limits import AcceptErrors, ConnectionSlots, PressureLog
+from syncd.conn_limits import AcceptErrors, ConnectionSlots, PressureLog, Slot
 
 # Slots carry anyio cancel scopes, which belong to an event loop.
 pytestmark = pytest.mark.anyio
@@ -39,6 +39,33 @@ async def test_the_longest_idle_connection_gives_way_once_its_grace_is_over() ->
     assert first.scope.cancel_called
     assert not second.evicted
     assert slots.in_use == 2
+
+
+def _evicted(slot: Slot) -> bool:
+    return slot.evicted
+
+
+async def test_past_its_grace_a_busy_talker_gives_way_too_but_the_quietest_goes_first() -> None:
+    clock = Clock()
+    slots = ConnectionSlots(2, grace=0.25, monotonic=clock)
+    chatty = slots.admit()
+    quiet = slots.admit()
+    assert chatty is not None
+    assert quiet is not None
+    clock.now += 5
+    chatty.waiting()  # it just sent a reply and waits for its next request
+    newcomer = slots.admit()
+    assert newcomer is not None
+    assert quiet.evicted
+    assert not chatty.evicted
+    # A client that keeps the daemon busy with queued requests is between two of them
+    # now: past its grace, it gives way as well, not only once it has been quiet.
+    newcomer.working()  # its request is being answered: not a candidate
+    clock.now += 0.3
+    chatty.waiting()
+    assert slots.admit() is not None
+    assert _evicted(chatty)  # (a call: mypy took the attribute for False since above)
+    assert not newcomer.evicted
 
 
 async def test_a_connection_being_answered_never_gives_way() -> None:

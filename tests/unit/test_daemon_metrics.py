@@ -205,3 +205,22 @@ async def test_an_accept_error_is_logged_and_the_endpoint_keeps_serving() -> Non
     assert len(failed) == 1  # one line for the burst, not 5
     assert (failed[0]["listener"], failed[0]["error"]) == ("metrics", "EMFILE")
     assert endpoint.accept_errors.total == 5
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_scrapes_costs_one_collection() -> None:
+    collected = 0
+
+    async def collect() -> tuple[dict[str, int], dict[str, float]]:
+        nonlocal collected
+        collected += 1
+        return {"pushes": collected}, {}
+
+    endpoint = PrometheusEndpoint(collect, port=0)
+    async with anyio.create_task_group() as tg:
+        port = await tg.start(endpoint.serve)
+        replies = [await _get(port) for _ in range(5)]
+        tg.cancel_scope.cancel()
+    # Within the second all five share one rendering (a slow machine may need two).
+    assert collected <= 2
+    assert all(b"syncd_pushes_total 1.0\n" in r or collected == 2 for r in replies)
