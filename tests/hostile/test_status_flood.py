@@ -72,8 +72,8 @@ def test_clients_that_never_read_cannot_keep_syncd_status_waiting() -> None:
                 pressure = process.events("listener.under_pressure")
                 assert pressure, process.log()[-3000:]
                 assert pressure[0]["listener"] == "status"
-                # ...in a line or two, not one per connection.
-                assert len(pressure) <= 3
+                # ...in one line per 10 s, not one per connection.
+                assert len(pressure) < HOGS // 10
             finally:
                 for hog in hogs:
                     hog.close()
