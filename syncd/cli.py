@@ -73,7 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     once.add_argument("--json", action="store_true", help="print the dry-run diff as JSON")
     once.add_argument("--confirm", action="store_true", help="confirm a held cycle and push it")
 
-    status = sub.add_parser("status", parents=common, help="ask the running daemon how it is doing")
+    status = sub.add_parser(
+        "status",
+        parents=common,
+        help="ask the running daemon how it is doing",
+        description="Ask the running daemon how it is doing.",
+        epilog=(
+            "exit status: 0 ok, 1 degraded, 2 failing, 3 unknown (the daemon did not answer "
+            "or gave no health)"
+        ),
+    )
     status.add_argument("--socket", default=None, help="status socket path (default: from config)")
     status.add_argument("--json", action="store_true", help="print the raw JSON answer")
 

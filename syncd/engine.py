@@ -342,15 +342,21 @@ class Engine:
         log.warning("push.held", channel=channel, hold_id=hold_id, reasons=list(verdict.reasons))
         return hold_id
 
-    async def confirm(self, channel: str, hold_id: int | None = None) -> list[int]:
-        """Confirm one held cycle, or every open one of the channel; returns the ids confirmed."""
+    async def confirm(
+        self, channel: str, hold_id: int | None = None, *, by: str | None = None
+    ) -> list[int]:
+        """Confirm one held cycle, or every open one of the channel; returns the ids confirmed.
+
+        ``by`` is who confirmed, as the kernel names them (``alice (uid 1000)``),
+        kept with the hold in the ledger and in the log.
+        """
         confirmed: list[int] = []
         for hold in await self.ledger.held_cycles(channel):
             wanted = hold_id is None or hold.id == hold_id
-            if wanted and await self.ledger.confirm_held_cycle(hold.id, self.now()):
+            if wanted and await self.ledger.confirm_held_cycle(hold.id, self.now(), by=by):
                 confirmed.append(hold.id)
         if confirmed:
-            log.warning("push.confirmed", channel=channel, hold_ids=confirmed)
+            log.warning("push.confirmed", channel=channel, hold_ids=confirmed, by=by)
         return confirmed
 
     async def unpark(self, channel: str, skus: Collection[str] | None, note: str) -> list[str]:

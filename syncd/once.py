@@ -35,6 +35,7 @@ import anyio
 import structlog
 
 from syncd.assembly import Assembly, assemble
+from syncd.callers import local_caller
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import ChannelCycle
@@ -152,7 +153,7 @@ async def push_all(
             continue
         cycle = await assembly.engine.push_channel(channel)
         if cycle.held_id is not None and confirm:
-            await assembly.engine.confirm(channel, cycle.held_id)
+            await assembly.engine.confirm(channel, cycle.held_id, by=local_caller().describe())
             cycle = await assembly.engine.push_channel(channel)
         rounds = 1
         # Keep going while the budget defers work but each round makes progress.

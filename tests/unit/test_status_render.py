@@ -107,17 +107,44 @@ def test_remote_text_cannot_drive_the_terminal() -> None:
     assert "second line" in text  # the newline became a space, the row stays one row
 
 
-def test_long_cursors_keep_both_ends() -> None:
+def _column(text: str, header: str, first_row: str) -> str:
+    """The text of one column of a rendered table, continuation lines included, joined."""
+    lines = text.splitlines()
+    top = next(i for i, line in enumerate(lines) if header in line and "NAME" in line)
+    start = lines[top].index(header)
+    row = next(i for i in range(top + 1, len(lines)) if first_row in lines[i])
+    pieces = [lines[row][start:].split("  ")[0].strip()]
+    for line in lines[row + 1 :]:
+        if line[:start].strip():  # the next row has begun
+            break
+        pieces.append(line[start:].split("  ")[0].strip())
+    return "".join(pieces)
+
+
+def test_long_cursors_are_wrapped_whole_within_their_column() -> None:
     reply = status_reply()
-    cursor = "0190a1b2-aaaa-bbbb-cccc-1234567890ab,2024-05-01T11:47:40Z"
+    cursor = "0190a1b2-aaaa-bbbb-cccc-1234567890ab,2024-05-01T11:47:40Z,page=000000000017"
     reply["sources"][0] = source("activeants", cursor=cursor)
-    row = next(
-        line for line in render_status(reply, color=False).splitlines() if "activeants" in line
-    )
-    shown = next(word for word in row.split() if "..." in word)
-    assert len(shown) <= 24
-    assert cursor.startswith(shown.split("...")[0])
-    assert cursor.endswith(shown.split("...")[1])
+    text = render_status(reply, color=False)
+    assert "..." not in text
+    assert _column(text, "CURSOR", "activeants") == cursor
+    # The other rows and sections stay aligned: astral's row still starts at the name column.
+    assert any(line.startswith("  astral ") for line in text.splitlines())
+
+
+def test_long_errors_and_reasons_are_wrapped_not_cut() -> None:
+    reply = status_reply("degraded")
+    error = "login refused (400 invalid_grant): " + "check password_file " * 8 + "END-OF-ERROR"
+    reason = "ankorstore: " + "the order feed is overdue and increases wait " * 8 + "END-OF-REASON"
+    reply["sources"][0] = source("activeants", last_error=error)
+    reply["reasons"] = [reason]
+    text = render_status(reply, color=False)
+    assert "END-OF-ERROR" in text
+    assert "END-OF-REASON" in text
+    assert " ".join(_column(text, "LAST ERROR", "activeants").split()) != ""
+    flat = " ".join(text.split())
+    assert " ".join(reason.split()) in flat
+    assert max(len(line) for line in text.splitlines()) < 200
 
 
 def test_many_parked_variants_are_summarised() -> None:
