@@ -96,6 +96,12 @@ GAUGES: dict[str, Family] = {
     "drifted_variants": Family(
         "drifted_variants", "Variants the last read-back found drifted.", "channel"
     ),
+    "reserved_mismatch_variants": Family(
+        "reserved_mismatch_variants",
+        "Variants whose channel-side reservations differ from the ledger's own-order units "
+        "(last read-back).",
+        "channel",
+    ),
     "rate_limit_remaining": Family(
         "rate_limit_remaining",
         "Requests left in the API's rate-limit window, per channel and window.",
