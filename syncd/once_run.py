@@ -127,7 +127,7 @@ class OnceRun:
         self.clients = clients
         self._monotonic = monotonic
         self._sleep = sleep
-        self._on_round = on_round
+        self.on_round = on_round
         self.stall_s = stall_s
         self.pause_s = pause_s
         self.source_totals = {source.name: SourceTotals(source.name) for source in self.sources}
@@ -225,8 +225,8 @@ class OnceRun:
                 elif now - moved_at[name] >= self.stall_s:
                     log.warning("once.budget_stalled", channel=name, seconds=self.stall_s)
                     active.remove(name)
-            if self._on_round is not None:
-                self._on_round(self)
+            if self.on_round is not None:
+                self.on_round(self)
         return self.channel_totals
 
     async def _round(self, name: str, *, confirm: bool) -> ChannelCycle | None:
