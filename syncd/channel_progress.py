@@ -39,6 +39,8 @@ class ChannelProgress:
 
     def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._monotonic = monotonic
+        self._started = monotonic()
+        """Acknowledgement counts start here (the daemon's, or the run's, start)."""
         self._trackers: dict[str, ProgressTracker] = {}
 
     def update(
@@ -51,7 +53,9 @@ class ChannelProgress:
         client: ApiClient | None = None,
     ) -> Progress | None:
         """Record an observation of ``channel`` and return its backlog (None: nothing queued)."""
-        tracker = self._trackers.setdefault(channel, ProgressTracker())
+        tracker = self._trackers.get(channel)
+        if tracker is None:
+            tracker = self._trackers[channel] = ProgressTracker(start_at=self._started)
         tracker.observe(self._monotonic(), pending=pending, acknowledged=acknowledged)
         return tracker.progress(per_request=per_request, windows=budget_windows(client))
 

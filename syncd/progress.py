@@ -96,13 +96,21 @@ def estimate_eta_s(
 class ProgressTracker:
     """One channel's backlog over time (see the module docstring)."""
 
-    def __init__(self, *, window_s: float = RATE_WINDOW_S, min_span_s: float = MIN_SPAN_S) -> None:
+    def __init__(
+        self,
+        *,
+        start_at: float | None = None,
+        window_s: float = RATE_WINDOW_S,
+        min_span_s: float = MIN_SPAN_S,
+    ) -> None:
         self.window_s = window_s
         self.min_span_s = min_span_s
         self._base: int | None = None
         """Acknowledgements counted before the backlog started; None: no backlog."""
         self._idle_count = 0
         """The acknowledgement count at the last observation that found nothing pending."""
+        self._idle_at = start_at
+        """When that was (at first: when counting started, if the caller knows)."""
         self._samples: deque[tuple[float, int]] = deque()
         self._pending = 0
 
@@ -112,6 +120,7 @@ class ProgressTracker:
             self._base = None
             self._samples.clear()
             self._idle_count = acknowledged
+            self._idle_at = at
             self._pending = 0
             return
         if self._samples and acknowledged < self._samples[-1][1]:
@@ -119,8 +128,11 @@ class ProgressTracker:
             self._base = acknowledged
             self._samples.clear()
         elif self._base is None:
-            # Acknowledgements since the last idle observation belong to this backlog.
+            # Acknowledgements since the last idle observation belong to this backlog,
+            # and were made since then: the rate counts them over that stretch.
             self._base = min(self._idle_count, acknowledged)
+            if self._idle_at is not None and self._idle_at < at and acknowledged > self._base:
+                self._samples.append((self._idle_at, self._base))
         self._pending = pending
         self._samples.append((at, acknowledged))
         # Keep one sample at or before the window's start, so the rate spans the window.

@@ -50,6 +50,14 @@ def test_acknowledgements_before_the_first_busy_observation_belong_to_the_backlo
     assert progress.eta_s is None
 
 
+def test_acknowledgements_before_the_first_observation_count_since_counting_started() -> None:
+    # The daemon started at 0 and pushed 30 before its first status request at 5 s.
+    tracker = ProgressTracker(start_at=0.0)
+    tracker.observe(5.0, pending=70, acknowledged=30)
+
+    assert tracker.progress() == Progress(done=30, total=100, rate_per_min=360.0, eta_s=70 / 6)
+
+
 def test_new_changes_joining_the_backlog_grow_the_total() -> None:
     tracker = ProgressTracker()
     tracker.observe(0.0, pending=100, acknowledged=0)
