@@ -19,6 +19,13 @@ EXIT_NOT_IMPLEMENTED = 3
 
 Handler = Callable[[argparse.Namespace], int]
 
+ONCE_EXIT_STATUS = (
+    "exit status: 0 every channel acknowledged every value; 1 something is parked, held, "
+    "deferred by the rate budget or waiting (each reason on stderr); 2 the config is invalid; "
+    "3 a source or a channel failed during the run (each failure on stderr, naming its cause)"
+)
+"""`syncd once --help`; the codes are syncd.once's EXIT_* constants."""
+
 # command -> "module:function" taking the parsed namespace and returning an exit code.
 _HANDLERS: dict[str, str] = {
     "run": "syncd.daemon:cli_run",
@@ -54,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     once = sub.add_parser(
-        "once", help="run one full cycle: read every source, compute, push, then exit"
+        "once",
+        help="run one full cycle: read every source, compute, push, then exit",
+        epilog=ONCE_EXIT_STATUS,
     )
     once.add_argument("--config", default=None, help="TOML config path")
     once.add_argument(

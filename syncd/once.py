@@ -10,11 +10,12 @@ sources before they go stale, and reports totals over the whole run
 (:mod:`syncd.once_run`). On a terminal, stderr shows one updating progress
 line per round (done / total, rate, ETA per channel); elsewhere nothing extra.
 
-Exit status (:data:`EXIT_CODES`): 0 when every channel acknowledged every
-value; 1 with the reasons when anything is parked, held, deferred or waiting;
-2 for a config problem; 3 when a source or a channel failed during the run
-(a read or a push round raised, updates failed, or a push was blocked by a
-stale source) -- 3 wins over 1. A variant parked by an earlier run still
+Exit status (``--help`` says the same, ``syncd.cli.ONCE_EXIT_STATUS``): 0
+when every channel acknowledged every value; 1 with the reasons when
+anything is parked, held, deferred or waiting; 2 for a config problem; 3
+when a source or a channel failed during the run (a read or a push round
+raised, updates failed, or a push was blocked by a stale source) -- 3 wins
+over 1. A variant parked by an earlier run still
 counts (it is not acknowledged) -- except one parked because Ankorstore
 shows it as always in stock under ``always_in_stock = "leave"``, which is
 configured behaviour and only listed.
@@ -63,13 +64,6 @@ EXIT_OK = 0
 EXIT_LEFT = 1
 EXIT_CONFIG = 2
 EXIT_FAILED = 3
-EXIT_CODES = (
-    "exit status: 0 every channel acknowledged every value; "
-    "1 something is parked, held, deferred by the rate budget or waiting (reasons on stderr); "
-    "2 the config is invalid; "
-    "3 a source or a channel failed during the run (reasons on stderr)"
-)
-"""For `syncd once --help` and the README."""
 
 
 @dataclass(slots=True)
@@ -322,7 +316,7 @@ def report(
 ) -> int:
     """Print what the run did, totals over every round, and why anything is left.
 
-    Returns the exit status (:data:`EXIT_CODES`). Failures (a source or a push
+    Returns the exit status (``EXIT_*``). Failures (a source or a push
     round failed, updates failed, a push blocked by a stale source) and
     problems (held, parked, deferred, waiting) go to stderr, one reason per line.
     """
