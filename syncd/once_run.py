@@ -137,14 +137,16 @@ class OnceRun:
         self._read_at: dict[str, float] = {}
 
     @classmethod
-    def for_assembly(cls, assembly: Assembly, **options: object) -> OnceRun:
+    def for_assembly(
+        cls, assembly: Assembly, *, on_round: Callable[[OnceRun], None] | None = None
+    ) -> OnceRun:
         return cls(
             sources=assembly.sources,
             ledger=assembly.ledger,
             engine=assembly.engine,
             channels=list(assembly.channels),
             clients=assembly.clients,
-            **options,  # type: ignore[arg-type]
+            on_round=on_round,
         )
 
     # --- sources -------------------------------------------------------------------
