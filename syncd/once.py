@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import anyio
 import structlog
@@ -195,7 +195,12 @@ def copy_ledger(source: Path, target: Path) -> None:
 
 
 class ProgressLine:
-    """One line on a terminal's stderr, rewritten after every push round; nothing elsewhere."""
+    """One line on a terminal's stderr, rewritten after every push round; nothing elsewhere.
+
+    Logs go to the same terminal, so log output is written through this object
+    too: it erases the progress line first, the log lines scroll above it,
+    and the next round draws it again at the bottom -- one line, never a trail.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
@@ -225,8 +230,23 @@ class ProgressLine:
             self._stream.flush()
             self._shown = False
 
+    # --- the log's stream --------------------------------------------------------
 
-async def _run(config: Config, args: argparse.Namespace) -> int:
+    def write(self, text: str) -> int:
+        self.clear()
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self.enabled
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+async def _run(config: Config, args: argparse.Namespace, line: ProgressLine) -> int:
     database = Path(config.daemon.database)
     scratch: Path | None = None
     if args.dry_run:
@@ -238,7 +258,6 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
         database.parent.mkdir(parents=True, exist_ok=True)
     ledger = await Ledger.open(database)
     assembly = assemble(config, ledger, clock=SystemClock())
-    line = ProgressLine(sys.stderr)
     run = OnceRun.for_assembly(assembly, on_round=line.show)
     try:
         await run.read()
@@ -410,5 +429,7 @@ def cli_once(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(config.daemon.log_format, stream=sys.stderr)
-    return anyio.run(_run, config, args)
+    line = ProgressLine(sys.stderr)
+    # On a terminal the log writes through the progress line, which steps aside for it.
+    configure_logging(config.daemon.log_format, stream=cast(TextIO, line))
+    return anyio.run(_run, config, args, line)

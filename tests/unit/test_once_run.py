@@ -282,3 +282,26 @@ async def test_the_progress_line_is_drawn_only_on_a_terminal(ledger: Ledger) -> 
     assert "\r\x1b[Ksyncd once: fabric 10/30 (33%)" in drawn
     assert "\n" not in drawn
     assert drawn.endswith("\r\x1b[K")
+
+
+async def test_log_lines_scroll_above_the_progress_line(ledger: Ledger) -> None:
+    time = FakeTime()
+    run, _channel, _source = make_run(ledger, time, per_minute=10, stale_after=3600.0)
+    terminal = Terminal()
+    line = ProgressLine(terminal)
+    await run.read()
+    await run.engine.recompute(full=True)
+    run.on_round = line.show
+
+    run.on_round(run)  # nothing pushed yet: nothing to show
+    assert terminal.getvalue() == ""
+    await run.push(confirm=False)
+    drawn = terminal.getvalue()
+    line.write("push.sent channel=fabric\n")
+
+    # The log line erased the progress line first, then started at the margin.
+    assert terminal.getvalue() == drawn + "\r\x1b[Kpush.sent channel=fabric\n"
+    line.write("another\n")
+    assert terminal.getvalue().endswith("channel=fabric\nanother\n")
+    assert line.isatty()
+    assert not ProgressLine(io.StringIO()).isatty()
