@@ -7,8 +7,10 @@ a catalog of 3 000 at 30 requests a minute is a long push. So a run
   defers work and rounds make progress -- it gives up on a channel whose
   budget made no room for :data:`STALL_S` seconds;
 - re-reads every source that was last read :data:`REREAD_SHARE` of its
-  ``stale_after`` ago, so the numbers stay fresh and a long push is never
-  blocked half-way by sources it read itself at the start;
+  ``stale_after`` ago (of ``overdue_after`` for a channel's own order feed),
+  so the numbers stay fresh and a long push is never blocked half-way by
+  sources it read itself at the start; increases that wait for a fresh read
+  get one (every source again), twice at most;
 - keeps totals over the whole run (:class:`ChannelTotals`,
   :class:`SourceTotals`), which `syncd once` reports and judges its exit
   status by: every failure of a source or a push round is remembered, even
@@ -48,6 +50,9 @@ ROUND_PAUSE_S = 1.0
 """Between rounds while the rate budget defers work."""
 REREAD_SHARE = 0.5
 """Re-read a source once this share of its ``stale_after`` has passed since its last read."""
+MAX_WAITING_ROUNDS = 2
+"""Rounds in a row (each after a fresh read of every source) that only waited, before the
+run reports the wait instead of trying again: an order feed that keeps failing."""
 
 
 @dataclass(slots=True)
@@ -194,13 +199,26 @@ class OnceRun:
         return f"did not catch up within {MAX_PAGES_PER_SOURCE} polls"
 
     def due(self) -> list[Source]:
-        """Sources last read at least :data:`REREAD_SHARE` of their ``stale_after`` ago."""
+        """Sources last read at least :data:`REREAD_SHARE` of their freshness limit ago.
+
+        The limit is ``stale_after``; for a channel's own order feed it is the
+        shorter ``overdue_after`` (about two poll intervals), after which that
+        channel's increases wait for it (:meth:`syncd.engine.Engine.push_channel`).
+        """
         now = self._monotonic()
         return [
             source
             for source in self.sources
-            if now - self._read_at.get(source.name, -math.inf) >= source.stale_after * REREAD_SHARE
+            if now - self._read_at.get(source.name, -math.inf)
+            >= self._fresh_for(source) * REREAD_SHARE
         ]
+
+    def _fresh_for(self, source: Source) -> float:
+        limit = source.stale_after
+        for feed in self.engine.feeds:
+            if feed.name == source.name and feed.channel is not None and feed.overdue_after:
+                limit = min(limit, feed.overdue_after)
+        return limit
 
     # --- channels ------------------------------------------------------------------
 
@@ -208,28 +226,47 @@ class OnceRun:
         """Push every channel until it is through, stuck, or its budget stalls."""
         active = list(self.channel_totals)
         moved_at = dict.fromkeys(active, self._monotonic())
+        waits = dict.fromkeys(active, 0)
         first = True
         while active:
             if not first:
                 await self._sleep(self.pause_s)
-                stale_soon = self.due()
-                if stale_soon:
-                    log.info("once.sources_reread", sources=[s.name for s in stale_soon])
-                    await self.read(stale_soon)
+                # Increases that wait for a fresh read (a second consistent one, or the
+                # channel's own orders) need every source read again.
+                await self._freshen(everything=any(waits[name] for name in active))
             first = False
             for name in list(active):
+                # A read may have waited long for a shared rate budget: check again
+                # before every round, so no round works from a source gone stale.
+                await self._freshen(everything=False)
                 cycle = await self._round(name, confirm=confirm)
                 now = self._monotonic()
+                if cycle is not None and (cycle.planned or cycle.deferred):
+                    waits[name] = 0
                 if cycle is not None and cycle.planned:
                     moved_at[name] = now
-                if cycle is None or not cycle.deferred:
+                if cycle is not None and cycle.waiting and not cycle.deferred:
+                    waits[name] += 1
+                if cycle is None or not (cycle.deferred or cycle.waiting):
                     active.remove(name)
+                elif waits[name] > MAX_WAITING_ROUNDS:
+                    active.remove(name)  # a fresh read did not release them: say why
                 elif now - moved_at[name] >= self.stall_s:
                     log.warning("once.budget_stalled", channel=name, seconds=self.stall_s)
                     active.remove(name)
             if self.on_round is not None:
                 self.on_round(self)
         return self.channel_totals
+
+    async def _freshen(self, *, everything: bool) -> None:
+        """Re-read what is due (or every source), until nothing is due; a few passes at most."""
+        for _ in range(3):
+            reread = self.sources if everything else self.due()
+            everything = False
+            if not reread:
+                return
+            log.info("once.sources_reread", sources=[source.name for source in reread])
+            await self.read(reread)
 
     async def _round(self, name: str, *, confirm: bool) -> ChannelCycle | None:
         totals = self.channel_totals[name]

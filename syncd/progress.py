@@ -177,7 +177,14 @@ def human_duration(seconds: float) -> str:
 def describe(progress: Progress) -> str:
     """One phrase for a person: ``1200/3000 (40%), 58/min, ETA 31m 02s``."""
     share = progress.done / progress.total if progress.total else 1.0
-    rate = "rate -" if progress.rate_per_min is None else f"{progress.rate_per_min:.0f}/min"
+    per_min = progress.rate_per_min
+    rate = (
+        "rate -"
+        if per_min is None
+        else f"{per_min:.1f}/min"
+        if per_min < 10
+        else f"{per_min:.0f}/min"
+    )
     eta = "ETA ?" if progress.eta_s is None else f"ETA {human_duration(progress.eta_s)}"
     return f"{progress.done}/{progress.total} ({share:.0%}), {rate}, {eta}"
 
