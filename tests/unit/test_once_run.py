@@ -305,3 +305,102 @@ async def test_log_lines_scroll_above_the_progress_line(ledger: Ledger) -> None:
     assert terminal.getvalue().endswith("channel=fabric\nanother\n")
     assert line.isatty()
     assert not ProgressLine(io.StringIO()).isatty()
+
+
+class OrderFeed:
+    """fabric's own order feed: records nothing, marks the feed read (or fails)."""
+
+    name = "fabric_orders"
+    locations: tuple[str, ...] = ("activeants",)
+    poll_interval = 10.0
+    stale_after = 600.0
+
+    def __init__(self, time: FakeTime) -> None:
+        self.time = time
+        self.reads: list[float] = []
+        self.failing = False
+
+    async def poll(self, ledger: Ledger) -> PollResult:
+        self.reads.append(self.time.seconds)
+        if self.failing:
+            raise RuntimeError("fabric answered 503 on /v1/orders")
+        await ledger.mark_feed(self.name, success_at=self.time.now())
+        return PollResult(feed=self.name)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def with_order_feed(
+    ledger: Ledger, time: FakeTime, *, per_minute: int
+) -> tuple[OnceRun, MinuteBudgetChannel, OrderFeed]:
+    channel = MinuteBudgetChannel(time, per_minute)
+    stock, orders = WarehouseSource(time, 600.0), OrderFeed(time)
+    engine = Engine(
+        ledger,
+        Catalog(variants={sku: Variant(sku=sku) for sku in SKUS}, bundles={}),
+        [ChannelRule(channel="fabric", locations=("activeants",))],
+        {"fabric": channel},
+        policies={"fabric": SafetyPolicy(confirm_increase_after_zero=False)},
+        feeds=[
+            FeedInfo("activeants", ("activeants",), stale_after=600.0),
+            FeedInfo(
+                "fabric_orders",
+                ("activeants",),
+                stale_after=600.0,
+                channel="fabric",
+                overdue_after=20.0,
+            ),
+        ],
+        now=time.now,
+    )
+    run = OnceRun(
+        sources=[stock, orders],
+        ledger=ledger,
+        engine=engine,
+        channels=["fabric"],
+        monotonic=time.monotonic,
+        sleep=time.sleep,
+    )
+    return run, channel, orders
+
+
+async def test_the_channels_own_order_feed_is_kept_from_going_overdue(ledger: Ledger) -> None:
+    """Increases wait while fabric's order feed is overdue (20 s here): a long push re-reads it."""
+    time = FakeTime()
+    run, channel, orders = with_order_feed(ledger, time, per_minute=8)
+    await run.read()
+    await run.engine.recompute(full=True)
+
+    totals = await run.push(confirm=False)
+
+    assert len(channel.shown) == 30
+    assert totals["fabric"].last.waiting == 0
+    assert all(b - a <= 20.0 for a, b in zip(orders.reads, orders.reads[1:], strict=False))
+    # Only the order feed needed reading that often.
+    assert run.source_totals["activeants"].reads < run.source_totals["fabric_orders"].reads
+
+
+async def test_increases_that_a_fresh_read_cannot_release_are_reported_after_two_tries(
+    ledger: Ledger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    time = FakeTime()
+    run, channel, orders = with_order_feed(ledger, time, per_minute=100)
+    await run.read()
+    await run.engine.recompute(full=True)
+    # Read once, then failing: not stale yet, but overdue -- increases wait for it.
+    orders.failing = True
+    await run.read([orders])
+
+    totals = await run.push(confirm=False)
+
+    fabric = totals["fabric"]
+    assert channel.shown == {}
+    assert fabric.rounds == 3  # the first, then one after each fresh read of every source
+    assert run.source_totals["fabric_orders"].reads == 4
+    assert fabric.last.waiting == 30
+    code = report(totals, {}, sources=run.source_totals, as_json=False)
+    assert code == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "syncd once: fabric: 30 increase(s) wait for the channel's own orders" in err
+    assert "syncd once: source fabric_orders failed (3 of 4 reads): RuntimeError: fabric" in err
