@@ -101,3 +101,5 @@ def test_a_channel_whose_writes_fail_fails_the_run_and_a_clean_run_exits_0(
     assert clean.returncode == EXIT_OK, clean.stderr[-3000:]
     assert "fabric: " in clean.stdout
     assert "syncd once: " not in clean.stderr
+    # stderr is a pipe here: no progress line, no terminal control codes.
+    assert "\x1b[" not in clean.stderr + failed.stderr
