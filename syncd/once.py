@@ -431,5 +431,5 @@ def cli_once(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     line = ProgressLine(sys.stderr)
     # On a terminal the log writes through the progress line, which steps aside for it.
-    configure_logging(config.daemon.log_format, stream=cast(TextIO, line))
+    configure_logging(config.daemon.log_format, config.daemon.log_level, stream=cast(TextIO, line))
     return anyio.run(_run, config, args, line)
