@@ -15,10 +15,10 @@ when every channel acknowledged every value; 1 with the reasons when
 anything is parked, held, deferred or waiting; 2 for a config problem; 3
 when a source or a channel failed during the run (a read or a push round
 raised, updates failed, or a push was blocked by a stale source) -- 3 wins
-over 1. A variant parked by an earlier run still
-counts (it is not acknowledged) -- except one parked because Ankorstore
-shows it as always in stock under ``always_in_stock = "leave"``, which is
-configured behaviour and only listed.
+over 1. A variant parked by an earlier run still counts (it is not
+acknowledged) -- except one parked because Ankorstore shows it as always in
+stock under ``always_in_stock = "leave"``, which is configured behaviour and
+only listed.
 
 The dry run never touches the live ledger: it copies it first. A ledger
 that was closed cleanly is read as an immutable file, so not even SQLite's
