@@ -28,6 +28,13 @@ EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace], int]
 
+ONCE_EXIT_STATUS = (
+    "exit status: 0 every channel acknowledged every value; 1 something is parked, held, "
+    "deferred by the rate budget or waiting (each reason on stderr); 2 the config is invalid; "
+    "3 a source or a channel failed during the run (each failure on stderr, naming its cause)"
+)
+"""`syncd once --help`; the codes are syncd.once's EXIT_* constants."""
+
 # command -> "module:function" taking the parsed namespace and returning an exit code.
 _HANDLERS: dict[str, str] = {
     "run": "syncd.daemon:cli_run",
@@ -66,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "once",
         parents=common,
         help="run one full cycle: read every source, compute, push, then exit",
+        epilog=ONCE_EXIT_STATUS,
     )
     once.add_argument(
         "--dry-run", action="store_true", help="compute and print the diff; write nothing"

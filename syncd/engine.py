@@ -48,6 +48,7 @@ from syncd.allocation import allocate
 from syncd.bundles import affected_skus, catalog_index
 from syncd.channels.base import Channel, PushResult
 from syncd.channels.planner import Move, PlannedUpdate, plan
+from syncd.health import stale_source
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, FeedState, OutboxRow, now_utc
 from syncd.safety import Assessment, SafetyPolicy, assess, increase_needs_second_read
@@ -277,6 +278,19 @@ class Engine:
             if is_stale(states.get(feed.name), feed.stale_after, now)
         ]
 
+    async def stale_causes(self, channel: str) -> list[str]:
+        """The channel's stale feeds, each as ``name (why)``: how long unread and its last error.
+
+        What blocked pushes say, so a person reads the cause (a refused login, an
+        unreachable API) where the block is reported, not only in the source's log.
+        """
+        stale = await self.stale_feeds(channel)
+        if not stale:
+            return []
+        states = {state.feed: state for state in await self.ledger.feed_states()}
+        now = self.now()
+        return [stale_source(name, states.get(name), now) for name in stale]
+
     async def overdue_order_feeds(self, channel: str) -> list[str]:
         """The channel's own order feeds that are overdue, each with why.
 
@@ -398,7 +412,7 @@ class Engine:
         if not pending and not self._resend.get(channel):
             self.last_cycle[channel] = cycle
             return cycle
-        stale = await self.stale_feeds(channel)
+        stale = await self.stale_causes(channel)
         confirmed_until = await self._confirmed_until(channel)
         unconfirmed = [
             row for row in pending if confirmed_until is None or row.updated_at > confirmed_until

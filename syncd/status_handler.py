@@ -29,6 +29,7 @@ import structlog
 from syncd import __version__
 from syncd.assembly import Assembly
 from syncd.callers import describe_caller
+from syncd.channel_progress import ChannelProgress, progress_document
 from syncd.config.sections import ChannelSection, SourceSection
 from syncd.engine import is_stale
 from syncd.explain import UnknownSku, explain_sku
@@ -37,6 +38,8 @@ from syncd.http.client import ApiClient
 from syncd.ledger.interlock import HeldCycle as HeldRecord
 from syncd.metrics import Metrics, series_name
 from syncd.model import FeedState, now_utc
+from syncd.progress import describe as describe_progress
+from syncd.progress import progress_from
 from syncd.prometheus import zero_series
 from syncd.scheduler import STUCK_AFTER_S, Scheduler, describe_error
 from syncd.status_protocol import (
@@ -192,7 +195,11 @@ def status_line(reply: Mapping[str, Any]) -> str:
     parts = [counted]
     for channel in reply.get("channels", []):
         if channel.get("enabled", True):
-            parts.append(f"{channel.get('name')} {channel.get('queue_depth', 0)} queued")
+            part = f"{channel.get('name')} {channel.get('queue_depth', 0)} queued"
+            progress = channel.get("progress")
+            if isinstance(progress, Mapping):
+                part += f" ({describe_progress(progress_from(progress))})"
+            parts.append(part)
     line = f"{reply.get('health', '?')}: " + ", ".join(parts)
     reasons = reply.get("reasons") or []
     if reasons:
@@ -241,6 +248,7 @@ class StatusService:
         self._cache_ttl = cache_ttl
         self._lock = anyio.Lock()
         self._cached: tuple[float, StatusReply, dict[str, float]] | None = None
+        self.progress = ChannelProgress(monotonic=monotonic)
 
     def handler(self) -> StatusHandler:
         return route(
@@ -450,6 +458,13 @@ class StatusService:
                 if is_stale(states.get(feed.name), feed.stale_after, now)
             ]
             policy = assembly.policies.get(name)
+            progress = self.progress.update(
+                name,
+                pending=pending,
+                acknowledged=self.metrics.get("variants_pushed", channel=name),
+                per_request=assembly.channels[name].per_request,
+                client=client,
+            )
             rows.append(
                 ChannelStatus(
                     name=name,
@@ -467,6 +482,7 @@ class StatusService:
                     held=[_held(hold) for hold in holds],
                     # The last round's only: a round that found nothing to hold back clears them.
                     waiting=list(run.last_cycle.waiting_reasons) if run and run.last_cycle else [],
+                    progress=None if progress is None else progress_document(progress),
                 )
             )
             cycle = run.last_cycle if run else None
@@ -624,4 +640,5 @@ def _disabled_channel(name: str) -> ChannelStatus:
         parked=[],
         held=[],
         waiting=[],
+        progress=None,
     )

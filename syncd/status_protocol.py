@@ -99,6 +99,19 @@ class SourceStatus(TypedDict):
     records: int
 
 
+class ProgressStatus(TypedDict):
+    """A channel's backlog while values are queued (see :mod:`syncd.progress`)."""
+
+    done: int
+    """Values acknowledged since the backlog started."""
+    total: int
+    """``done`` plus the values still queued."""
+    rate_per_min: float | None
+    """Acknowledged values per minute over the last five minutes (None: too early)."""
+    eta_s: float | None
+    """Seconds until the queue is through, never below what the rate budget allows."""
+
+
 class ChannelStatus(TypedDict):
     name: str
     enabled: bool
@@ -115,6 +128,8 @@ class ChannelStatus(TypedDict):
     waiting: list[str]
     """Why the last push round held increases back, one sentence each (e.g. the
     channel's order feed is overdue); empty when nothing waits."""
+    progress: ProgressStatus | None
+    """None when nothing is queued."""
 
 
 class StatusReply(TypedDict):

@@ -21,6 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from syncd.progress import describe as describe_progress
+from syncd.progress import progress_from
+
 _SGR = {
     "ok": "32",
     "warn": "33",
@@ -57,6 +60,9 @@ def render_status(status: Mapping[str, Any], *, color: bool, now: datetime | Non
     lines = [*_header(status, paint), ""]
     lines += [paint("Sources", "head"), *_sources(_records(status.get("sources")), paint), ""]
     lines += [paint("Channels", "head"), *_channels(channels, ref, paint), ""]
+    progress = _progress(channels, paint)
+    if progress:
+        lines += [*progress, ""]
     lines += [*_parked(channels, paint), ""]
     lines += [*_held(channels, ref, paint), ""]
     waiting = _waiting(channels, paint)
@@ -204,6 +210,24 @@ def _held(channels: list[Mapping[str, Any]], ref: datetime, paint: _Paint) -> li
         f"Held cycles ({len(rows)}): nothing is pushed for these until confirmed "
         "(syncd confirm CHANNEL HOLD)",
         *_table(headers, rows, paint, right={1, 3, 4, 5}),
+    ]
+
+
+def _progress(channels: list[Mapping[str, Any]], paint: _Paint) -> list[str]:
+    """Each channel working through a queue: done/total, rate, ETA; nothing when none is."""
+    rows: list[list[Cell]] = [
+        [
+            (_clean(channel.get("name", "?"), 30), None),
+            (_clean(describe_progress(progress_from(channel["progress"])), _REASON_WIDTH), None),
+        ]
+        for channel in channels
+        if isinstance(channel.get("progress"), Mapping)
+    ]
+    if not rows:
+        return []
+    return [
+        "Progress: values acknowledged of those queued since the queue started",
+        *_table(["CHANNEL", "DONE/TOTAL, RATE, ETA"], rows, paint),
     ]
 
 

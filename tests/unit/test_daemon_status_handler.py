@@ -305,6 +305,21 @@ def test_status_line_names_the_first_reason_and_counts_the_rest() -> None:
     )
 
 
+def test_status_line_shows_the_progress_of_a_channel_working_through_its_queue() -> None:
+    progress = {"done": 18, "total": 30, "rate_per_min": 20.0, "eta_s": 36.0}
+    reply = {
+        "health": "ok",
+        "sources": [{"stale": False}],
+        "channels": [
+            {"name": "ankorstore", "queue_depth": 0, "progress": None},
+            {"name": "fabric", "queue_depth": 12, "progress": progress},
+        ],
+    }
+    assert status_line(reply) == (
+        "ok: 1 sources fresh, ankorstore 0 queued, fabric 12 queued (18/30 (60%), 20/min, ETA 36s)"
+    )
+
+
 def test_rate_windows_are_named_by_their_length() -> None:
     # Limiters pad windows against clock skew: 62 s is still "the minute limit".
     assert [window_name(s) for s in (60, 62, 3_602, 86_402, 30, 600)] == [

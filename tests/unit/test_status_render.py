@@ -217,3 +217,17 @@ def test_ages_use_now_when_the_reply_has_no_generated_at() -> None:
     now = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)
     text = render_status(reply, color=False, now=now)
     assert "5m 12s ago" in text  # last push at 11:59:48
+
+
+def test_a_channel_working_through_a_queue_shows_done_total_rate_and_eta() -> None:
+    reply = status_reply()
+    progress = {"done": 1200, "total": 3000, "rate_per_min": 58.4, "eta_s": 1862.0}
+    reply["channels"][1] = channel("fabric", rate_limit=[], queue_depth=1800, progress=progress)
+
+    text = render_status(reply, color=False)
+
+    rows = _table(text, "CHANNEL  DONE/TOTAL, RATE, ETA")
+    assert rows[1].split(maxsplit=1) == ["fabric", "1200/3000 (40%), 58/min, ETA 31m 02s"]
+    assert not any(row.strip().startswith("ankorstore") for row in rows)
+    # Nothing queued anywhere: no section.
+    assert "Progress" not in render_status(status_reply(), color=False)
