@@ -409,3 +409,17 @@ async def test_increases_that_a_fresh_read_cannot_release_are_reported_after_two
     err = capsys.readouterr().err
     assert "syncd once: fabric: 30 increase(s) wait for the channel's own orders" in err
     assert "syncd once: source fabric_orders failed (3 of 4 reads): RuntimeError: fabric" in err
+
+
+async def test_a_channel_whose_start_up_read_failed_is_not_pushed_and_fails_the_run(
+    ledger: Ledger,
+) -> None:
+    time = FakeTime()
+    run, channel, _ = make_run(ledger, time, per_minute=100, stale_after=600.0)
+    await run.read()
+    await run.engine.recompute(full=True)
+
+    totals = await run.push(confirm=False, skip={"fabric": "ReadTimeout: listing"})
+
+    assert channel.shown == {}
+    assert totals["fabric"].errors == ["could not read the channel back: ReadTimeout: listing"]
