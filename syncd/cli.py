@@ -30,6 +30,7 @@ _HANDLERS: dict[str, str] = {
     "check-config": "syncd.config:cli_check_config",
     "demo": "syncd.sandbox.demo:cli_demo",
     "sandbox": "syncd.sandbox.serve:cli_sandbox",
+    "ledger": "syncd.ledger_cli:cli_ledger",
 }
 
 
@@ -91,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--channel", default=None, help="only this channel")
     explain.add_argument("--config", default=None, help="TOML config path")
     explain.add_argument("--json", action="store_true", help="print JSON")
+
+    ledger = sub.add_parser("ledger", help="check the ledger, or rebuild its balances")
+    ledger.add_argument("action", choices=["check", "rebuild-balances"], help="what to do")
+    ledger.add_argument("--config", default=None, help="TOML config path")
 
     check = sub.add_parser("check-config", help="validate a config file; exit 2 on problems")
     check.add_argument("path", help="TOML config path")

@@ -36,6 +36,9 @@ class SourceFacts:
     retry_in_s: float | None = None
     starting: bool = False
     """Not read successfully since the daemon started, within its first ``stale_after``."""
+    read_since_start: bool = True
+    """Read successfully by this process; ``age_s`` is then monotonic, else wall-clock
+    (a success of an earlier process, shown but never trusted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +71,16 @@ class HealthFacts:
     stuck_after_s: float = 300.0
 
 
-def _age(seconds: float | None) -> str:
+def _age(seconds: float | None, *, since_start: bool = True) -> str:
     if seconds is None:
         return "never read successfully"
+    if not since_start:
+        return f"no successful read since syncd started (the last one {seconds:.0f} s ago)"
     return f"no successful read for {seconds:.0f} s"
+
+
+def _source_age(source: SourceFacts) -> str:
+    return _age(source.age_s, since_start=source.read_since_start)
 
 
 def assess_health(facts: HealthFacts) -> tuple[Health, list[str]]:
@@ -93,7 +102,7 @@ def assess_health(facts: HealthFacts) -> tuple[Health, list[str]]:
         if stale and channel.block_on_stale:
             blocking.update(stale)
             details = ", ".join(
-                f"{name} ({_age(sources[name].age_s)})" if name in sources else name
+                f"{name} ({_source_age(sources[name])})" if name in sources else name
                 for name in stale
             )
             failing.append(f"channel {channel.name} blocked: stale source {details}")
@@ -109,7 +118,7 @@ def assess_health(facts: HealthFacts) -> tuple[Health, list[str]]:
         if source.starting:
             degraded.append(f"source {source.name} has not finished its first read yet")
         elif source.stale and source.name not in blocking:
-            degraded.append(f"source {source.name} stale: {_age(source.age_s)}")
+            degraded.append(f"source {source.name} stale: {_source_age(source)}")
     if facts.engine_error:
         degraded.append(f"recompute failing: {facts.engine_error}")
     for task in facts.stuck:

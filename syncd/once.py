@@ -6,8 +6,15 @@ sources are read into a throw-away copy of the ledger and the channels are
 only read (their current values), never written.
 
 Exit status: 0 when every channel acknowledged every value; 1 with the
-reasons when anything is parked, held, blocked, failed or waiting; 2 for a
-config problem. A variant parked by an earlier run still counts (it is not
+reasons when anything is parked, held, blocked, failed or waiting, or when
+it could not start (another syncd holds the ledger, the ledger is damaged);
+2 for a config problem.
+
+One writer per ledger: a real run takes the lock ``syncd run`` holds for
+its lifetime (:mod:`syncd.runtime_lock`) and refuses, naming the holder's
+pid, while a daemon or another ``syncd once`` runs on the same ledger --
+before reading anything, so it writes nothing anywhere. A dry run takes no
+lock: it works on a copy. A variant parked by an earlier run still counts (it is not
 acknowledged) -- except one parked because Ankorstore shows it as always in
 stock under ``always_in_stock = "leave"``, which is configured behaviour
 and only listed.
@@ -38,14 +45,18 @@ from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import ChannelCycle
 from syncd.http.clock import SystemClock
+from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger.store import Ledger
 from syncd.logs import configure_logging
 from syncd.model import OutboxRow
+from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.safety import SafetyPolicy, assess
 from syncd.sources.base import PollResult
 
 log = structlog.get_logger("syncd.once")
 
+EXIT_NOT_STARTED = 1
+"""Another syncd holds the ledger's lock, or the ledger is damaged: nothing ran."""
 MAX_PAGES_PER_SOURCE = 10_000
 """Bound on polls per source in one run: a feed that never catches up is an error."""
 MAX_PUSH_ROUNDS = 50
@@ -206,6 +217,23 @@ def copy_ledger(source: Path, target: Path) -> None:
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return await _cycle(config, args)
+    # One writer per ledger: the lock `syncd run` holds for its lifetime
+    # (keyed by the ledger's resolved path, so a symlink finds the same lock).
+    lock = RuntimeLock(config.daemon.lock_path, config.daemon.database)
+    try:
+        lock.acquire()
+    except (AlreadyRunning, LockError) as exc:
+        print(f"syncd once: {exc}; nothing was read or written", file=sys.stderr)
+        return EXIT_NOT_STARTED
+    try:
+        return await _cycle(config, args)
+    finally:
+        lock.release()
+
+
+async def _cycle(config: Config, args: argparse.Namespace) -> int:
     database = Path(config.daemon.database)
     scratch: Path | None = None
     if args.dry_run:
@@ -215,7 +243,13 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
         database = copy
     else:
         database.parent.mkdir(parents=True, exist_ok=True)
-    ledger = await Ledger.open(database)
+    try:
+        ledger = await open_checked(database, config=str(config.source_path or "") or None)
+    except LedgerRefused as exc:
+        print(f"syncd once: {exc}", file=sys.stderr)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return EXIT_NOT_STARTED
     assembly = assemble(config, ledger, clock=SystemClock())
     try:
         await read_sources(assembly)

@@ -20,9 +20,18 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from syncd.ledger import feeds, invariants, movements, queries, reservations, snapshots
+from syncd.ledger import (
+    feeds,
+    integrity,
+    invariants,
+    movements,
+    queries,
+    reservations,
+    snapshots,
+)
 from syncd.ledger.codec import encode_time
 from syncd.ledger.connection import Database
+from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.interlock import InterlockMixin
 from syncd.ledger.outbox import OutboxMixin
 from syncd.ledger.queries import LedgerEntry
@@ -46,11 +55,19 @@ class Ledger(OutboxMixin, InterlockMixin):
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._file_id: integrity.FileId | None = None
+        self.freshness = FeedFreshness()
+        """When each feed last succeeded *in this process*, on the monotonic clock."""
 
     @classmethod
     async def open(cls, path: str | Path) -> Ledger:
         """Open (creating if needed) and migrate the ledger file at ``path``."""
-        return cls(await Database.open(path))
+        ledger = cls(await Database.open(path))
+        try:
+            ledger._file_id = integrity.file_id(ledger.path)
+        except OSError:
+            ledger._file_id = None  # an in-memory or vanished file: nothing to watch
+        return ledger
 
     @property
     def path(self) -> Path:
@@ -135,6 +152,8 @@ class Ledger(OutboxMixin, InterlockMixin):
             await feeds.mark_feed(
                 conn, feed, success_at=success_at, error=error, error_at=at, extra=extra
             )
+        if success_at is not None:
+            self.freshness.succeeded(feed, success_at)
 
     # --- reads ------------------------------------------------------------
 
@@ -180,6 +199,22 @@ class Ledger(OutboxMixin, InterlockMixin):
                     row = await cursor.fetchone()
                 values[name] = row[0] if row else ""
         return values
+
+    async def check_integrity(self) -> integrity.IntegrityReport:
+        """``PRAGMA quick_check`` and the invariants (see :mod:`syncd.ledger.integrity`)."""
+        async with self._db.read() as conn:
+            return await integrity.check(conn)
+
+    async def rebuild_balances(self) -> list[str]:
+        """Recompute every balance from the postings, in one transaction; the accounts fixed."""
+        async with self._db.write() as conn:
+            return await integrity.rebuild_balances(conn)
+
+    def file_problem(self) -> str | None:
+        """Why the path no longer names the file this ledger opened (removed, replaced)."""
+        if self._file_id is None:
+            return None
+        return integrity.file_problem(self.path, self._file_id)
 
     async def check_invariants(self) -> list[str]:
         """Violated invariants, one line each; empty when the ledger is sound."""
