@@ -139,3 +139,36 @@ def test_the_orders_path_is_a_checked_template() -> None:
         orders_path("/v1/brands/{brand_id}/orders", brand_id="7", retailer_id=None)
     with pytest.raises(ValueError, match="unknown placeholder"):
         orders_path("/v1/{shop}/orders/", brand_id="7", retailer_id=None)
+
+
+async def test_a_line_listed_twice_reserves_its_larger_copy_and_distinct_lines_add_up(
+    tmp_path: Path,
+) -> None:
+    for copies in ((2, 5), (5, 2)):
+        fake = FakeFabric(
+            pages=[
+                [
+                    order(
+                        1,
+                        fb_line(10, "FB-TEE-S", quantity=6, quantity_open=copies[0]),
+                        fb_line(10, "FB-TEE-S", quantity=6, quantity_open=copies[1]),
+                        fb_line(11, "FB-TEE-S", quantity=1, quantity_open=1),  # its own line
+                    )
+                ]
+            ]
+        )
+        (tmp_path / f"{copies[0]}").mkdir()
+        async with open_ledger(tmp_path / f"{copies[0]}") as ledger:
+            with capture_logs() as logs:
+                result = await source(fake).poll(ledger)
+            assert await open_lines(ledger) == {("1", "TEE-S"): 5 + 1}
+            skipped = [
+                (e["item"], e["reason"]) for e in logs if e["event"] == "source.item_skipped"
+            ]
+            assert skipped == [
+                (
+                    "order 1 line 10",
+                    "line id listed twice in one order: the larger open quantity counts",
+                )
+            ]
+            assert result.skipped == 1
