@@ -40,6 +40,7 @@ log = structlog.get_logger("syncd.ledger")
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_UNREACHABLE = 2
+CANNOT_REPAIR = "syncd ledger: rebuilding balances cannot repair a damaged file"
 LISTED = 20
 """Corrected accounts printed one by one; the count is always complete."""
 
@@ -63,8 +64,7 @@ async def _rebuild(database: Path, config: str) -> int:
         before = await ledger.check_integrity()
         if before.damaged:
             print(
-                "syncd ledger: rebuilding balances cannot repair a damaged file\n"
-                + integrity.recovery(database, before, config=config),
+                f"{CANNOT_REPAIR}\n{integrity.recovery(database, before, config=config)}",
                 file=sys.stderr,
             )
             return EXIT_PROBLEMS
@@ -102,9 +102,12 @@ async def run(action: str, config_path: Path) -> int:
         if action == "check":
             return await _check(database, str(config_path))
         return await _rebuild(database, str(config_path))
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.DatabaseError as exc:  # SQLite could not even read it
         report = integrity.IntegrityReport(damaged=[str(exc)])
-        print(integrity.recovery(database, report, config=str(config_path)), file=sys.stderr)
+        message = integrity.recovery(database, report, config=str(config_path))
+        if action != "check":
+            message = f"{CANNOT_REPAIR}\n{message}"
+        print(message, file=sys.stderr)
         return EXIT_PROBLEMS
     finally:
         lock.release()

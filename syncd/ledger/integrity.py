@@ -122,31 +122,28 @@ async def rebuild_balances(conn: aiosqlite.Connection) -> list[str]:
 def recovery(database: Path, report: IntegrityReport, *, config: str | None = None) -> str:
     """The operator's message: what is wrong, then how to recover, one step per line."""
     where = f" --config {config}" if config else ""
-    fresh = (
-        f"  or move the ledger aside and start a fresh one: stop syncd, then\n"
-        f"    mv {database} {database}.damaged (and {database}-wal, {database}-shm if present);\n"
-        f"  the fresh ledger's first cycle reads every source in full and the channels back\n"
-        f"  before it pushes anything."
+    aside = (
+        f"stop syncd; move the ledger aside: mv {database} {database}.damaged"
+        f" (and {database}-wal, {database}-shm if present); start syncd: it creates a fresh"
+        " ledger, whose first cycle reads every source in full and the channels back before"
+        " it pushes anything"
     )
     if report.damaged:
         head = f"the ledger {database} is damaged (SQLite quick_check):"
-        lines = report.damaged
-        steps = "recovery:\n" + fresh.replace("  or move", "  move", 1)
+        steps = [f"recovery: {aside}"]
     elif report.balances:
         head = f"the ledger {database} is inconsistent:"
-        lines = report.problems
-        steps = (
-            "recovery:\n"
-            f"  syncd ledger rebuild-balances{where}   (recomputes every balance from the\n"
-            "  postings, the ledger's record, under syncd's lock; run it while syncd is stopped)\n"
-            + fresh
-        )
+        steps = [
+            "recovery, either:",
+            f"  - syncd ledger rebuild-balances{where} (with syncd stopped: recomputes every"
+            " balance from the postings, the ledger's record), then start syncd; or",
+            f"  - {aside}",
+        ]
     else:
         head = f"the ledger {database} is inconsistent:"
-        lines = report.problems
-        steps = "recovery:\n" + fresh.replace("  or move", "  move", 1)
-    body = "\n".join(f"  {line}" for line in lines)
-    return f"{head}\n{body}\n{steps}"
+        steps = [f"recovery: {aside}"]
+    found = [line for problem in report.problems for line in problem.splitlines() if line]
+    return "\n".join([head, *(f"  {line}" for line in found), *steps])
 
 
 def unreadable(database: Path, error: str) -> str:
