@@ -98,9 +98,10 @@ async def check(conn: aiosqlite.Connection) -> IntegrityReport:
     damaged = await quick_check(conn)
     if damaged:
         return IntegrityReport(damaged=damaged)
-    balances = await invariants.balance_mismatches(conn)
-    every = await invariants.check_invariants(conn)
-    return IntegrityReport(balances=balances, other=[p for p in every if p not in balances])
+    return IntegrityReport(
+        balances=await invariants.balance_mismatches(conn),
+        other=await invariants.other_violations(conn),
+    )
 
 
 async def rebuild_balances(conn: aiosqlite.Connection) -> list[str]:

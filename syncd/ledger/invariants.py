@@ -16,7 +16,7 @@ _LIMIT = 20  # enough to diagnose; a broken file would otherwise flood the repor
 async def check_invariants(conn: aiosqlite.Connection) -> list[str]:
     # 1. sum(postings) == balance for every account (ARCHITECTURE.md invariant 1).
     problems = await balance_mismatches(conn)
-    problems += await _other_violations(conn)
+    problems += await other_violations(conn)
     return problems
 
 
@@ -45,7 +45,9 @@ async def balance_mismatches(
     return problems
 
 
-async def _other_violations(conn: aiosqlite.Connection) -> list[str]:
+async def other_violations(conn: aiosqlite.Connection) -> list[str]:
+    """Invariants 2-4: transactions sum to zero, open lines match reserved balances, no
+    dangling reference."""
     problems: list[str] = []
     # 2. every transaction sums to zero (seed 000 L13125).
     async with conn.execute(
