@@ -226,7 +226,9 @@ class _App:
             for product in sorted(chosen, key=lambda p: p.sku):
                 if product.sku in self.state.listed_twice:
                     ghost = _bulk_item(product)
-                    ghost["availableStock"] = self.state.listed_twice[product.sku]
+                    ghost["availableStock"] = (
+                        product.available + self.state.listed_twice[product.sku]
+                    )
                     items.append(ghost)
                 items.append(_bulk_item(product))
         period = {

@@ -98,7 +98,7 @@ def test_a_product_listed_twice_never_publishes_the_larger_figure() -> None:
             wait_until(process.settled, timeout=30, what="settled at 50 units")
             before = world.fabric.inventory(variant.sku)
             # A faulty read lists the product twice, the larger (stale) figure first.
-            world.activeants.list_twice(variant.sku, high)
+            world.activeants.list_twice(variant.sku, high - low)
             world.activeants.set_stock(variant.sku, low)
             wait_until(
                 lambda: world.fabric.inventory(variant.sku) <= low,
