@@ -45,6 +45,7 @@ from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import ChannelCycle
 from syncd.http.clock import SystemClock
+from syncd.ledger import integrity
 from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger.store import Ledger
 from syncd.logs import configure_logging
@@ -239,12 +240,21 @@ async def _cycle(config: Config, args: argparse.Namespace) -> int:
     if args.dry_run:
         scratch = Path(tempfile.mkdtemp(prefix="syncd-dry-run-"))
         copy = scratch / "ledger.db"
-        await anyio.to_thread.run_sync(copy_ledger, database, copy)
+        try:
+            await anyio.to_thread.run_sync(copy_ledger, database, copy)
+        except sqlite3.DatabaseError as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
+            print(f"syncd once: {integrity.unreadable(database, str(exc))}", file=sys.stderr)
+            return EXIT_NOT_STARTED
         database = copy
     else:
         database.parent.mkdir(parents=True, exist_ok=True)
     try:
-        ledger = await open_checked(database, config=str(config.source_path or "") or None)
+        ledger = await open_checked(
+            database,
+            config=str(config.source_path) if config.source_path else None,
+            shown=Path(config.daemon.database),
+        )
     except LedgerRefused as exc:
         print(f"syncd once: {exc}", file=sys.stderr)
         if scratch is not None:

@@ -24,12 +24,19 @@ class LedgerRefused(Exception):
     """The ledger is damaged or inconsistent; ``str()`` is the problem and the recovery."""
 
 
-async def open_checked(path: Path, *, config: str | None = None) -> Ledger:
-    """Open, migrate and check the ledger at ``path``; raises :class:`LedgerRefused`."""
+async def open_checked(
+    path: Path, *, config: str | None = None, shown: Path | None = None
+) -> Ledger:
+    """Open, migrate and check the ledger at ``path``; raises :class:`LedgerRefused`.
+
+    ``shown`` is the path the operator knows when ``path`` is a copy of it
+    (``syncd once --dry-run``): the message and its recovery name that one.
+    """
+    named = shown or path
     try:
         ledger = await Ledger.open(path)
     except sqlite3.DatabaseError as exc:
-        raise LedgerRefused(integrity.unreadable(path, str(exc))) from exc
+        raise LedgerRefused(integrity.unreadable(named, str(exc))) from exc
     started = time.perf_counter()
     try:
         report = await ledger.check_integrity()
@@ -47,9 +54,9 @@ async def open_checked(path: Path, *, config: str | None = None) -> Ledger:
         await ledger.close()
     log.error(
         "ledger.refused",
-        database=str(path),
+        database=str(named),
         damaged=report.damaged,
         balances=report.balances,
         other=report.other,
     )
-    raise LedgerRefused(integrity.recovery(path, report, config=config))
+    raise LedgerRefused(integrity.recovery(named, report, config=config))
