@@ -151,9 +151,7 @@ class FashionTradeOrdersSource:
 
     # --- listings -----------------------------------------------------------------
 
-    async def _overviews(
-        self, listing: Listing, observed_at: datetime
-    ) -> dict[str, str | None]:
+    async def _overviews(self, listing: Listing, observed_at: datetime) -> dict[str, str | None]:
         """Overview status by order number: the window, plus a sweep of open statuses when due."""
         cutoff = datetime.fromtimestamp(observed_at.timestamp() - self._lookback, UTC)
         found: dict[str, str | None] = {}
