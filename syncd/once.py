@@ -8,16 +8,17 @@ only read (their current values), never written.
 Exit status: 0 when every channel acknowledged every value; 1 with the
 reasons when anything is parked, held, blocked, failed or waiting, or when
 it could not start (another syncd holds the ledger, the ledger is damaged);
-2 for a config problem.
+2 for a config problem. A variant parked by an earlier run still counts (it
+is not acknowledged) -- except one parked because Ankorstore shows it as
+always in stock under ``always_in_stock = "leave"``, which is configured
+behaviour and only listed.
 
 One writer per ledger: a real run takes the lock ``syncd run`` holds for
 its lifetime (:mod:`syncd.runtime_lock`) and refuses, naming the holder's
 pid, while a daemon or another ``syncd once`` runs on the same ledger --
 before reading anything, so it writes nothing anywhere. A dry run takes no
-lock: it works on a copy. A variant parked by an earlier run still counts (it is not
-acknowledged) -- except one parked because Ankorstore shows it as always in
-stock under ``always_in_stock = "leave"``, which is configured behaviour
-and only listed.
+lock: it works on a copy. Either way the ledger is checked before it is
+trusted (:mod:`syncd.ledger.guard`).
 
 The dry run never touches the live ledger: it copies it first. A ledger
 that was closed cleanly is read as an immutable file, so not even SQLite's

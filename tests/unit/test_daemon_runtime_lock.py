@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd.config import DaemonSection
 from syncd.runtime_lock import AlreadyRunning, RuntimeLock
 
 
@@ -66,8 +67,6 @@ def test_a_lock_held_by_another_process_is_refused_and_freed_when_it_dies(
 
 
 def test_the_lock_is_keyed_by_the_ledgers_resolved_path(tmp_path: Path) -> None:
-    from syncd.config import DaemonSection  # noqa: PLC0415 -- only this test needs the config
-
     real = tmp_path / "state" / "ledger.db"
     real.parent.mkdir()
     (tmp_path / "alias.db").symlink_to(real)
