@@ -102,6 +102,8 @@ async def run(action: str, config_path: Path) -> int:
         if action == "check":
             return await _check(database, str(config_path))
         return await _rebuild(database, str(config_path))
+    except sqlite3.OperationalError as exc:  # permissions, disk: says nothing of the content
+        raise _Unreachable(f"cannot open the ledger {database}: {exc}") from exc
     except sqlite3.DatabaseError as exc:  # SQLite could not even read it
         report = integrity.IntegrityReport(damaged=[str(exc)])
         message = integrity.recovery(database, report, config=str(config_path))

@@ -245,6 +245,8 @@ async def _cycle(config: Config, args: argparse.Namespace) -> int:
             await anyio.to_thread.run_sync(copy_ledger, database, copy)
         except sqlite3.DatabaseError as exc:
             shutil.rmtree(scratch, ignore_errors=True)
+            if isinstance(exc, sqlite3.OperationalError):
+                raise
             print(f"syncd once: {integrity.unreadable(database, str(exc))}", file=sys.stderr)
             return EXIT_NOT_STARTED
         database = copy

@@ -35,12 +35,18 @@ async def open_checked(
     named = shown or path
     try:
         ledger = await Ledger.open(path)
-    except sqlite3.DatabaseError as exc:
+    except sqlite3.OperationalError:
+        raise  # cannot open it at all (permissions, disk): not a verdict on its content
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
         raise LedgerRefused(integrity.unreadable(named, str(exc))) from exc
     started = time.perf_counter()
     try:
         report = await ledger.check_integrity()
     except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError):
+            with anyio.CancelScope(shield=True):
+                await ledger.close()
+            raise
         report = integrity.IntegrityReport(damaged=[str(exc)])
     except BaseException:
         with anyio.CancelScope(shield=True):
