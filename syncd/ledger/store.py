@@ -29,7 +29,7 @@ from syncd.ledger import (
     reservations,
     snapshots,
 )
-from syncd.ledger.codec import encode_time
+from syncd.ledger.codec import decode_optional_time, encode_time
 from syncd.ledger.connection import Database
 from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.interlock import InterlockMixin
@@ -165,6 +165,15 @@ class Ledger(OutboxMixin, InterlockMixin):
     async def open_reservations(self, skus: Collection[str] | None = None) -> list[Reservation]:
         async with self._db.read() as conn:
             return await queries.open_reservations(conn, skus)
+
+    async def last_order_sighting(self, channel: str) -> datetime | None:
+        """The newest ``observed_at`` recorded for any order of ``channel`` (None: none yet)."""
+        async with (
+            self._db.read() as conn,
+            conn.execute("SELECT MAX(last_seen) FROM orders WHERE channel = ?", (channel,)) as c,
+        ):
+            row = await c.fetchone()
+        return decode_optional_time(row[0] if row else None)
 
     async def cursor(self, feed: str) -> str | None:
         async with self._db.read() as conn:

@@ -76,20 +76,19 @@ POLL_INTERVAL = 30.0
 WALL_STEPS = os.environ.get("SYNCD_SIM_WALL_STEPS") == "1"
 """Step syncd's wall clock back and forth (30 s to 1 h) while the simulators keep theirs.
 
-Source ages and the handover gate run on the monotonic clock and pass; with
-it on, a few seeds in 200 (27, 60, 119, 170) still end underselling: the
-ledger orders order observations by their wall ``observed_at``
-(syncd/ledger/reservations.py, ``last_seen``), so after a step back a
-complete listing's releases count as older than the order's last sighting
-and wait until the wall clock catches up."""
+Off by default (a weight of 0 leaves every seed's draws as they were). With
+it on, 200 seeds pass and about 1 in 500 does not settle (seed 10385):
+the held-cycle confirmation in syncd/engine.py compares wall times (a hold's
+``created_at`` and ``confirmed_at`` with each value's ``updated_at``), so
+after a step back every value computed before the step counts as newer than
+the confirmation and the cycle is held again until the wall catches up.
+Turn it on by default once that comparison no longer uses the wall clock."""
 STEPS = (
     ("world", 40),
     ("cycle", 22),
     ("poll", 5),
     ("push", 4),
     ("clock", 9),
-    # Off by default until the ledger orders order observations without the wall
-    # clock (see WALL_STEPS); a weight of 0 leaves every other seed's draws unchanged.
     ("wall_step", 2 if WALL_STEPS else 0),
     ("net", 7),
     ("sim_fault", 3),
@@ -99,7 +98,8 @@ STEPS = (
     ("readback", 3),
 )
 """Step kinds and their weights: mostly the world moving and syncd cycling, with
-faults, clock jumps, crashes and clean restarts in between."""
+faults, clock jumps, steps of syncd's wall clock (the simulators keep theirs),
+crashes and clean restarts in between."""
 HOLD_CONFIRM_SHARE = 0.7
 """How often the simulated operator confirms a held cycle during the run (always at the end)."""
 

@@ -172,3 +172,26 @@ async def test_a_line_listed_twice_reserves_its_larger_copy_and_distinct_lines_a
                 )
             ]
             assert result.skipped == 1
+
+
+async def test_a_wall_clock_stepped_back_does_not_hold_a_closed_order(tmp_path: Path) -> None:
+    clock = FakeClock()
+    fake = FakeFabric(pages=[[order(1015, fb_line(1, "FB-TEE-S", quantity=2, quantity_open=2))]])
+    src = FabricOrdersSource(
+        fabric(fake, clock), catalog(), SECTION, handover=None, clock=clock, brand_id="510"
+    )
+    async with open_ledger(tmp_path) as ledger:
+        await src.poll(ledger)
+        assert await open_lines(ledger) == {("1015", "TEE-S"): 2}
+        # NTP sets the clock back an hour; the order is cancelled meanwhile.
+        clock.step_wall(-3600)
+        clock.advance(30)
+        fake.pages = [[]]
+        with capture_logs() as logs:
+            result = await src.poll(ledger)
+        assert result.complete
+        # Released at once, not an hour later: the listing counts as the newer one.
+        assert await open_lines(ledger) == {}
+        assert [e["event"] for e in logs if e["event"] == "source.clock_behind"] == [
+            "source.clock_behind"
+        ]
