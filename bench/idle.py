@@ -302,14 +302,16 @@ def run(quick: bool) -> list[Row]:
 
 
 def _hourly_budget(config: Config, speedup: float) -> dict[str, float]:
-    """Requests per hour each API allows syncd (the config's limits were scaled by ``speedup``)."""
+    """Requests per hour each API allows syncd (the config's limits were scaled by ``speedup``,
+    except Ankorstore's, which syncd accepts only up to the documented ones: see
+    :func:`_rig.scale_client_rates`)."""
     budget: dict[str, float] = {}
     for name, section in config.apis.present().items():
         per_minute = getattr(section, "requests_per_minute", None)
         per_hour = getattr(section, "requests_per_hour", None)
         candidates = [v for v in (per_hour, per_minute and per_minute * 60) if v]
         if candidates:
-            budget[name] = float(min(candidates)) / speedup
+            budget[name] = float(min(candidates)) / (1.0 if name == "ankorstore" else speedup)
     return budget
 
 

@@ -383,5 +383,5 @@ def cli_once(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
-    configure_logging(config.daemon.log_format, stream=sys.stderr)
+    configure_logging(config.daemon.log_format, config.daemon.log_level, stream=sys.stderr)
     return anyio.run(_run, config, args)

@@ -28,6 +28,7 @@ from syncd.ledger import (
     queries,
     reservations,
     snapshots,
+    tokens,
 )
 from syncd.ledger.codec import decode_optional_time, encode_time
 from syncd.ledger.connection import Database
@@ -35,6 +36,7 @@ from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.interlock import InterlockMixin
 from syncd.ledger.outbox import OutboxMixin
 from syncd.ledger.queries import LedgerEntry
+from syncd.ledger.tokens import StoredToken, TokenKey, protect_file
 from syncd.ledger.transactions import current_cursor
 from syncd.model import (
     Account,
@@ -61,7 +63,13 @@ class Ledger(OutboxMixin, InterlockMixin):
 
     @classmethod
     async def open(cls, path: str | Path) -> Ledger:
-        """Open (creating if needed) and migrate the ledger file at ``path``."""
+        """Open (creating if needed) and migrate the ledger file at ``path``.
+
+        The file holds OAuth tokens (:mod:`syncd.ledger.tokens`), so it is
+        created owner-and-group only and an existing one loses any access for
+        others (SQLite gives its ``-wal`` and ``-shm`` files the same mode).
+        """
+        protect_file(Path(path))
         ledger = cls(await Database.open(path))
         try:
             ledger._file_id = integrity.file_id(ledger.path)
@@ -154,6 +162,21 @@ class Ledger(OutboxMixin, InterlockMixin):
             )
         if success_at is not None:
             self.freshness.succeeded(feed, success_at)
+
+    # --- OAuth token cache (syncd.ledger.tokens) ----------------------------
+
+    async def load_token(self, key: TokenKey) -> StoredToken | None:
+        async with self._db.read() as conn:
+            return await tokens.load_token(conn, key)
+
+    async def save_token(self, key: TokenKey, token: StoredToken) -> None:
+        async with self._db.write() as conn:
+            await tokens.forget_expired(conn, token.obtained_at)
+            await tokens.save_token(conn, key, token)
+
+    async def forget_token(self, key: TokenKey, value: str) -> None:
+        async with self._db.write() as conn:
+            await tokens.forget_token(conn, key, value)
 
     # --- reads ------------------------------------------------------------
 

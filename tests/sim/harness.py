@@ -162,7 +162,7 @@ class Simulation:
         self.directory = directory
         self.time = SimTime()
         self.world = self._world()
-        self.world.urls = {api: f"http://{api}.sim" for api in APIS}
+        self.world.urls = {api: f"https://{api}.sim" for api in APIS}
         # Half the seeds run the shipped default (drift is only reported), half let
         # the read-back write syncd's value over drift.
         drawn = "overwrite" if self.rng.random() < 0.5 else "report"
