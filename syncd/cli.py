@@ -28,6 +28,14 @@ EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace], int]
 
+ONCE_EXIT_STATUS = (
+    "exit status: 0 every channel acknowledged every value; 1 something is parked, held, "
+    "deferred by the rate budget or waiting (each reason on stderr), or it could not start "
+    "(another syncd holds the ledger, the ledger is damaged); 2 the config is invalid; "
+    "3 a source or a channel failed during the run (each failure on stderr, naming its cause)"
+)
+"""`syncd once --help`; the codes are syncd.once's EXIT_* constants."""
+
 # command -> "module:function" taking the parsed namespace and returning an exit code.
 _HANDLERS: dict[str, str] = {
     "run": "syncd.daemon:cli_run",
@@ -67,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "once",
         parents=common,
         help="run one full cycle: read every source, compute, push, then exit",
+        epilog=ONCE_EXIT_STATUS,
     )
     once.add_argument(
         "--dry-run", action="store_true", help="compute and print the diff; write nothing"
@@ -74,7 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     once.add_argument("--json", action="store_true", help="print the dry-run diff as JSON")
     once.add_argument("--confirm", action="store_true", help="confirm a held cycle and push it")
 
-    status = sub.add_parser("status", parents=common, help="ask the running daemon how it is doing")
+    status = sub.add_parser(
+        "status",
+        parents=common,
+        help="ask the running daemon how it is doing",
+        description="Ask the running daemon how it is doing.",
+        epilog=(
+            "exit status: 0 ok, 1 degraded, 2 failing, 3 unknown (the daemon did not answer "
+            "or gave no health)"
+        ),
+    )
     status.add_argument("--socket", default=None, help="status socket path (default: from config)")
     status.add_argument("--json", action="store_true", help="print the raw JSON answer")
 

@@ -52,7 +52,9 @@ restarts it on the file the path names now.
 
 Exit codes: 0 stopped cleanly, 1 could not start (lock held, socket in use,
 ledger damaged or unusable, adapters unusable) or the ledger file was
-removed or replaced while running, 2 invalid config.
+removed or replaced while running, 78 invalid config (``EX_CONFIG`` of
+sysexits.h; the unit's ``RestartPreventExitStatus=78`` keeps systemd from
+restarting a config that cannot work; 2 is argparse's usage error).
 """
 
 from __future__ import annotations
@@ -91,7 +93,9 @@ log = structlog.get_logger("syncd.daemon")
 
 EXIT_OK = 0
 EXIT_STARTUP = 1
-EXIT_CONFIG = 2
+EXIT_CONFIG = 78
+"""EX_CONFIG (sysexits.h): distinct from a crash (1) and a usage error (2), so the unit
+can refuse to restart on it (``RestartPreventExitStatus=78``)."""
 EXIT_LEDGER_LOST = 1
 """The ledger file was removed or replaced while running: systemd restarts syncd."""
 
@@ -512,7 +516,7 @@ class Daemon:
 
 
 def cli_run(args: argparse.Namespace) -> int:
-    """``syncd run --config PATH``; exit 0 on a clean stop, 1 if it cannot start, 2 bad config."""
+    """``syncd run --config PATH``; exit 0 on a clean stop, 1 if it cannot start, 78 bad config."""
     path = Path(args.config)
     try:
         config = load_config(path)

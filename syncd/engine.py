@@ -48,6 +48,7 @@ from syncd.bundles import affected_skus, catalog_index
 from syncd.channels.base import Channel, PushResult
 from syncd.channels.drift import Drift, Sighting, restorable
 from syncd.channels.planner import Move, PlannedUpdate, plan
+from syncd.health import stale_source
 from syncd.ledger.freshness import is_stale as freshness_is_stale
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, OutboxRow, now_utc
@@ -259,6 +260,22 @@ class Engine:
             if is_stale(fresh.age(feed.name), feed.stale_after)
         ]
 
+    async def stale_causes(self, channel: str) -> list[str]:
+        """The channel's stale feeds, each as ``name (why)``: how long unread and its last error.
+
+        What blocked pushes say, so a person reads the cause (a refused login, an
+        unreachable API) where the block is reported, not only in the source's log.
+        """
+        stale = await self.stale_feeds(channel)
+        if not stale:
+            return []
+        states = {state.feed: state for state in await self.ledger.feed_states()}
+        now = self.now()
+        fresh = self.ledger.freshness
+        return [
+            stale_source(name, states.get(name), now, measured=fresh.age(name)) for name in stale
+        ]
+
     async def overdue_order_feeds(self, channel: str) -> list[str]:
         """The channel's own order feeds that are overdue, each with why.
 
@@ -325,15 +342,21 @@ class Engine:
         log.warning("push.held", channel=channel, hold_id=hold_id, reasons=list(verdict.reasons))
         return hold_id
 
-    async def confirm(self, channel: str, hold_id: int | None = None) -> list[int]:
-        """Confirm one held cycle, or every open one of the channel; returns the ids confirmed."""
+    async def confirm(
+        self, channel: str, hold_id: int | None = None, *, by: str | None = None
+    ) -> list[int]:
+        """Confirm one held cycle, or every open one of the channel; returns the ids confirmed.
+
+        ``by`` is who confirmed, as the kernel names them (``alice (uid 1000)``),
+        kept with the hold in the ledger and in the log.
+        """
         confirmed: list[int] = []
         for hold in await self.ledger.held_cycles(channel):
             wanted = hold_id is None or hold.id == hold_id
-            if wanted and await self.ledger.confirm_held_cycle(hold.id, self.now()):
+            if wanted and await self.ledger.confirm_held_cycle(hold.id, self.now(), by=by):
                 confirmed.append(hold.id)
         if confirmed:
-            log.warning("push.confirmed", channel=channel, hold_ids=confirmed)
+            log.warning("push.confirmed", channel=channel, hold_ids=confirmed, by=by)
         return confirmed
 
     async def unpark(self, channel: str, skus: Collection[str] | None, note: str) -> list[str]:
@@ -375,7 +398,7 @@ class Engine:
         if not pending and not self._resend.get(channel):
             self.last_cycle[channel] = cycle
             return cycle
-        stale = await self.stale_feeds(channel)
+        stale = await self.stale_causes(channel)
         confirmed_until = await self._confirmed_until(channel)
         unconfirmed = [
             row for row in pending if confirmed_until is None or row.updated_at > confirmed_until
@@ -557,7 +580,7 @@ class Engine:
         if await self.ledger.last_txn_id() != self._last_txn:
             await self.recompute()
         if policy.block_on_stale_source:
-            stale = await self.stale_feeds(channel)
+            stale = await self.stale_causes(channel)
             if stale:
                 outcome.blocked = "stale source(s): " + ", ".join(sorted(stale))
                 return outcome

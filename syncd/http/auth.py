@@ -174,6 +174,10 @@ class _TokenEndpointProvider:
     """Fetches tokens from an OAuth-style token endpoint (form body in, JSON out)."""
 
     grant = ""
+    refused = "token request refused"
+    """How a refusal of the credentials reads in errors (feed state, `syncd status`)."""
+    credentials = "credentials"
+    """The config keys a person should check when the endpoint refuses them."""
 
     def __init__(
         self,
@@ -375,9 +379,13 @@ class _TokenEndpointProvider:
             raise ApiError(f"token endpoint answered {status}", status=status, context=context)
         if not 200 <= status <= 299:
             code = oauth_error(response)
-            suffix = f" ({code})" if code else ""
+            answer = f"{status} {code}" if code else str(status)
+            # Said so a person knows what to fix, e.g. "login refused (400 invalid_grant):
+            # check [apis.activeants] username and password (password_file or password_env)".
             raise AuthError(
-                f"token request refused: {status}{suffix}", status=status, context=context
+                f"{self.refused} ({answer}): check [apis.{self.api}] {self.credentials}",
+                status=status,
+                context=context,
             )
         value, lifetime = self._parse(response, context)
         register_token(value)
@@ -416,6 +424,8 @@ class OAuthClientCredentials(_TokenEndpointProvider):
     """
 
     grant = "client_credentials"
+    refused = "client credentials refused"
+    credentials = "client_id and client_secret (client_secret_file or client_secret_env)"
 
     def __init__(
         self,
@@ -473,6 +483,8 @@ class PasswordGrant(_TokenEndpointProvider):
     """
 
     grant = "password"
+    refused = "login refused"
+    credentials = "username and password (password_file or password_env)"
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 A rate that is not a positive whole number (``0.5``, ``0``, ``-1``, ``"x"``),
 an Ankorstore limit above the documented one, a plain ``http://`` URL to a
 host that is not loopback and a URL carrying ``user:pass@``: each makes
-`syncd run` exit 2 at once naming the line and key, before any request.
+`syncd run` exit 78 (a config error) at once naming the line and key, before any request.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd.daemon import EXIT_CONFIG
 from syncd.sandbox.world import SandboxWorld
 from tests.hostile._support import set_api_key
 from tests.integration.daemon._support import short_dir, write_config
@@ -69,7 +70,7 @@ def test_syncd_run_refuses_the_value_with_its_file_and_line(
         timeout=30,
         check=False,
     )
-    assert completed.returncode == 2, completed.stderr
+    assert completed.returncode == EXIT_CONFIG, completed.stderr  # 78, not restarted
     where = f"{config}:{_line_of(config, api, key)}: apis.{api}.{key}: "
     [problem] = [line for line in completed.stderr.splitlines() if line.startswith(where)]
     assert message in problem

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd.daemon import EXIT_CONFIG
 from syncd.sandbox.world import SandboxWorld
 from tests.hostile._support import set_api_key
 from tests.integration.daemon._support import daemon, short_dir, wait_until, write_config
@@ -62,7 +63,7 @@ def test_syncd_run_refuses_the_secret_file_within_10_s(
         check=False,
     )
     assert time.monotonic() - started < 10.0
-    assert completed.returncode == 2, completed.stderr
+    assert completed.returncode == EXIT_CONFIG, completed.stderr  # 78, not restarted
     assert "apis.ankorstore.client_secret_file: secret file" in completed.stderr
     assert f"{KINDS[kind]}; it must be a regular file" in completed.stderr
     assert "Traceback" not in completed.stderr

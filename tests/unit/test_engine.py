@@ -225,6 +225,26 @@ async def test_stale_source_blocks_every_push(ledger: Ledger) -> None:
     assert channel.batches == []
 
 
+async def test_a_block_names_the_stale_source_and_the_error_that_stops_it(
+    ledger: Ledger,
+) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {"S00": 5}, "s1")
+    await engine.recompute()
+    clock.now = T0 + timedelta(seconds=930)
+    refused = "AuthError: activeants POST /token: login refused (400 invalid_grant): check it"
+    await ledger.mark_feed("activeants", error=refused, error_at=T0 + timedelta(seconds=900))
+
+    cycle = await engine.push_channel("ankorstore")
+
+    assert cycle.blocked is not None
+    assert cycle.blocked.startswith(
+        f"stale source(s): activeants (no successful read for 930 s: {refused});"
+    )
+    assert channel.batches == []
+
+
 async def test_a_failing_push_leaves_values_pending_for_the_next_round(ledger: Ledger) -> None:
     channel, clock = FakeChannel(), Clock()
     engine = make_engine(ledger, channel, clock)
