@@ -102,6 +102,8 @@ def assemble(
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> Assembly:
     """Build every adapter for ``config`` around an already open ledger."""
+    # Source ages are measured on the same clock as everything else (a fake one in tests).
+    ledger.freshness.use_clock(clock)
     clients = build_clients(config, clock=clock, transports=transports)
     for client in clients.all():
         if isinstance(client.auth, OAuthClientCredentials | PasswordGrant):

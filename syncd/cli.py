@@ -30,7 +30,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 ONCE_EXIT_STATUS = (
     "exit status: 0 every channel acknowledged every value; 1 something is parked, held, "
-    "deferred by the rate budget or waiting (each reason on stderr); 2 the config is invalid; "
+    "deferred by the rate budget or waiting (each reason on stderr), or it could not start "
+    "(another syncd holds the ledger, the ledger is damaged); 2 the config is invalid; "
     "3 a source or a channel failed during the run (each failure on stderr, naming its cause)"
 )
 """`syncd once --help`; the codes are syncd.once's EXIT_* constants."""
@@ -47,6 +48,7 @@ _HANDLERS: dict[str, str] = {
     "demo": "syncd.sandbox.demo:cli_demo",
     "sandbox": "syncd.sandbox.serve:cli_sandbox",
     "files": "syncd.deploy_files:cli_files",
+    "ledger": "syncd.ledger_cli:cli_ledger",
 }
 
 _NEEDS_SANDBOX_EXTRA = frozenset({"demo", "sandbox"})
@@ -120,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("sku", help="the brand SKU")
     explain.add_argument("--channel", default=None, help="only this channel")
     explain.add_argument("--json", action="store_true", help="print JSON")
+
+    ledger = sub.add_parser(
+        "ledger", parents=common, help="check the ledger, or rebuild its balances"
+    )
+    ledger.add_argument("action", choices=["check", "rebuild-balances"], help="what to do")
 
     check = sub.add_parser(
         "check-config", parents=common, help="validate a config file; exit 2 on problems"

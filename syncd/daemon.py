@@ -43,10 +43,18 @@ Logs go to **stderr**: stdout is kept free for command output, and under
 systemd both streams reach the journal through the same connection
 (``JOURNAL_STREAM`` matches either), so priorities still work.
 
+**Ledger integrity**: at start the ledger must pass ``PRAGMA quick_check``
+and its invariants (:mod:`syncd.ledger.integrity`); otherwise syncd refuses
+to start with the problem and the recovery. While running, the ledger path
+is checked each tick: a file removed or replaced under the open connection
+makes health ``failing`` and the daemon stop with exit status 1, so systemd
+restarts it on the file the path names now.
+
 Exit codes: 0 stopped cleanly, 1 could not start (lock held, socket in use,
-ledger or adapters unusable), 78 invalid config (``EX_CONFIG`` of sysexits.h;
-the unit's ``RestartPreventExitStatus=78`` keeps systemd from restarting a
-config that cannot work; 2 is argparse's usage error).
+ledger damaged or unusable, adapters unusable) or the ledger file was
+removed or replaced while running, 78 invalid config (``EX_CONFIG`` of
+sysexits.h; the unit's ``RestartPreventExitStatus=78`` keeps systemd from
+restarting a config that cannot work; 2 is argparse's usage error).
 """
 
 from __future__ import annotations
@@ -65,9 +73,10 @@ import anyio
 import structlog
 from anyio.abc import TaskGroup
 
-from syncd.assembly import Assembly, assemble, open_ledger
+from syncd.assembly import Assembly, assemble
 from syncd.config import Config, ConfigError, load_config
 from syncd.http.clock import Clock, SystemClock
+from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger.store import Ledger
 from syncd.ledger.writable import ledger_write_problem
 from syncd.logs import configure_logging, register_secret
@@ -87,6 +96,8 @@ EXIT_STARTUP = 1
 EXIT_CONFIG = 78
 """EX_CONFIG (sysexits.h): distinct from a crash (1) and a usage error (2), so the unit
 can refuse to restart on it (``RestartPreventExitStatus=78``)."""
+EXIT_LEDGER_LOST = 1
+"""The ledger file was removed or replaced while running: systemd restarts syncd."""
 
 TICK_S = 1.0
 """Heartbeat period (shorter when the watchdog interval asks for it)."""
@@ -173,6 +184,8 @@ class Daemon:
         self.status: StatusService | None = None
         self.metrics_bound_port: int | None = None
         self._stuck_reported = False
+        self.lost_ledger: str | None = None
+        """Why the ledger file stopped being the one opened (then the exit status is 1)."""
         self._reload_scope: anyio.CancelScope | None = None
         self._reload_done: anyio.Event | None = None
         self._reload_again = False
@@ -198,6 +211,9 @@ class Daemon:
                         await ledger.close()
         finally:
             lock.release()
+        if self.lost_ledger is not None:
+            log.error("daemon.stopped", reason=self.lost_ledger, exit_status=EXIT_LEDGER_LOST)
+            return EXIT_LEDGER_LOST
         log.info("daemon.stopped")
         return EXIT_OK
 
@@ -211,8 +227,12 @@ class Daemon:
             raise StartupError(problem)
 
     async def _open_ledger(self) -> Ledger:
+        path = Path(self.config.daemon.database)
         try:
-            return await open_ledger(self.config)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return await open_checked(path, config=self.info.config_path)
+        except LedgerRefused as exc:
+            raise StartupError(str(exc)) from exc
         except Exception as exc:
             raise StartupError(
                 f"cannot open the ledger {self.config.daemon.database}: {describe_error(exc)}"
@@ -252,6 +272,7 @@ class Daemon:
                     await tg.start(scheduler.run)
                     self._started(assembly)
                     tg.start_soon(self._heartbeat_loop, name="heartbeat")
+                    tg.start_soon(self._ledger_watch_loop, tg, ledger, name="ledger-watch")
                     tg.start_soon(self._status_loop, name="status-line")
                     if self._watchdog_s:
                         ping = partial(
@@ -453,6 +474,28 @@ class Daemon:
                 log.error("daemon.stuck", tasks=stuck, after_s=self.stuck_after)
             self.api_counters.observe(scheduler.assembly.clients)
             await anyio.sleep(self.tick)
+
+    async def _ledger_watch_loop(self, tg: TaskGroup, ledger: Ledger) -> None:
+        """Each tick: is the ledger path still the file we opened? If not, stop with status 1.
+
+        Writes to an unlinked or replaced file reach nobody; systemd
+        (``Restart=on-failure``) starts syncd again on whatever file the path
+        names now -- a fresh ledger, or the restored one, checked at open.
+        """
+        while True:
+            await anyio.sleep(self.tick)
+            problem = await anyio.to_thread.run_sync(ledger.file_problem)
+            if problem is None:
+                continue
+            self.lost_ledger = problem
+            log.error("daemon.ledger_lost", reason=problem, note="stopping; exit status 1")
+            if self.status is not None:
+                self.status.invalidate()
+            self.notifier.status(f"failing: {problem}; stopping")
+            self.notifier.stopping(f"stopping: {problem}")
+            await self._current().drain(self.config.daemon.shutdown_timeout)
+            tg.cancel_scope.cancel()
+            return
 
     async def _status_loop(self) -> None:
         last: str | None = None

@@ -49,8 +49,9 @@ from syncd.bundles import affected_skus, catalog_index
 from syncd.channels.base import Channel, PushResult
 from syncd.channels.planner import Move, PlannedUpdate, plan
 from syncd.health import stale_source
+from syncd.ledger.freshness import is_stale as freshness_is_stale
 from syncd.ledger.store import Ledger
-from syncd.model import Catalog, ChannelRule, FeedState, OutboxRow, now_utc
+from syncd.model import Catalog, ChannelRule, OutboxRow, now_utc
 from syncd.safety import Assessment, SafetyPolicy, assess, increase_needs_second_read
 
 log = structlog.get_logger("syncd.engine")
@@ -127,11 +128,15 @@ def _overlaps(a: str, b: str) -> bool:
     return a == b
 
 
-def is_stale(state: FeedState | None, stale_after: float, now: datetime) -> bool:
-    """A feed is stale when it never succeeded or last succeeded too long ago."""
-    if state is None or state.last_success is None:
-        return True
-    return (now - state.last_success).total_seconds() > stale_after
+def is_stale(age: float | None, stale_after: float) -> bool:
+    """A feed is stale when it has not succeeded in this process or did too long ago.
+
+    ``age`` is monotonic seconds since the last success in this process
+    (``ledger.freshness.age``), so a wall-clock step neither hides nor
+    invents staleness; see :mod:`syncd.ledger.freshness` for why a success
+    recorded by an earlier process does not count.
+    """
+    return freshness_is_stale(age, stale_after)
 
 
 class Engine:
@@ -270,12 +275,11 @@ class Engine:
         ]
 
     async def stale_feeds(self, channel: str) -> list[str]:
-        states = {state.feed: state for state in await self.ledger.feed_states()}
-        now = self.now()
+        fresh = self.ledger.freshness
         return [
             feed.name
             for feed in self.feeds_for(channel)
-            if is_stale(states.get(feed.name), feed.stale_after, now)
+            if is_stale(fresh.age(feed.name), feed.stale_after)
         ]
 
     async def stale_causes(self, channel: str) -> list[str]:
@@ -289,29 +293,33 @@ class Engine:
             return []
         states = {state.feed: state for state in await self.ledger.feed_states()}
         now = self.now()
-        return [stale_source(name, states.get(name), now) for name in stale]
+        fresh = self.ledger.freshness
+        return [
+            stale_source(name, states.get(name), now, measured=fresh.age(name)) for name in stale
+        ]
 
     async def overdue_order_feeds(self, channel: str) -> list[str]:
         """The channel's own order feeds that are overdue, each with why.
 
-        Overdue: never succeeded, failing since its last success (the poll
-        that was due did not happen), or last succeeded more than
-        ``overdue_after`` (else ``stale_after``) seconds ago.
+        Overdue: not read successfully in this process, failing since its
+        last success (the poll that was due did not happen), or last
+        succeeded more than ``overdue_after`` (else ``stale_after``) seconds
+        ago on the monotonic clock.
         """
         states = {state.feed: state for state in await self.ledger.feed_states()}
-        now = self.now()
         found: list[str] = []
         for feed in self.feeds:
             if feed.channel != channel:
                 continue
             state = states.get(feed.name)
+            age = self.ledger.freshness.age(feed.name)
             limit = feed.overdue_after if feed.overdue_after is not None else feed.stale_after
-            if state is None or state.last_success is None:
-                found.append(f"{feed.name} (never read)")
-            elif state.last_error is not None:
+            if age is None:
+                found.append(f"{feed.name} (not read since syncd started)")
+            elif state is not None and state.last_error is not None:
                 found.append(f"{feed.name} (failing: {state.last_error})")
-            elif is_stale(state, limit, now):
-                found.append(f"{feed.name} (last read {state.last_success.isoformat()})")
+            elif is_stale(age, limit):
+                found.append(f"{feed.name} (last read {age:.0f} s ago)")
         return found
 
     # --- interlocks ----------------------------------------------------------

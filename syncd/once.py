@@ -12,13 +12,22 @@ line per round (done / total, rate, ETA per channel); elsewhere nothing extra.
 
 Exit status (``--help`` says the same, ``syncd.cli.ONCE_EXIT_STATUS``): 0
 when every channel acknowledged every value; 1 with the reasons when
-anything is parked, held, deferred or waiting; 2 for a config problem; 3
+anything is parked, held, deferred or waiting, or when it could not start
+(another syncd holds the ledger, the ledger is damaged); 2 for a config
+problem; 3
 when a source or a channel failed during the run (a read or a push round
 raised, updates failed, or a push was blocked by a stale source) -- 3 wins
 over 1. A variant parked by an earlier run still counts (it is not
 acknowledged) -- except one parked because Ankorstore shows it as always in
 stock under ``always_in_stock = "leave"``, which is configured behaviour and
 only listed.
+
+One writer per ledger: a real run takes the lock ``syncd run`` holds for
+its lifetime (:mod:`syncd.runtime_lock`) and refuses, naming the holder's
+pid, while a daemon or another ``syncd once`` runs on the same ledger --
+before reading anything, so it writes nothing anywhere. A dry run takes no
+lock: it works on a copy. Either way the ledger is checked before it is
+trusted (:mod:`syncd.ledger.guard`).
 
 The dry run never touches the live ledger: it copies it first. A ledger
 that was closed cleanly is read as an immutable file, so not even SQLite's
@@ -47,12 +56,15 @@ from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import ChannelCycle
 from syncd.http.clock import SystemClock
+from syncd.ledger import integrity
+from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger.store import Ledger
 from syncd.logs import configure_logging
 from syncd.model import OutboxRow
 from syncd.once_run import ChannelTotals, OnceRun, SourceTotals
 from syncd.progress import describe as describe_progress
 from syncd.readback import ReadBack
+from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.safety import SafetyPolicy, assess, increase_needs_second_read
 from syncd.sources.base import PollResult
 
@@ -65,6 +77,8 @@ EXIT_OK = 0
 EXIT_LEFT = 1
 EXIT_CONFIG = 2
 EXIT_FAILED = 3
+EXIT_NOT_STARTED = EXIT_LEFT
+"""Another syncd holds the ledger's lock, or the ledger is damaged: nothing was read or written."""
 
 
 @dataclass(slots=True)
@@ -276,16 +290,50 @@ class ProgressLine:
 
 
 async def _run(config: Config, args: argparse.Namespace, line: ProgressLine) -> int:
+    if args.dry_run:
+        return await _cycle(config, args, line)
+    # One writer per ledger: the lock `syncd run` holds for its lifetime
+    # (keyed by the ledger's resolved path, so a symlink finds the same lock).
+    lock = RuntimeLock(config.daemon.lock_path, config.daemon.database)
+    try:
+        lock.acquire()
+    except (AlreadyRunning, LockError) as exc:
+        print(f"syncd once: {exc}; nothing was read or written", file=sys.stderr)
+        return EXIT_NOT_STARTED
+    try:
+        return await _cycle(config, args, line)
+    finally:
+        lock.release()
+
+
+async def _cycle(config: Config, args: argparse.Namespace, line: ProgressLine) -> int:
     database = Path(config.daemon.database)
     scratch: Path | None = None
     if args.dry_run:
         scratch = Path(tempfile.mkdtemp(prefix="syncd-dry-run-"))
         copy = scratch / "ledger.db"
-        await anyio.to_thread.run_sync(copy_ledger, database, copy)
+        try:
+            await anyio.to_thread.run_sync(copy_ledger, database, copy)
+        except sqlite3.DatabaseError as exc:
+            shutil.rmtree(scratch, ignore_errors=True)
+            if isinstance(exc, sqlite3.OperationalError):
+                raise
+            print(f"syncd once: {integrity.unreadable(database, str(exc))}", file=sys.stderr)
+            return EXIT_NOT_STARTED
         database = copy
     else:
         database.parent.mkdir(parents=True, exist_ok=True)
-    ledger = await Ledger.open(database)
+    try:
+        ledger = await open_checked(
+            database,
+            config=str(config.source_path) if config.source_path else None,
+            shown=Path(config.daemon.database),
+        )
+    except LedgerRefused as exc:
+        print(f"syncd once: {exc}", file=sys.stderr)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return EXIT_NOT_STARTED
     assembly = assemble(config, ledger, clock=SystemClock())
     run = OnceRun.for_assembly(assembly, on_round=line.show)
     try:

@@ -325,6 +325,9 @@ class StatusService:
             sources, source_facts, channels, channel_facts = [], [], [], []
         if scheduler.engine.ledger_error and scheduler.engine.last_error:
             ledger_error = ledger_error or scheduler.engine.last_error
+        # A ledger file removed or replaced under the open connection: every
+        # write since goes nowhere (the daemon stops on it, see syncd.daemon).
+        ledger_error = ledger_error or assembly.ledger.file_problem()
         facts = HealthFacts(
             sources=source_facts,
             channels=channel_facts,
@@ -383,8 +386,14 @@ class StatusService:
             state = states.get(source.name)
             run = scheduler.sources.get(source.name)
             last_success = state.last_success if state else None
-            age = None if last_success is None else max(0.0, (now - last_success).total_seconds())
-            stale = is_stale(state, source.stale_after, now)
+            # Staleness is judged on the monotonic clock, from successes in this
+            # process only (syncd.ledger.freshness); the wall-clock age of an
+            # earlier process's success is shown, never trusted.
+            measured = scheduler.assembly.ledger.freshness.age(source.name)
+            age = measured
+            if age is None and last_success is not None:
+                age = max(0.0, (now - last_success).total_seconds())
+            stale = is_stale(measured, source.stale_after)
             failing = run is not None and run.consecutive_errors > 0
             starting = (
                 stale
@@ -414,6 +423,7 @@ class StatusService:
                     stale=stale,
                     age_s=age,
                     stale_after=source.stale_after,
+                    read_since_start=measured is not None,
                     consecutive_errors=run.consecutive_errors if run else 0,
                     last_error=last_error,
                     retry_in_s=run.retry_in_s if run else None,
@@ -455,7 +465,7 @@ class StatusService:
             stale = [
                 feed.name
                 for feed in engine.feeds_for(name)
-                if is_stale(states.get(feed.name), feed.stale_after, now)
+                if is_stale(ledger.freshness.age(feed.name), feed.stale_after)
             ]
             policy = assembly.policies.get(name)
             progress = self.progress.update(

@@ -76,7 +76,7 @@ from syncd.channels.ankorstore_ops import (
     unconfirmed_reason,
     update_operation,
 )
-from syncd.channels.base import LiveValue, PushResult
+from syncd.channels.base import LiveValue, PushResult, larger_shown
 from syncd.channels.planner import PlannedUpdate
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
 from syncd.http.client import ApiClient, response_json
@@ -245,19 +245,22 @@ class AnkorstoreChannel:
             sku = self._sku_for(listing)
             if sku is None or (wanted is not None and sku not in wanted):
                 continue
-            live[sku] = LiveValue(
-                sku=sku,
-                sellable=None if listing.always_in_stock else listing.available,
-                written=None if listing.always_in_stock else listing.stock,
-                reserved=listing.reserved,
-                raw={
-                    "variantId": listing.variant_id,
-                    "stockQuantity": listing.stock,
-                    "reservedQuantity": listing.reserved,
-                    "availableQuantity": listing.available,
-                    "isAlwaysInStock": listing.always_in_stock,
-                    "unitMultiplier": listing.unit_multiplier,
-                },
+            live[sku] = larger_shown(
+                live.get(sku),
+                LiveValue(
+                    sku=sku,
+                    sellable=None if listing.always_in_stock else listing.available,
+                    written=None if listing.always_in_stock else listing.stock,
+                    reserved=listing.reserved,
+                    raw={
+                        "variantId": listing.variant_id,
+                        "stockQuantity": listing.stock,
+                        "reservedQuantity": listing.reserved,
+                        "availableQuantity": listing.available,
+                        "isAlwaysInStock": listing.always_in_stock,
+                        "unitMultiplier": listing.unit_multiplier,
+                    },
+                ),
             )
         return live
 

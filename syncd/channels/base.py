@@ -46,6 +46,21 @@ class LiveValue:
     raw: dict[str, object] = field(default_factory=dict)
 
 
+def larger_shown(found: LiveValue | None, read: LiveValue) -> LiveValue:
+    """Of two listings of one SKU in one read-back, the one holding more.
+
+    A channel listing a SKU twice is judged by the larger figure, so a
+    duplicate can only make a read-back correct a number down, never hide
+    one that could oversell. A copy that shows no number (always in stock)
+    wins: nothing is compared for it.
+    """
+    if found is None:
+        return read
+    if found.written is None or read.written is None:
+        return found if found.written is None else read
+    return read if read.written > found.written else found
+
+
 class Channel(Protocol):
     name: str
     per_request: int

@@ -49,7 +49,7 @@ from typing import Any
 import httpx
 import structlog
 
-from syncd.channels.base import LiveValue, PushResult
+from syncd.channels.base import LiveValue, PushResult, larger_shown
 from syncd.channels.fabric_inventory_map import (
     DEFAULT_MIN_REFRESH_INTERVAL,
     InventoryItem,
@@ -189,17 +189,20 @@ class FabricChannel:
             if sku is None or (wanted is not None and sku not in wanted):
                 continue
             unmanaged = item.inventory_policy == "unmanaged"
-            live[sku] = LiveValue(
-                sku=sku,
-                sellable=None if unmanaged else item.inventory,
-                written=None if unmanaged else item.inventory,
-                raw={
-                    "inventoryId": item.inventory_id,
-                    "inventory": item.inventory,
-                    "inventory_policy": item.inventory_policy,
-                    "inventory_updated_at": item.inventory_updated_at,
-                    "sellable": item.sellable,
-                },
+            live[sku] = larger_shown(
+                live.get(sku),
+                LiveValue(
+                    sku=sku,
+                    sellable=None if unmanaged else item.inventory,
+                    written=None if unmanaged else item.inventory,
+                    raw={
+                        "inventoryId": item.inventory_id,
+                        "inventory": item.inventory,
+                        "inventory_policy": item.inventory_policy,
+                        "inventory_updated_at": item.inventory_updated_at,
+                        "sellable": item.sellable,
+                    },
+                ),
             )
         return live
 

@@ -7,6 +7,7 @@ so that a minimal file only names what it uses.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -40,16 +41,22 @@ class DaemonSection(Section):
     cycle_interval: Seconds = 30.0
     shutdown_timeout: Seconds = 8.0
     lock_file: OptionalConfigPath = None
-    """Default: ``<database>.lock`` (see `lock_path`)."""
+    """Default: ``<database>.lock`` next to the ledger's resolved path (see `lock_path`)."""
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     """Serve Prometheus text on ``127.0.0.1:<port>/metrics``; off when absent. Read at start."""
 
     @property
     def lock_path(self) -> Path:
-        """The lock file actually used."""
+        """The lock file actually used.
+
+        Keyed by the ledger's resolved path (``os.path.realpath``): a config
+        that reaches the same file through a symlink, or through a symlinked
+        directory, finds the same lock, so it cannot start a second writer.
+        """
         if self.lock_file is not None:
             return self.lock_file
-        return self.database.with_name(self.database.name + ".lock")
+        real = Path(os.path.realpath(self.database))
+        return real.with_name(real.name + ".lock")
 
 
 # --- sources -----------------------------------------------------------------

@@ -103,6 +103,14 @@ class FakeClock:
     def wall(self) -> float:
         return self._wall_start + (self._now - self._start)
 
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock by ``seconds`` (either way), as NTP or an administrator does.
+
+        Monotonic time does not move: code that measures intervals on it
+        must not notice.
+        """
+        self._wall_start += seconds
+
     def advance(self, seconds: float) -> None:
         """Move time forward by hand (e.g. to expire a token between two calls)."""
         if seconds < 0:

@@ -8,7 +8,7 @@ health record, which the status socket uses for freshness.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import aiosqlite
 
@@ -31,10 +31,19 @@ async def mark_feed(
     error), but `feed_states` reports it only while it is newer than the
     last success, i.e. while the feed is still failing.
     """
-    async with conn.execute("SELECT extra FROM feeds WHERE feed = ?", (feed,)) as cursor:
+    async with conn.execute(
+        "SELECT extra, last_error_at FROM feeds WHERE feed = ?", (feed,)
+    ) as cursor:
         row = await cursor.fetchone()
     merged = decode_strings(row[0] if row else None)
     merged.update(extra or {})
+    failed_at = decode_optional_time(row[1] if row else None)
+    if success_at is not None and error is None and failed_at is not None:
+        # A success recorded after an error happened after it: calls for one
+        # feed are sequential. Only a wall clock stepped back can stamp it
+        # earlier, which would report the feed failing (and hold increases
+        # waiting for its orders) until the clock caught up.
+        success_at = max(success_at, failed_at + timedelta(microseconds=1))
     await conn.execute(
         """
         INSERT INTO feeds (feed, last_success, last_error, last_error_at, extra)

@@ -14,8 +14,17 @@ _LIMIT = 20  # enough to diagnose; a broken file would otherwise flood the repor
 
 
 async def check_invariants(conn: aiosqlite.Connection) -> list[str]:
-    problems: list[str] = []
     # 1. sum(postings) == balance for every account (ARCHITECTURE.md invariant 1).
+    problems = await balance_mismatches(conn)
+    problems += await other_violations(conn)
+    return problems
+
+
+async def balance_mismatches(
+    conn: aiosqlite.Connection, *, limit: int | None = _LIMIT
+) -> list[str]:
+    """Accounts whose stored balance is not the sum of their postings (``limit``: at most)."""
+    problems: list[str] = []
     async with conn.execute(
         """
         SELECT a.location, a.status, a.sku, a.lot, COALESCE(p.total, 0), COALESCE(b.quantity, 0)
@@ -26,13 +35,20 @@ async def check_invariants(conn: aiosqlite.Connection) -> list[str]:
         WHERE COALESCE(p.total, 0) != COALESCE(b.quantity, 0)
         LIMIT ?
         """,
-        (_LIMIT,),
+        (-1 if limit is None else limit,),
     ) as cursor:
         for location, status, sku, lot, total, balance in await cursor.fetchall():
             problems.append(
                 f"account {location}/{status}/{sku}/{lot}: postings sum to {total}"
                 f" but the balance is {balance}"
             )
+    return problems
+
+
+async def other_violations(conn: aiosqlite.Connection) -> list[str]:
+    """Invariants 2-4: transactions sum to zero, open lines match reserved balances, no
+    dangling reference."""
+    problems: list[str] = []
     # 2. every transaction sums to zero (seed 000 L13125).
     async with conn.execute(
         "SELECT txn_id, SUM(quantity) FROM postings GROUP BY txn_id"

@@ -20,9 +20,19 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from syncd.ledger import feeds, invariants, movements, queries, reservations, snapshots, tokens
-from syncd.ledger.codec import encode_time
+from syncd.ledger import (
+    feeds,
+    integrity,
+    invariants,
+    movements,
+    queries,
+    reservations,
+    snapshots,
+    tokens,
+)
+from syncd.ledger.codec import decode_optional_time, encode_time
 from syncd.ledger.connection import Database
+from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.interlock import InterlockMixin
 from syncd.ledger.outbox import OutboxMixin
 from syncd.ledger.queries import LedgerEntry
@@ -48,6 +58,9 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._file_id: integrity.FileId | None = None
+        self.freshness = FeedFreshness()
+        """When each feed last succeeded *in this process*, on the monotonic clock."""
 
     @classmethod
     async def open(cls, path: str | Path) -> Ledger:
@@ -58,7 +71,12 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
         others (SQLite gives its ``-wal`` and ``-shm`` files the same mode).
         """
         protect_file(Path(path))
-        return cls(await Database.open(path))
+        ledger = cls(await Database.open(path))
+        try:
+            ledger._file_id = integrity.file_id(ledger.path)
+        except OSError:
+            ledger._file_id = None  # an in-memory or vanished file: nothing to watch
+        return ledger
 
     @property
     def path(self) -> Path:
@@ -143,6 +161,8 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
             await feeds.mark_feed(
                 conn, feed, success_at=success_at, error=error, error_at=at, extra=extra
             )
+        if success_at is not None:
+            self.freshness.succeeded(feed, success_at)
 
     # --- OAuth token cache (syncd.ledger.tokens) ----------------------------
 
@@ -169,6 +189,15 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
     async def open_reservations(self, skus: Collection[str] | None = None) -> list[Reservation]:
         async with self._db.read() as conn:
             return await queries.open_reservations(conn, skus)
+
+    async def last_order_sighting(self, channel: str) -> datetime | None:
+        """The newest ``observed_at`` recorded for any order of ``channel`` (None: none yet)."""
+        async with (
+            self._db.read() as conn,
+            conn.execute("SELECT MAX(last_seen) FROM orders WHERE channel = ?", (channel,)) as c,
+        ):
+            row = await c.fetchone()
+        return decode_optional_time(row[0] if row else None)
 
     async def cursor(self, feed: str) -> str | None:
         async with self._db.read() as conn:
@@ -203,6 +232,22 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
                     row = await cursor.fetchone()
                 values[name] = row[0] if row else ""
         return values
+
+    async def check_integrity(self) -> integrity.IntegrityReport:
+        """``PRAGMA quick_check`` and the invariants (see :mod:`syncd.ledger.integrity`)."""
+        async with self._db.read() as conn:
+            return await integrity.check(conn)
+
+    async def rebuild_balances(self) -> list[str]:
+        """Recompute every balance from the postings, in one transaction; the accounts fixed."""
+        async with self._db.write() as conn:
+            return await integrity.rebuild_balances(conn)
+
+    def file_problem(self) -> str | None:
+        """Why the path no longer names the file this ledger opened (removed, replaced)."""
+        if self._file_id is None:
+            return None
+        return integrity.file_problem(self.path, self._file_id)
 
     async def check_invariants(self) -> list[str]:
         """Violated invariants, one line each; empty when the ledger is sound."""

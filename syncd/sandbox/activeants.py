@@ -222,7 +222,15 @@ class _App:
                 chosen = [
                     p for p in self.state.products.values() if from_us <= p.mutated_us < to_us
                 ]
-            items = [_bulk_item(p) for p in sorted(chosen, key=lambda p: p.sku)]
+            items = []
+            for product in sorted(chosen, key=lambda p: p.sku):
+                if product.sku in self.state.listed_twice:
+                    ghost = _bulk_item(product)
+                    ghost["availableStock"] = (
+                        product.available + self.state.listed_twice[product.sku]
+                    )
+                    items.append(ghost)
+                items.append(_bulk_item(product))
         period = {
             "from": _iso_offset(from_us) if from_us is not None else None,
             "to": _iso_offset(to_us),

@@ -179,6 +179,9 @@ class ActiveAntsState:
         self.products: dict[str, AAProduct] = {}
         self.orders: dict[str, AAOrder] = {}
         self._brand_to_aa: dict[str, str] = {}
+        self.listed_twice: dict[str, int] = {}
+        """Active Ants SKU -> how many units more than the truth a faulty bulk read's
+        second entry for it shows (see :meth:`list_twice`)."""
         self._next_order_id = 470_345_326  # the seed's sample order id (L881)
         self._seed(catalog)
 
@@ -244,6 +247,18 @@ class ActiveAntsState:
             )
             self._touch(product)
             return product
+
+    def list_twice(self, sku: str, extra: int | None) -> None:
+        """Make every bulk read that lists ``sku`` list it twice: first a copy showing
+        ``extra`` units more than the truth (a stale, larger figure), then the real entry;
+        ``None`` stops it. A fault for tests: the seed documents one entry per product
+        (seed 001 L2895-2900)."""
+        with self.lock:
+            key = self.product(sku).sku
+            if extra is None:
+                self.listed_twice.pop(key, None)
+            else:
+                self.listed_twice[key] = extra
 
     def move_stock(self, sku: str, delta: int) -> AAProduct:
         """Receive (``delta > 0``) or correct away (``delta < 0``) physical units."""

@@ -19,6 +19,17 @@ Decisions recorded here:
   lists fewer is recorded as a partial snapshot of what it did list (the
   rest keep their levels) and reported; one with no usable product at all
   records nothing (an empty read never becomes a mass zeroing).
+* **A product listed twice in one read records the lower figure.** The
+  seed documents a list of products, each with "the product's SKU" (seed
+  001 L2895-2900), "a unique value" per product (L2236), and a mutation
+  window ``from <= t < to`` (L2888-2893); a second entry for the same SKU
+  in one response -- a product mutated twice inside the ``from``
+  window, an overlap at a page boundary, or two Active Ants SKUs mapped to
+  one brand SKU -- is not a second stock location, and which copy is newer
+  is not documented. Taking the first could publish the larger, outdated
+  figure (an oversell); the lower one can only undersell until the next
+  read lists it once. The repeat is reported (``source.item_skipped``) and
+  counted in `syncd status` like any skipped item.
 * **An incremental read that lists nothing records nothing**: its ``to``
   is not committed, so the next read simply asks from the same ``from``
   again -- the window ``from <= t < to`` grows, nothing is missed, and an
@@ -77,7 +88,15 @@ def plan_bulk(
         if sku is None:
             skipped.append(Skipped(product.aa_sku, UNKNOWN_SKU))
         elif sku in chosen:
-            skipped.append(Skipped(product.aa_sku, "listed twice in one read; first kept"))
+            kept = min(chosen[sku], product, key=lambda p: p.quantity)
+            skipped.append(
+                Skipped(
+                    product.aa_sku,
+                    f"listed twice in one read ({chosen[sku].quantity} and {product.quantity}):"
+                    f" the lower, {kept.quantity}, recorded",
+                )
+            )
+            chosen[sku] = kept
         else:
             chosen[sku] = product
     plan = BulkPlan(

@@ -37,7 +37,14 @@ from syncd.sources.base import PollResult
 from syncd.sources.handover import Handover
 from syncd.sources.orders_ankorstore_parse import HOLDING_STATUSES, index_included, parse_order
 from syncd.sources.orders_catalog import OrderCatalog
-from syncd.sources.orders_model import REPEATED_PAGE, Listing, ParsedOrder, RepeatGuard
+from syncd.sources.orders_model import (
+    LISTED_TWICE,
+    REPEATED_PAGE,
+    Listing,
+    ParsedOrder,
+    RepeatGuard,
+    larger_of,
+)
 from syncd.sources.orders_record import observation_time, record_listing
 from syncd.sources.problems import SkipLog
 
@@ -141,20 +148,26 @@ class AnkorstoreOrdersSource:
         if ref not in listing.orders:
             listing.orders[ref] = order
             listed_in[ref] = status
-        elif listed_in[ref] == status:
-            listing.skip(f"order {ref}", "listed twice in one status listing: first kept")
-        else:
-            # It moved on while the statuses were listed one after another; the
-            # later listing is the newer observation.
-            _log.info(
-                "source.order_moved_during_listing",
-                source="ankorstore_orders",
-                order_ref=ref,
-                before=listed_in[ref],
-                after=status,
-            )
-            listing.orders[ref] = order
-            listed_in[ref] = status
+            return
+        if listed_in[ref] == status:
+            # A page boundary moved while the listing ran: one order (its
+            # reference, seed 000 L4865-4868) seen twice, not two orders, and
+            # which copy is newer is unknown: the larger reservation counts.
+            listing.skip(f"order {ref}", f"{LISTED_TWICE} (status {status})")
+            listing.orders[ref] = larger_of(listing.orders[ref], order)
+            return
+        # It moved on while the statuses were listed one after another (in flow
+        # order, so forward only): the later listing is the newer observation,
+        # e.g. quantities the brand lowered when confirming.
+        _log.info(
+            "source.order_moved_during_listing",
+            source="ankorstore_orders",
+            order_ref=ref,
+            before=listed_in[ref],
+            after=status,
+        )
+        listing.orders[ref] = order
+        listed_in[ref] = status
 
     async def aclose(self) -> None:
         """Nothing to close: the Ankorstore client is shared (ApiClients closes it)."""

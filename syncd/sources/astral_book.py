@@ -44,7 +44,12 @@ from syncd.sources.astral_parse import FeedPosting, PostingsPage, StateEntity
 from syncd.sources.problems import Skipped
 
 UNKNOWN_VARIANT = "unknown productVariantId (no catalog variant has this astral_variant_id)"
-DUPLICATE_ID = "posting id listed twice on one page; first kept"
+DUPLICATE_ID = "posting id listed twice on one page; counted once"
+CONFLICTING_ID = (
+    "posting id listed twice on one page with different contents; the copy that lowers"
+    " sellable stock more is recorded"
+)
+DUPLICATE_VARIANT = "variant listed twice in one stock state read; the lower balance of each counts"
 VOID_SUFFIX = "/void"
 _EXAMPLES = 5
 
@@ -82,14 +87,7 @@ def plan_page(
     if page.cursor is None:
         return plan
     postings: list[Posting] = []
-    seen: set[str] = set()
-    for posting in page.postings:
-        if posting.id in seen:
-            # One posting, one UUID (L13129-13131): a repeat is the server's
-            # bug, and recording it twice would count its quantity twice.
-            plan.skipped.append(Skipped(posting.id, DUPLICATE_ID))
-            continue
-        seen.add(posting.id)
+    for posting in _one_per_id(page.postings, plan.skipped):
         sku = mapping.get(posting.variant_id)
         if sku is None:
             if posting.status is not StockStatus.VOID:
@@ -136,6 +134,52 @@ def _mirrored(posting: FeedPosting, sku: str, prefix: str) -> tuple[Posting, Pos
             external_id=posting.id + VOID_SUFFIX,
         ),
     )
+
+
+def _lower(
+    first: Mapping[tuple[str, StockStatus, str], int],
+    second: Mapping[tuple[str, StockStatus, str], int],
+) -> dict[tuple[str, StockStatus, str], int]:
+    """Two copies of one variant's state: each balance at the lower of the two.
+
+    A stock state lists each variant once with its balances (seed 000
+    L13137-13141: one balance per variant, location, status and lot); a
+    second copy in the same read (an overlap between pages of a listing
+    that moved while it was read) is not more stock. Adding them would
+    double the variant, keeping either could publish the larger, older
+    figure; the lower of each balance (a balance one copy omits counts as
+    0) can only undersell until the next read or posting.
+    """
+    return {row: min(first.get(row, 0), second.get(row, 0)) for row in {*first, *second}}
+
+
+def _sellable_effect(posting: FeedPosting) -> int:
+    """How much a posting raises sellable (``available``) stock; other statuses raise nothing."""
+    return posting.units if posting.status is StockStatus.AVAILABLE else 0
+
+
+def _one_per_id(postings: Sequence[FeedPosting], skipped: list[Skipped]) -> list[FeedPosting]:
+    """One posting per UUID, in page order; repeats reported.
+
+    One posting, one UUID (seed 000 L13129-13131): a repeat on one page is
+    the server's bug, and recording it twice would count its quantity twice.
+    Identical copies are one posting. Copies that differ cannot both be
+    true; the one that raises ``available`` least is kept, so the repeat
+    never publishes the larger figure (the periodic state reconciliation
+    books whatever the truth was).
+    """
+    chosen: dict[str, FeedPosting] = {}
+    for posting in postings:
+        kept = chosen.get(posting.id)
+        if kept is None:
+            chosen[posting.id] = posting
+        elif kept == posting:
+            skipped.append(Skipped(posting.id, DUPLICATE_ID))
+        else:
+            skipped.append(Skipped(posting.id, CONFLICTING_ID))
+            if _sellable_effect(posting) < _sellable_effect(kept):
+                chosen[posting.id] = posting
+    return list(chosen.values())
 
 
 def _digest(ids: Iterable[str]) -> str:
@@ -189,8 +233,8 @@ def plan_state(
         )
         plan.problems.append(plan.refused)
         return plan
-    levels: dict[str, dict[tuple[StockStatus, str, str], int]] = {}
-    described: set[str] = set()
+    per_sku: dict[str, dict[tuple[str, StockStatus, str], int]] = {}
+    partial: set[str] = set()
     listed: set[str] = set()
     for entity in entities:
         if isinstance(entity, Skipped):
@@ -200,18 +244,28 @@ def plan_state(
         if sku is None:
             plan.skipped.append(Skipped(entity.variant_id, UNKNOWN_VARIANT))
             continue
-        listed.add(sku)
         plan.skipped += entity.skipped
         if sku in exclude:
+            listed.add(sku)
             continue
-        if not entity.skipped:
-            # Only a fully readable entity speaks for the balances it omits.
-            described.add(sku)
+        if entity.skipped:
+            partial.add(sku)
+        rows: dict[tuple[str, StockStatus, str], int] = {}
         for level in entity.levels:
-            location = location_name(prefix, level.location_id)
-            row = (level.status, sku, level.lot)
-            per_location = levels.setdefault(location, {})
-            per_location[row] = per_location.get(row, 0) + level.units
+            row = (location_name(prefix, level.location_id), level.status, level.lot)
+            rows[row] = rows.get(row, 0) + level.units
+        if sku in listed:
+            # The same variant twice in one read: see _lower.
+            plan.skipped.append(Skipped(entity.variant_id, DUPLICATE_VARIANT))
+            rows = _lower(per_sku[sku], rows)
+        listed.add(sku)
+        per_sku[sku] = rows
+    # Only a fully readable entity speaks for the balances it omits.
+    described = set(per_sku) - partial
+    levels: dict[str, dict[tuple[StockStatus, str, str], int]] = {}
+    for sku, rows in per_sku.items():
+        for (location, status, lot), units in rows.items():
+            levels.setdefault(location, {})[(status, sku, lot)] = units
     plan.covered = len(listed)
     for account, quantity in balances.items():
         if (

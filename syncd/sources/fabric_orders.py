@@ -39,7 +39,13 @@ from syncd.sources.base import PollResult
 from syncd.sources.handover import Handover
 from syncd.sources.orders_catalog import OrderCatalog
 from syncd.sources.orders_fabric_parse import parse_order
-from syncd.sources.orders_model import REPEATED_PAGE, Listing, RepeatGuard
+from syncd.sources.orders_model import (
+    LISTED_TWICE,
+    REPEATED_PAGE,
+    Listing,
+    RepeatGuard,
+    larger_of,
+)
 from syncd.sources.orders_record import observation_time, record_listing
 from syncd.sources.problems import SkipLog
 
@@ -130,8 +136,9 @@ class FabricOrdersSource:
                         continue
                     refs.append(order.order_ref)
                     if order.order_ref in listing.orders:
-                        listing.skip(f"order {order.order_ref}", "listed twice: first kept")
-                        continue
+                        # Page-number paging over a changing set (see below).
+                        listing.skip(f"order {order.order_ref}", LISTED_TWICE)
+                        order = larger_of(listing.orders[order.order_ref], order)
                     listing.orders[order.order_ref] = order
                 if guard.repeats(refs):
                     listing.fail(f"listing fabric orders failed: {REPEATED_PAGE}")

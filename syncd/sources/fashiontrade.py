@@ -151,10 +151,10 @@ class FashionTradeOrdersSource:
 
     # --- listings -----------------------------------------------------------------
 
-    async def _overviews(self, listing: Listing, observed_at: datetime) -> dict[str, str]:
+    async def _overviews(self, listing: Listing, observed_at: datetime) -> dict[str, str | None]:
         """Overview status by order number: the window, plus a sweep of open statuses when due."""
         cutoff = datetime.fromtimestamp(observed_at.timestamp() - self._lookback, UTC)
-        found: dict[str, str] = {}
+        found: dict[str, str | None] = {}
         window = {"created_after": cutoff.strftime("%Y-%m-%dT%H:%M:%SZ")}
         if not await self._list(listing, window, found):
             return found
@@ -166,7 +166,9 @@ class FashionTradeOrdersSource:
             self._last_sweep = now
         return found
 
-    async def _list(self, listing: Listing, params: dict[str, str], found: dict[str, str]) -> bool:
+    async def _list(
+        self, listing: Listing, params: dict[str, str], found: dict[str, str | None]
+    ) -> bool:
         query: dict[str, str | int] = dict(params)
         if self._page_limit is not None:
             query["limit"] = self._page_limit
@@ -183,10 +185,21 @@ class FashionTradeOrdersSource:
                     number, status = parsed
                     numbers.append(number)
                     if number in seen:
-                        listing.skip(f"order {number}", "listed twice: first kept")
-                        continue
+                        listing.skip(f"order {number}", "listed twice: counted once")
                     seen.add(number)
-                    found[number] = status
+                    if number in found and found[number] != status:
+                        # Two overviews of one order disagree (it moved while the
+                        # listings ran): neither may release it; read the order itself.
+                        _log.info(
+                            "source.order_listed_twice",
+                            source=self.name,
+                            order_ref=number,
+                            statuses=[found[number], status],
+                            note="its lines are read again",
+                        )
+                        found[number] = None
+                    elif number not in found:
+                        found[number] = status
                 if guard.repeats(numbers):
                     listing.fail(
                         f"listing fashiontrade orders ({', '.join(params)}) failed: {REPEATED_PAGE}"

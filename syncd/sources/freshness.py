@@ -3,10 +3,11 @@
 Every stock source records, after each successful poll, when it succeeded
 (``ledger.mark_feed(success_at=...)``) and how far it got (``extra``: the
 cursor, the time the remote system said the read covered, when the last full
-read or reconciliation ran). The engine and the status socket judge
-staleness from that record with :func:`is_stale`: a channel fed by a stale
-source must not push (brief seed-activeants G27: "stop pushing decreases or
-increases based on stale AA data").
+read or reconciliation ran). Those wall times are for display and for the
+APIs; staleness is judged on the monotonic clock by
+:mod:`syncd.ledger.freshness`: a channel fed by a stale source must not push
+(brief seed-activeants G27: "stop pushing decreases or increases based on
+stale AA data").
 """
 
 from __future__ import annotations
@@ -15,19 +16,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from syncd.model import FeedState
-
-
-def is_stale(state: FeedState | None, stale_after: float, now: datetime) -> bool:
-    """True when the feed never succeeded or last succeeded more than ``stale_after`` s ago."""
-    age = seconds_since_success(state, now)
-    return age is None or age > stale_after
-
-
-def seconds_since_success(state: FeedState | None, now: datetime) -> float | None:
-    """Seconds since the feed last succeeded; None when it never has."""
-    if state is None or state.last_success is None:
-        return None
-    return max(0.0, (now - state.last_success).total_seconds())
 
 
 def find_feed(states: Iterable[FeedState], feed: str) -> FeedState | None:

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import structlog
 
@@ -65,7 +64,6 @@ from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.http.jsonapi import paginate
 from syncd.ledger.store import Ledger
-from syncd.sources.freshness import find_feed
 from syncd.sources.jsonvalues import opaque_id
 from syncd.sources.orders_model import as_object
 
@@ -88,10 +86,11 @@ OrderKey = tuple[str, str]
 class HandoverState:
     """Which channel orders the warehouse confirmed, and since when (pure)."""
 
-    confirmed: dict[OrderKey, datetime] = field(default_factory=dict)
+    confirmed: dict[OrderKey, float] = field(default_factory=dict)
+    """When each confirmation was seen, on the monotonic clock."""
 
     def record(
-        self, channel: str, asked: Iterable[str], found: Collection[str], at: datetime
+        self, channel: str, asked: Iterable[str], found: Collection[str], at: float
     ) -> tuple[list[str], list[str]]:
         """Apply one successful lookup; returns (newly confirmed, withdrawn) refs."""
         added: list[str] = []
@@ -120,7 +119,7 @@ class HandoverState:
         refs: Iterable[str],
         *,
         gated: bool,
-        warehouse_read_at: datetime | None,
+        warehouse_read_at: float | None,
     ) -> frozenset[str]:
         """Refs that stop reserving: confirmed, and (when ``gated``) read by the warehouse feed since."""
         held: set[str] = set()
@@ -220,7 +219,9 @@ class Handover:
 
     async def _ask(self, channel: str, references: Mapping[str, str]) -> tuple[int, list[str]]:
         """Look ``references`` up in batches within the budget; returns (requests, problems)."""
-        now = datetime.fromtimestamp(self._clock.wall(), UTC)
+        # Monotonic: "read after the confirmation" must not depend on where the
+        # wall clock was stepped in between (see _warehouse_read_at).
+        now = self._clock.monotonic()
         # Orders still reserving are asked first: a confirmation releases stock sooner.
         ordered = sorted(references, key=lambda r: (self.state.is_confirmed(channel, r), r))
         requests = 0
@@ -278,11 +279,18 @@ class Handover:
             raise _LookupFailed(exc, pages + 1) from exc
         return found, pages
 
-    async def _warehouse_read_at(self, ledger: Ledger) -> datetime | None:
+    async def _warehouse_read_at(self, ledger: Ledger) -> float | None:
+        """When the warehouse feed last succeeded in this process, on the monotonic clock.
+
+        Comparing wall times would let a clock stepped back keep a handed-over
+        order reserved until the wall caught up (an undersell for as long as
+        the step), and one stepped forward release it before the warehouse
+        read that excludes it (an oversell). None: not read since the start.
+        """
         if self._settle_feed is None:
             return None
-        state = find_feed(await ledger.feed_states(), self._settle_feed)
-        return None if state is None else state.last_success
+        age = ledger.freshness.age(self._settle_feed)
+        return None if age is None else self._clock.monotonic() - age
 
 
 class _LookupFailed(Exception):

@@ -22,7 +22,15 @@ from typing import Any
 
 from syncd.sources.jsonvalues import opaque_id
 from syncd.sources.orders_catalog import OrderCatalog
-from syncd.sources.orders_model import Listing, ParsedOrder, as_object, count
+from syncd.sources.orders_model import (
+    LINE_TWICE,
+    Listing,
+    ParsedOrder,
+    add_lines,
+    as_object,
+    count,
+    larger_of,
+)
 
 CLOSED = frozenset({"closed", "canceled", "cancelled"})
 
@@ -44,17 +52,23 @@ def parse_order(raw: Any, catalog: OrderCatalog, listing: Listing) -> ParsedOrde
         listing.skip(where, "no order_lines: keeping its previous reservation")
         parsed.keep_all = True
         return parsed
-    seen: set[str] = set()
+    by_id: dict[str, ParsedOrder] = {}
     for raw_line in lines:
         line = as_object(raw_line)
         line_id = opaque_id(line.get("id")) if line else None
-        if line is None or line_id is None or line_id in seen:
-            reason = "duplicate line id" if line_id else "line without id"
-            listing.skip(f"{where} line {line_id or '?'}", f"{reason}: keeping previous lines")
+        if line is None or line_id is None:
+            listing.skip(f"{where} line ?", "line without id: keeping previous lines")
             parsed.keep_all = True
             continue
-        seen.add(line_id)
-        _add_line(parsed, line, f"{where} line {line_id}", catalog, listing)
+        part = ParsedOrder(order_ref=ident, status=parsed.status)
+        _add_line(part, line, f"{where} line {line_id}", catalog, listing)
+        if line_id in by_id:
+            # One line id, one line (seed 003 L5148-5153): see larger_of.
+            listing.skip(f"{where} line {line_id}", LINE_TWICE)
+            part = larger_of(by_id[line_id], part)
+        by_id[line_id] = part
+    for part in by_id.values():
+        add_lines(parsed, part)
     return parsed
 
 

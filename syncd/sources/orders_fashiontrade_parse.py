@@ -25,7 +25,16 @@ from typing import Any
 from syncd.model import Sku
 from syncd.sources.jsonvalues import opaque_id
 from syncd.sources.orders_catalog import OrderCatalog
-from syncd.sources.orders_model import Listing, ParsedOrder, as_object, count, units
+from syncd.sources.orders_model import (
+    LINE_TWICE,
+    Listing,
+    ParsedOrder,
+    add_lines,
+    as_object,
+    count,
+    larger_of,
+    units,
+)
 
 RESERVING = frozenset({"SUBMITTED", "ACKNOWLEDGED", "CONFIRMED", "PARTIALLY_SHIPPED"})
 RELEASED = frozenset({"SHIPPED", "REJECTED"})
@@ -58,21 +67,27 @@ def parse_order(number: str, raw: Any, catalog: OrderCatalog, listing: Listing) 
         parsed.keep_all = True
         return parsed
     statuses: set[str] = set()
-    seen: set[str] = set()
+    by_id: dict[str, ParsedOrder] = {}
     for raw_line in lines:
         line = as_object(raw_line)
         line_id = opaque_id(line.get("line_id")) if line else None
-        if line is None or line_id is None or line_id in seen:
-            reason = "duplicate line_id" if line_id else "line without line_id"
-            listing.skip(f"{where} line {line_id or '?'}", f"{reason}: keeping previous lines")
+        if line is None or line_id is None:
+            listing.skip(f"{where} line ?", "line without line_id: keeping previous lines")
             parsed.keep_all = True
             continue
-        seen.add(line_id)
         status = line.get("status")
         statuses.add(str(status))
+        part = ParsedOrder(order_ref=number, status=str(status))
         _add_line(
-            parsed, line, str(status), f"{where} line {line_id}", catalog=catalog, listing=listing
+            part, line, str(status), f"{where} line {line_id}", catalog=catalog, listing=listing
         )
+        if line_id in by_id:
+            # One line_id, one line ("the order line number", seed 002 L424-428): see larger_of.
+            listing.skip(f"{where} line {line_id}", LINE_TWICE)
+            part = larger_of(by_id[line_id], part)
+        by_id[line_id] = part
+    for part in by_id.values():
+        add_lines(parsed, part)
     if parsed.status not in RESERVING | RELEASED | {MIXED}:
         parsed.status = statuses.pop() if len(statuses) == 1 else MIXED
     return parsed

@@ -99,6 +99,41 @@ class RepeatGuard:
 REPEATED_PAGE = "a page listed only orders already listed: the listing never ends"
 
 
+def larger_of(first: ParsedOrder, second: ParsedOrder) -> ParsedOrder:
+    """Two copies of one order (or one order line) in one read: the larger reservation.
+
+    An order's identity is its id (order reference, line id), so two copies
+    in one read are one order seen twice -- a page boundary that moved
+    while the listing ran, an order that changed status between two status
+    listings -- not two orders. For an order feed the *larger* reservation
+    is the lower published figure: per SKU the larger open quantity counts,
+    and whatever either copy keeps from before is kept. At worst that
+    reserves a few units more until the next poll lists the order once (an
+    undersell); keeping only one copy could release units the other still
+    holds (an oversell). The status is the later copy's (the newer view).
+    Lines with different ids for the same SKU are separate lines and add up
+    (:meth:`ParsedOrder.add`), never merged here.
+    """
+    merged = ParsedOrder(order_ref=first.order_ref, status=second.status)
+    for sku in sorted({*first.open_lines, *second.open_lines}):
+        merged.open_lines[sku] = max(first.open_lines.get(sku, 0), second.open_lines.get(sku, 0))
+    merged.keep_skus = first.keep_skus | second.keep_skus
+    merged.keep_all = first.keep_all or second.keep_all
+    return merged
+
+
+def add_lines(order: ParsedOrder, part: ParsedOrder) -> None:
+    """Fold one line's parse (``part``) into its order: units add up, keeps carry over."""
+    for sku, units in part.open_lines.items():
+        order.add(sku, units)
+    order.keep_skus |= part.keep_skus
+    order.keep_all = order.keep_all or part.keep_all
+
+
+LISTED_TWICE = "listed twice in one read: the larger reservation of each SKU counts"
+LINE_TWICE = "line id listed twice in one order: the larger open quantity counts"
+
+
 def finish_lines(order: ParsedOrder, previous: Mapping[Sku, int]) -> dict[Sku, int]:
     """The open lines to record for ``order``, given what the ledger held before.
 

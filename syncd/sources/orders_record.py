@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -40,6 +40,33 @@ _log = structlog.get_logger(__name__)
 def observation_time(clock: Clock) -> datetime:
     """Now, as an aware UTC datetime from the injected clock."""
     return datetime.fromtimestamp(clock.wall(), UTC)
+
+
+async def _after_last_sighting(
+    ledger: Ledger, feed: str, channel: str, observed_at: datetime
+) -> datetime:
+    """``observed_at``, or just after the channel's newest recorded sighting if not later.
+
+    The ledger orders a channel's order observations by ``observed_at``: an
+    older one never releases what a newer one saw open. Listings are taken
+    and recorded one after another, so each *is* newer than the last one
+    recorded; only a wall clock stepped back (NTP, a person) can make it look
+    older, and then every release would wait until the clock caught up (an
+    undersell for as long as the step). The observation time never goes
+    backwards instead; it is a timestamp for display, not a measure of age
+    (ages are monotonic, syncd.ledger.freshness).
+    """
+    last = await ledger.last_order_sighting(channel)
+    if last is None or observed_at > last:
+        return observed_at
+    _log.warning(
+        "source.clock_behind",
+        source=feed,
+        observed_at=observed_at.isoformat(),
+        last_sighting=last.isoformat(),
+        note="the wall clock is behind the last recorded listing; recorded just after it",
+    )
+    return last + timedelta(microseconds=1)
 
 
 async def previous_lines(ledger: Ledger, channel: str) -> dict[str, dict[Sku, int]]:
@@ -63,6 +90,7 @@ async def record_listing(
     skip_log: SkipLog,
 ) -> PollResult:
     """Record ``listing`` and the feed's freshness; see the module docstring."""
+    observed_at = await _after_last_sighting(ledger, feed, channel, observed_at)
     skip_log.begin_poll()
     for skipped in listing.skips:
         skip_log.skip(skipped)

@@ -263,19 +263,27 @@ async def test_a_negative_figure_is_recorded_as_zero_never_kept_at_its_last_leve
         await ledger.check_invariants()
 
 
-async def test_a_product_listed_twice_keeps_the_first_and_says_so(tmp_path: Path) -> None:
+async def test_a_product_listed_twice_records_the_lower_figure_and_says_so(
+    tmp_path: Path,
+) -> None:
     r = rig()
     async with open_ledger(tmp_path) as ledger:
         await baseline(ledger, r)
-        r.api.extra = [
-            {"sku": "AA-TEE-L", "availableStock": 8},
-            {"sku": "AA-TEE-L", "availableStock": 0},
-        ]
-        with capture_logs() as logs:
-            result = await r.source.poll(ledger)
-        assert available(await ledger.balances(), FEED)["TEE-L"] == 8
-        assert result.skipped == 1
-        assert skipped_events(logs, FEED) == [("AA-TEE-L", "listed twice in one read; first kept")]
+        for first, second in ((8, 3), (3, 8)):  # whichever copy comes first
+            r.api.extra = [
+                {"sku": "AA-TEE-L", "availableStock": first},
+                {"sku": "AA-TEE-L", "availableStock": second},
+            ]
+            with capture_logs() as logs:
+                result = await r.source.poll(ledger)
+            assert available(await ledger.balances(), FEED)["TEE-L"] == 3
+            assert result.skipped == 1
+            assert skipped_events(logs, FEED) == [
+                (
+                    "AA-TEE-L",
+                    f"listed twice in one read ({first} and {second}): the lower, 3, recorded",
+                )
+            ]
 
 
 # --- full reads with nothing usable --------------------------------------------------------

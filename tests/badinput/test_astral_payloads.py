@@ -330,10 +330,32 @@ async def test_a_posting_id_listed_twice_on_a_page_counts_once(tmp_path: Path) -
             ("MUG", "available"): 15,
         }
         assert skipped_events(logs, FEED) == [
-            ("p-3", "posting id listed twice on one page; first kept")
+            ("p-3", "posting id listed twice on one page; counted once")
         ]
         assert result.skipped == 1
         assert await ledger.cursor(FEED) == r.api.cursor("p-5")
+
+
+async def test_a_posting_id_listed_twice_with_different_contents_never_raises_more(
+    tmp_path: Path,
+) -> None:
+    r = rig()
+    async with open_ledger(tmp_path) as ledger:
+        await bootstrapped(ledger, r)
+        # The raising copy first: keeping the first would publish 4 units too many.
+        r.api.post(posting("p-3", "v-tee", 4), key="k3")
+        r.api.post(posting("p-3", "v-tee", -4), key="k4")
+        with capture_logs() as logs:
+            result = await r.source.poll(ledger)
+        assert units(await ledger.balances())[("TEE", "available")] == 6
+        assert skipped_events(logs, FEED) == [
+            (
+                "p-3",
+                "posting id listed twice on one page with different contents; the copy that"
+                " lowers sellable stock more is recorded",
+            )
+        ]
+        assert result.skipped == 1
 
 
 async def test_a_replayed_posting_id_with_other_content_is_left_out_not_a_stuck_feed(

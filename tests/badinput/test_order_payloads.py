@@ -243,7 +243,7 @@ async def test_ankorstore_an_unknown_variant_is_reported_and_reserves_nothing(
         assert result.complete
 
 
-async def test_ankorstore_an_order_listed_twice_keeps_the_first(tmp_path: Path) -> None:
+async def test_ankorstore_an_order_listed_twice_reserves_the_larger_copy(tmp_path: Path) -> None:
     r = ak_rig()
     async with open_ledger(tmp_path) as ledger:
         await ak_baseline(ledger, r)
@@ -251,9 +251,14 @@ async def test_ankorstore_an_order_listed_twice_keeps_the_first(tmp_path: Path) 
         r.api.items = [*AK_BASELINE_ITEMS, ak_item("i5", "ak-tee-m", 40)]
         with capture_logs() as logs:
             await r.source.poll(ledger)
-        assert await lines(ledger, "ankorstore") == AK_BASELINE
+        # One order seen twice: never released below what either copy holds.
+        assert await lines(ledger, "ankorstore") == {**AK_BASELINE, ("1002", "TEE-M"): 40}
         assert skipped_events(logs, "ankorstore_orders") == [
-            ("order 1002", "listed twice in one status listing: first kept")
+            (
+                "order 1002",
+                "listed twice in one read: the larger reservation of each SKU counts"
+                " (status ankor_confirmed)",
+            )
         ]
 
 
@@ -390,7 +395,7 @@ FB_BAD: dict[str, tuple[Any, str]] = {
     "lines_null": ({"id": 5001, "status": "open", "order_lines": None}, "no order_lines"),
     "same_line_twice": (
         fb_order(5001, fb_line(1, "FB-TEE-S", 2), fb_line(1, "FB-TEE-S", 0)),
-        "duplicate line id",
+        "line id listed twice in one order",
     ),
 }
 
@@ -445,7 +450,7 @@ async def test_fabric_a_count_that_disagrees_with_the_pages_stops_all_releases(
         assert await lines(ledger, "fabric") == FB_BASELINE
 
 
-async def test_fabric_an_order_listed_twice_keeps_the_first(tmp_path: Path) -> None:
+async def test_fabric_an_order_listed_twice_reserves_the_larger_copy(tmp_path: Path) -> None:
     r = fb_rig()
     async with open_ledger(tmp_path) as ledger:
         await fb_baseline(ledger, r)
@@ -453,8 +458,11 @@ async def test_fabric_an_order_listed_twice_keeps_the_first(tmp_path: Path) -> N
         r.api.count = 3
         with capture_logs() as logs:
             await r.source.poll(ledger)
-        assert await lines(ledger, "fabric") == FB_BASELINE
-        assert ("order 5001", "listed twice: first kept") in skipped_events(logs, "fabric_orders")
+        assert await lines(ledger, "fabric") == {**FB_BASELINE, ("5001", "TEE-S"): 50}
+        assert (
+            "order 5001",
+            "listed twice in one read: the larger reservation of each SKU counts",
+        ) in skipped_events(logs, "fabric_orders")
 
 
 @pytest.mark.parametrize("how", ["next_is_itself", "fresh_page_same_orders"])
@@ -628,7 +636,7 @@ FT_BAD: dict[str, tuple[Any, str]] = {
             "status": "SUBMITTED",
             "order_lines": [ft_line("l1", "871001", 2), ft_line("l1", "871001", 0)],
         },
-        "duplicate line_id",
+        "line id listed twice in one order",
     ),
     "order_is_a_list": ([ft_line("l1", "871001", 0)], "no order_lines"),
 }

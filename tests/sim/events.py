@@ -57,6 +57,7 @@ class WorldDriver:
             (self.aa_remove, 3),
             (self.aa_count, 2),
             (self.aa_levels, 1),
+            (self.aa_list_twice, 1),
             (self.astral_move, 4),
             (self.ankorstore_place, 4),
             (self.ankorstore_advance, 4),
@@ -131,6 +132,27 @@ class WorldDriver:
             sku, unavailable=unavailable, excluded=excluded, expected=self.rng.randint(0, 20)
         )
         return f"activeants: {sku} blocked {unavailable}, excluded {excluded} (available {product.available})"
+
+    def aa_list_twice(self) -> str | None:
+        """A faulty stock read: the product listed a second time, first, with a larger figure.
+
+        syncd must record the lower one (the truth here), so the ledger still only
+        ever holds levels the warehouse showed (checks.py) and the channels still
+        converge to the oracle; half the time the fault is lifted again.
+        """
+        sku = self._aa_sku()
+        if sku is None:
+            return None
+        warehouse = self.world.activeants
+        key = warehouse.product(sku).sku
+        if key in warehouse.listed_twice and self.rng.random() < 0.5:
+            warehouse.list_twice(sku, None)
+            return f"activeants: {sku} listed once again"
+        extra = self.rng.randint(1, 60)
+        warehouse.list_twice(sku, extra)
+        # Its next read lists it (a mutation), twice.
+        product = warehouse.move_stock(sku, 0)
+        return f"activeants: {sku} listed twice, the first copy {extra} units too high (available {product.available})"
 
     # --- ASTRAL ------------------------------------------------------------------------
 

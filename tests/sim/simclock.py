@@ -4,7 +4,9 @@ syncd's HTTP layer reads time through a :class:`~syncd.http.clock.Clock`; the
 simulators read it through a :class:`~syncd.sandbox.limits.SimClock`. The
 simulation hands both the same :class:`~syncd.http.clock.FakeClock`, so a
 token that expires, a rate window that slides or a ``Retry-After`` that is
-waited out all happen on one timeline, without real sleeping.
+waited out all happen on one timeline, without real sleeping. syncd's wall
+clock can be stepped on its own (:meth:`SimTime.step_host_wall`), as a
+host's is by NTP; the servers' clocks do not move with it.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ class SharedSimClock(SimClock):
     def __init__(self, fake: FakeClock) -> None:
         super().__init__()
         self._fake = fake
+        self.host_steps = 0.0
+        """How far syncd's host clock was stepped: the simulators' clocks do not follow."""
 
     def now(self) -> float:
-        return self._fake.wall()
+        return self._fake.wall() - self.host_steps
 
     def advance(self, seconds: float) -> None:
         self._fake.advance(seconds)
@@ -48,3 +52,8 @@ class SimTime:
 
     def advance(self, seconds: float) -> None:
         self.fake.advance(seconds)
+
+    def step_host_wall(self, seconds: float) -> None:
+        """Step syncd's wall clock (NTP, an administrator); the APIs' servers keep theirs."""
+        self.fake.step_wall(seconds)
+        self.sim.host_steps += seconds

@@ -39,6 +39,20 @@ def test_a_stale_source_that_blocks_nothing_only_degrades() -> None:
     assert assess_health(facts) == ("degraded", ["source astral stale: never read successfully"])
 
 
+def test_a_source_not_read_since_start_says_so_rather_than_quote_an_untrusted_age() -> None:
+    stale = SourceFacts(
+        name="astral", stale=True, age_s=40.0, stale_after=600.0, read_since_start=False
+    )
+    facts = HealthFacts(sources=[stale], channels=[ChannelFacts("ankorstore", ["astral"])])
+    assert assess_health(facts) == (
+        "failing",
+        [
+            "channel ankorstore blocked: stale source astral (no successful read since syncd"
+            " started (the last one 40 s ago))"
+        ],
+    )
+
+
 def test_sources_still_on_their_first_read_do_not_fail_a_fresh_start() -> None:
     starting = SourceFacts(name="astral", stale=True, age_s=None, stale_after=600.0, starting=True)
     facts = HealthFacts(

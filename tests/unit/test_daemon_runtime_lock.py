@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd.config import DaemonSection
 from syncd.runtime_lock import AlreadyRunning, RuntimeLock
 
 
@@ -63,3 +64,20 @@ def test_a_lock_held_by_another_process_is_refused_and_freed_when_it_dies(
     # The kernel dropped the dead holder's lock: no stale lock to clear by hand.
     with RuntimeLock(path, tmp_path / "ledger.db") as lock:
         assert lock.held
+
+
+def test_the_lock_is_keyed_by_the_ledgers_resolved_path(tmp_path: Path) -> None:
+    real = tmp_path / "state" / "ledger.db"
+    real.parent.mkdir()
+    (tmp_path / "alias.db").symlink_to(real)
+    (tmp_path / "linked").symlink_to(real.parent, target_is_directory=True)
+    direct = DaemonSection(database=real)
+    for other in (tmp_path / "alias.db", tmp_path / "linked" / "ledger.db"):
+        section = DaemonSection(database=other)
+        assert section.lock_path == direct.lock_path == real.with_name("ledger.db.lock")
+        with RuntimeLock(direct.lock_path, real), pytest.raises(AlreadyRunning):
+            RuntimeLock(section.lock_path, other).acquire()
+    # An explicit lock_file is taken as written.
+    assert DaemonSection(database=real, lock_file=tmp_path / "x.lock").lock_path == (
+        tmp_path / "x.lock"
+    )

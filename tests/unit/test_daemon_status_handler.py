@@ -155,6 +155,20 @@ async def test_an_order_listing_failing_part_way_degrades_health_and_increases_w
     assert recovered["channels"][0]["waiting"] == []
 
 
+async def test_a_ledger_file_removed_under_the_daemon_makes_it_failing(tmp_path: Path) -> None:
+    channel = FakeChannel()
+    async with running(tmp_path, [FakeSource()], [channel]) as (service, _, ledger):
+        await wait_for(lambda: len(channel.shown) == len(SKUS))
+        assert (await ask(service, {"cmd": "status"}))["health"] == "ok"
+        ledger.path.rename(tmp_path / "moved.db")
+        reply = await ask(service, {"cmd": "status"})
+    assert reply["health"] == "failing"
+    assert reply["reasons"][0] == (
+        f"ledger unhealthy: the ledger file {tmp_path / 'ledger.db'} was removed while syncd"
+        " was running"
+    )
+
+
 async def test_parked_variants_and_held_cycles_are_listed(tmp_path: Path) -> None:
     channel = FakeChannel()
     channel.refuse = {"S05": "422: unknown variant"}

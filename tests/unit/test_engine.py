@@ -81,11 +81,22 @@ def catalog(n: int = 30) -> Catalog:
 
 
 class Clock:
+    """The engine's wall clock and the ledger's monotonic one, moved together by ``now``."""
+
     def __init__(self) -> None:
         self.now = T0
 
     def __call__(self) -> datetime:
         return self.now
+
+    def wall(self) -> float:
+        return self.now.timestamp()
+
+    def monotonic(self) -> float:
+        return (self.now - T0).total_seconds()
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
@@ -118,6 +129,7 @@ async def snapshot(ledger: Ledger, levels: dict[str, int], key: str, *, at: date
 def make_engine(
     ledger: Ledger, channel: FakeChannel, clock: Clock, policy: SafetyPolicy | None = None
 ) -> Engine:
+    ledger.freshness.use_clock(clock)
     return Engine(
         ledger,
         catalog(),

@@ -38,6 +38,9 @@ class FakeTime:
     def monotonic(self) -> float:
         return self.seconds
 
+    def wall(self) -> float:
+        return self.now().timestamp()
+
     def now(self) -> datetime:
         return T0 + timedelta(seconds=self.seconds)
 
@@ -133,6 +136,7 @@ def make_run(
 ) -> tuple[OnceRun, MinuteBudgetChannel, WarehouseSource]:
     channel = MinuteBudgetChannel(time, per_minute)
     source = WarehouseSource(time, stale_after)
+    ledger.freshness.use_clock(time)  # source ages on the test's clock, as assemble() does
     engine = Engine(
         ledger,
         Catalog(variants={sku: Variant(sku=sku) for sku in SKUS}, bundles={}),
@@ -341,6 +345,7 @@ def with_order_feed(
 ) -> tuple[OnceRun, MinuteBudgetChannel, OrderFeed]:
     channel = MinuteBudgetChannel(time, per_minute)
     stock, orders = WarehouseSource(time, 600.0), OrderFeed(time)
+    ledger.freshness.use_clock(time)
     engine = Engine(
         ledger,
         Catalog(variants={sku: Variant(sku=sku) for sku in SKUS}, bundles={}),

@@ -88,3 +88,13 @@ def test_overwrite_on_a_channel_without_an_order_feed_needs_only_the_repeated_si
         [drift("A", 5, 3)], policy="overwrite", seen=seen, orders_read_at=None, orders_overdue=False
     )
     assert [d.sku for d in plan.now] == ["A"]
+
+
+def test_a_sku_listed_twice_in_one_read_back_is_judged_by_the_larger_figure() -> None:
+    from syncd.channels.base import larger_shown
+
+    low, high = LiveValue("A", 3, written=3), LiveValue("A", 9, written=9)
+    assert larger_shown(larger_shown(None, low), high) is high
+    assert larger_shown(larger_shown(None, high), low) is high
+    always = LiveValue("A", None, written=None)
+    assert larger_shown(high, always) is always

@@ -22,6 +22,19 @@ async def test_error_is_current_until_a_later_success(ledger: Ledger) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_success_after_an_error_ends_it_even_with_the_clock_set_back(
+    ledger: Ledger,
+) -> None:
+    await ledger.mark_feed("astral", error="HTTP 503", error_at=at(600))
+    # The wall clock was set back ten minutes before the next, successful poll.
+    await ledger.mark_feed("astral", success_at=at(5))
+    (state,) = await ledger.feed_states()
+    assert state.last_error is None  # not "failing" until the clock catches up
+    assert state.last_success is not None
+    assert state.last_success > at(600)
+
+
+@pytest.mark.anyio
 async def test_feed_states_include_cursors(ledger: Ledger) -> None:
     draft = movement("c", cursor=CursorUpdate("astral:postings", "u1"), kind=TransactionKind.CURSOR)
     await ledger.record(draft)

@@ -75,16 +75,21 @@ def test_a_full_read_with_nothing_usable_records_nothing() -> None:
         assert "nothing recorded" in result.problems[0]
 
 
-def test_unknown_and_duplicate_skus_are_skipped_and_the_rest_recorded() -> None:
-    bulk = read(ProductStock("AA-1", 5), ProductStock("ZZ-1", 4), ProductStock("AA-1", 9), to="T2")
-    result = plan(bulk, full=False)
-    assert result.skipped == [
-        Skipped("ZZ-1", UNKNOWN_SKU),
-        Skipped("AA-1", "listed twice in one read; first kept"),
-    ]
-    assert result.draft is not None
-    assert result.draft.levels == {(StockStatus.AVAILABLE, "TEE-S", ""): 5}
-    assert not result.draft.complete
+def test_unknown_skus_are_skipped_and_a_duplicate_records_its_lower_figure() -> None:
+    for first, second in ((5, 9), (9, 5)):
+        bulk = read(
+            ProductStock("AA-1", first), ProductStock("ZZ-1", 4), ProductStock("AA-1", second)
+        )
+        result = plan(bulk, full=False)
+        assert result.skipped == [
+            Skipped("ZZ-1", UNKNOWN_SKU),
+            Skipped(
+                "AA-1", f"listed twice in one read ({first} and {second}): the lower, 5, recorded"
+            ),
+        ]
+        assert result.draft is not None
+        assert result.draft.levels == {(StockStatus.AVAILABLE, "TEE-S", ""): 5}
+        assert not result.draft.complete
 
 
 def test_an_incremental_read_that_lists_nothing_records_nothing() -> None:

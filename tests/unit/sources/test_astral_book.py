@@ -11,7 +11,16 @@ import pytest
 
 from syncd.ledger.store import Ledger
 from syncd.model import Account, CursorUpdate, StockStatus, TransactionKind
-from syncd.sources.astral_book import UNKNOWN_VARIANT, PagePlan, StatePlan, plan_page, plan_state
+from syncd.sources.astral_book import (
+    CONFLICTING_ID,
+    DUPLICATE_ID,
+    DUPLICATE_VARIANT,
+    UNKNOWN_VARIANT,
+    PagePlan,
+    StatePlan,
+    plan_page,
+    plan_state,
+)
 from syncd.sources.astral_parse import FeedPosting, PostingsPage, StateEntity, StateLevel
 from syncd.sources.problems import Skipped
 
@@ -158,6 +167,41 @@ def test_excluded_and_partly_unreadable_variants_are_not_zeroed() -> None:
     [snapshot] = plan.snapshots
     assert dict(snapshot.levels) == {(A, "MUG", ""): 6}
     assert plan.skipped == [Skipped("v-mug", "x")]
+
+
+def test_a_variant_listed_twice_in_one_state_read_counts_each_balance_at_the_lower() -> None:
+    for copies in ((5, 8), (8, 5)):  # whichever copy comes first
+        entities = [
+            StateEntity("v-tee", (level(A, copies[0]), level(INC, 3))),
+            StateEntity("v-mug", (level(A, 4, variant="v-mug"),)),
+            StateEntity("v-tee", (level(A, copies[1]),)),  # omits its incoming balance
+        ]
+        plan = planned_state(entities, {Account(WH, A, "TEE"): 30})
+        [snapshot] = plan.snapshots
+        # Never added up (26 units), never the larger copy (16): 5 batches x 2.
+        assert dict(snapshot.levels) == {
+            (A, "TEE", ""): 10,
+            (INC, "TEE", ""): 0,
+            (A, "MUG", ""): 8,
+        }
+        assert plan.covered == 2
+        assert plan.skipped == [Skipped("v-tee", DUPLICATE_VARIANT)]
+
+
+def test_a_posting_listed_twice_counts_once_and_a_conflicting_copy_never_raises_more() -> None:
+    same = planned(page(fp("p-1", A, 2), fp("p-1", A, 2)))
+    assert same.draft is not None
+    assert [p.quantity for p in same.draft.postings if p.account.status is A] == [6]
+    assert same.skipped == [Skipped("p-1", DUPLICATE_ID)]
+    for first, second in ((fp("p-1", A, 2), fp("p-1", A, -2)), (fp("p-1", A, -2), fp("p-1", A, 2))):
+        plan = planned(page(first, second))
+        assert plan.draft is not None
+        assert [p.quantity for p in plan.draft.postings if p.account.status is A] == [-6]
+        assert plan.skipped == [Skipped("p-1", CONFLICTING_ID)]
+    # A copy on another status raises nothing sellable: the available one may not win.
+    plan = planned(page(fp("p-1", A, 2), fp("p-1", R, 2)))
+    assert plan.draft is not None
+    assert {p.account.status for p in plan.draft.postings} == {R, V}
 
 
 def test_levels_are_split_per_location_and_the_cursor_rides_on_the_last() -> None:

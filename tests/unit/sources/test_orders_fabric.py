@@ -139,3 +139,59 @@ def test_the_orders_path_is_a_checked_template() -> None:
         orders_path("/v1/brands/{brand_id}/orders", brand_id="7", retailer_id=None)
     with pytest.raises(ValueError, match="unknown placeholder"):
         orders_path("/v1/{shop}/orders/", brand_id="7", retailer_id=None)
+
+
+async def test_a_line_listed_twice_reserves_its_larger_copy_and_distinct_lines_add_up(
+    tmp_path: Path,
+) -> None:
+    for copies in ((2, 5), (5, 2)):
+        fake = FakeFabric(
+            pages=[
+                [
+                    order(
+                        1,
+                        fb_line(10, "FB-TEE-S", quantity=6, quantity_open=copies[0]),
+                        fb_line(10, "FB-TEE-S", quantity=6, quantity_open=copies[1]),
+                        fb_line(11, "FB-TEE-S", quantity=1, quantity_open=1),  # its own line
+                    )
+                ]
+            ]
+        )
+        (tmp_path / f"{copies[0]}").mkdir()
+        async with open_ledger(tmp_path / f"{copies[0]}") as ledger:
+            with capture_logs() as logs:
+                result = await source(fake).poll(ledger)
+            assert await open_lines(ledger) == {("1", "TEE-S"): 5 + 1}
+            skipped = [
+                (e["item"], e["reason"]) for e in logs if e["event"] == "source.item_skipped"
+            ]
+            assert skipped == [
+                (
+                    "order 1 line 10",
+                    "line id listed twice in one order: the larger open quantity counts",
+                )
+            ]
+            assert result.skipped == 1
+
+
+async def test_a_wall_clock_stepped_back_does_not_hold_a_closed_order(tmp_path: Path) -> None:
+    clock = FakeClock()
+    fake = FakeFabric(pages=[[order(1015, fb_line(1, "FB-TEE-S", quantity=2, quantity_open=2))]])
+    src = FabricOrdersSource(
+        fabric(fake, clock), catalog(), SECTION, handover=None, clock=clock, brand_id="510"
+    )
+    async with open_ledger(tmp_path) as ledger:
+        await src.poll(ledger)
+        assert await open_lines(ledger) == {("1015", "TEE-S"): 2}
+        # NTP sets the clock back an hour; the order is cancelled meanwhile.
+        clock.step_wall(-3600)
+        clock.advance(30)
+        fake.pages = [[]]
+        with capture_logs() as logs:
+            result = await src.poll(ledger)
+        assert result.complete
+        # Released at once, not an hour later: the listing counts as the newer one.
+        assert await open_lines(ledger) == {}
+        assert [e["event"] for e in logs if e["event"] == "source.clock_behind"] == [
+            "source.clock_behind"
+        ]

@@ -110,7 +110,7 @@ async def test_bad_lines_are_reported_and_never_lower_a_reservation(tmp_path: Pa
         assert "unknown status" in skipped["order FT1 line 2"]
         assert "barcode '1234567890123'" in skipped["order FT1 line 3"]
         assert "prepack" in skipped["order FT1 line 4"]
-        assert "duplicate line_id" in skipped["order FT1 line 4"]
+        assert "line id listed twice in one order" in skipped["order FT1 line 4"]
         assert "unknown line type" in skipped["order FT1 line 5"]
         assert await open_lines(ledger) == {("FT1", "TEE-S"): 3, ("FT1", "TEE-M"): 2}
         assert await ledger.check_invariants() == []
@@ -171,3 +171,21 @@ async def test_per_order_reads_are_bounded_per_poll(tmp_path: Path) -> None:
         assert [r.caught_up for r in results] == [False, False, True]
         assert len(detail_reads(fake)) == 5
         assert len(await open_lines(ledger)) == 5
+
+
+async def test_a_line_listed_twice_reserves_its_larger_copy(tmp_path: Path) -> None:
+    fake = FakeFashionTrade()
+    # The larger copy second: keeping the first would release 3 units still ordered.
+    put(fake, order("FT1", ft_line("1", TEE_S, 2), ft_line("1", TEE_S, 5), ft_line("2", TEE_S, 1)))
+    async with open_ledger(tmp_path) as ledger:
+        with capture_logs() as logs:
+            result = await source(fake).poll(ledger)
+        assert await open_lines(ledger) == {("FT1", "TEE-S"): 5 + 1}
+        skipped = [(e["item"], e["reason"]) for e in logs if e["event"] == "source.item_skipped"]
+        assert skipped == [
+            (
+                "order FT1 line 1",
+                "line id listed twice in one order: the larger open quantity counts",
+            )
+        ]
+        assert result.skipped == 1

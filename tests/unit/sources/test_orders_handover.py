@@ -98,16 +98,23 @@ async def test_a_failed_lookup_keeps_the_last_known_state(tmp_path: Path) -> Non
         assert (await lookup.resolve(ledger, "ankorstore", ["1", "2"], prune=True)).held == {"2"}
 
 
-async def test_release_waits_for_a_warehouse_read_after_the_confirmation(tmp_path: Path) -> None:
+@pytest.mark.parametrize("step", [0.0, -3600.0, 3600.0])
+async def test_release_waits_for_a_warehouse_read_after_the_confirmation(
+    tmp_path: Path, step: float
+) -> None:
     clock = FakeClock()
     now = datetime.fromtimestamp(clock.wall(), UTC)
     fake = FakeActiveAnts(held={"AK-1"})
     async with open_ledger(tmp_path) as ledger:
+        ledger.freshness.use_clock(clock)  # as assemble() does: one clock for all
         await ledger.mark_feed("activeants", success_at=now - timedelta(seconds=5))
         lookup = handover(fake, clock, settle_feed="activeants")
         assert (await lookup.resolve(ledger, "ankorstore", ["1"], prune=True)).held == set()
+        # A wall-clock step (either way) neither releases early nor holds on.
+        clock.step_wall(step)
+        assert (await lookup.resolve(ledger, "ankorstore", ["1"], prune=True)).held == set()
         clock.advance(30)
-        await ledger.mark_feed("activeants", success_at=now + timedelta(seconds=30))
+        await ledger.mark_feed("activeants", success_at=datetime.fromtimestamp(clock.wall(), UTC))
         assert (await lookup.resolve(ledger, "ankorstore", ["1"], prune=True)).held == {"1"}
 
 

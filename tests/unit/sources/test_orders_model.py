@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from syncd.model import Catalog, Prepack, Variant
 from syncd.sources.orders_catalog import OrderCatalog
-from syncd.sources.orders_model import ParsedOrder, count, finish_lines
+from syncd.sources.orders_model import ParsedOrder, add_lines, count, finish_lines, larger_of
 
 
 def test_an_identity_shared_by_two_variants_matches_neither() -> None:
@@ -57,3 +57,22 @@ def test_quantities_are_non_negative_integers_only() -> None:
         None,
         None,
     ]
+
+
+def test_two_copies_of_one_order_reserve_the_larger_of_each_sku() -> None:
+    first = ParsedOrder("7", "open", open_lines={"A": 5, "B": 1}, keep_skus={"C"})
+    second = ParsedOrder("7", "closed", open_lines={"A": 2, "D": 4}, keep_all=True)
+    for one, other in ((first, second), (second, first)):
+        merged = larger_of(one, other)
+        assert merged.open_lines == {"A": 5, "B": 1, "D": 4}
+        assert merged.keep_skus == {"C"}
+        assert merged.keep_all
+        assert merged.status == other.status  # the later copy's view of the status
+
+
+def test_lines_with_different_ids_for_one_sku_add_up() -> None:
+    order = ParsedOrder("7", "open")
+    add_lines(order, ParsedOrder("7", "open", open_lines={"A": 2}))
+    add_lines(order, ParsedOrder("7", "open", open_lines={"A": 2}, keep_skus={"B"}))
+    assert order.open_lines == {"A": 4}  # two legitimate lines of 2, never collapsed
+    assert order.keep_skus == {"B"}
