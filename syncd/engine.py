@@ -40,7 +40,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -58,6 +58,9 @@ log = structlog.get_logger("syncd.engine")
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
 """When a feed that never succeeded was last read: nothing happened "since" it."""
+
+_TICK = timedelta(microseconds=1)
+"""The ledger's time resolution: consecutive record stamps differ by at least this."""
 
 CONFIRM_TTL = 900.0
 """Seconds an operator's confirmation of a held cycle stays valid."""
@@ -180,6 +183,8 @@ class Engine:
         """channel -> the last transaction already looked at for :meth:`_collect_resends`."""
         self._packs: dict[str, Mapping[str, int]] = {}
         """channel -> the channel's own pack sizes the desired values were computed with."""
+        self._stamp_floor: datetime | None = None
+        """The latest record stamp (see :meth:`stamp`)."""
         self._repack: set[str] = set()
         """SKUs whose channel pack changed since the last recompute."""
 
@@ -219,7 +224,7 @@ class Engine:
             skus=skus,
             packs=self._packs,
         )
-        changed_count = await self.ledger.set_desired(desired, self.now())
+        changed_count = await self.ledger.set_desired(desired, await self.stamp())
         self._last_txn = current
         self.last_recompute_s = time.perf_counter() - started
         log.info(
@@ -230,6 +235,25 @@ class Engine:
             seconds=round(self.last_recompute_s, 3),
         )
         return changed_count
+
+    async def stamp(self) -> datetime:
+        """Wall time for the records confirmations are judged by; it never runs backwards.
+
+        A confirmation covers the desired values stamped up to its hold
+        (:meth:`_confirmed_until`). Were the wall clock set back, values
+        computed after a confirmation would be stamped before it and go out
+        unheld; so a stamp is never earlier than the latest one the ledger
+        holds (a clock set back waits until it catches up, which can only
+        keep a confirmation valid that much longer). Stamps are strictly
+        increasing, a microsecond apart at least.
+        """
+        if self._stamp_floor is None:
+            self._stamp_floor = await self.ledger.latest_record_time() or _NEVER
+        now = self.now()
+        # Strictly later than every earlier stamp: a value computed after a hold
+        # must never tie with it (a tie would count as covered by its confirmation).
+        self._stamp_floor = max(self._stamp_floor + _TICK, now)
+        return self._stamp_floor
 
     def take_packs(self, channel: str) -> bool:
         """Adopt the channel's own pack sizes; True when some SKU must be computed again.
@@ -338,7 +362,7 @@ class Engine:
         bad read shortly after a confirmed one must be held again.
         """
         holds = await self.ledger.held_cycles(channel, include_confirmed=True)
-        now = self.now()
+        now = await self.stamp()
         covered = [
             hold.created_at
             for hold in holds
@@ -359,7 +383,7 @@ class Engine:
             "sample": [f"{row.sku}: {row.acknowledged} -> {row.desired}" for row in pending[:20]],
         }
         hold_id = await self.ledger.hold_cycle(
-            channel, "; ".join(verdict.reasons), payload, self.now()
+            channel, "; ".join(verdict.reasons), payload, await self.stamp()
         )
         log.warning("push.held", channel=channel, hold_id=hold_id, reasons=list(verdict.reasons))
         return hold_id
@@ -375,7 +399,7 @@ class Engine:
         confirmed: list[int] = []
         for hold in await self.ledger.held_cycles(channel):
             wanted = hold_id is None or hold.id == hold_id
-            if wanted and await self.ledger.confirm_held_cycle(hold.id, self.now(), by=by):
+            if wanted and await self.ledger.confirm_held_cycle(hold.id, await self.stamp(), by=by):
                 confirmed.append(hold.id)
         if confirmed:
             log.warning("push.confirmed", channel=channel, hold_ids=confirmed, by=by)

@@ -54,6 +54,25 @@ class InterlockMixin:
         assert row is not None
         return int(row[0])
 
+    async def latest_record_time(self) -> datetime | None:
+        """The latest time stamped on a desired value or a held cycle (None: none yet).
+
+        The engine never stamps a record earlier than this (see
+        :meth:`syncd.engine.Engine.stamp`): confirmations are judged by comparing
+        these stamps, and a wall clock set back must not make a newer value look
+        older than a confirmation.
+        """
+        async with (
+            self._db.read() as conn,
+            conn.execute(
+                "SELECT max(t) FROM (SELECT max(updated_at) AS t FROM outbox"
+                " UNION ALL SELECT max(created_at) FROM held_cycles"
+                " UNION ALL SELECT max(confirmed_at) FROM held_cycles)"
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return decode_time(row[0]) if row is not None and row[0] is not None else None
+
     async def confirm_held_cycle(
         self, cycle_id: int, at: datetime, *, by: str | None = None
     ) -> bool:

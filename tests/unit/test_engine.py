@@ -368,6 +368,7 @@ async def test_a_channel_that_adds_its_own_orders_gets_them_back_and_a_rewrite_w
 ) -> None:
     channel, clock = FakeChannel(), Clock()
     channel.adds_own_orders = True
+    ledger.freshness.use_clock(clock)
     engine = Engine(
         ledger,
         catalog(),
@@ -418,3 +419,34 @@ async def test_a_channel_that_adds_its_own_orders_gets_them_back_and_a_rewrite_w
     await engine.push_channel("ankorstore")
     assert channel.shown["S03"] == 10
     assert [u.sku for u in channel.sent[writes:]] == ["S03"]
+
+
+async def test_a_wall_clock_set_back_does_not_let_a_later_mass_zero_pass_as_confirmed(
+    ledger: Ledger,
+) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, stocked(), "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    clock.now = T0 + timedelta(minutes=10)
+    await snapshot(ledger, {f"S{i:02d}": 0 for i in range(2, 16)}, "s2", at=clock.now)
+    await engine.recompute()
+    held = await engine.push_channel("ankorstore")
+    assert held.held_id is not None
+    await engine.confirm("ankorstore", held.held_id)
+    assert (await engine.push_channel("ankorstore")).settled
+    sent = len(channel.sent)
+
+    # The host's clock is set back five minutes; another bad read follows.
+    clock.now = T0 + timedelta(minutes=5)
+    await snapshot(ledger, {f"S{i:02d}": 0 for i in range(16, 30)}, "s3", at=clock.now)
+    await engine.recompute()
+    again = await engine.push_channel("ankorstore")
+
+    assert again.held_id is not None
+    assert again.held_id != held.held_id
+    assert len(channel.sent) == sent
+    # A restarted engine keeps the floor: it reads the latest stamp from the ledger.
+    restarted = make_engine(ledger, channel, clock)
+    assert await restarted.stamp() >= T0 + timedelta(minutes=10)
