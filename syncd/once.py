@@ -261,6 +261,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
         await assembly.engine.recompute(full=True)
         if await _needs_second_read(assembly):
             # An increase from zero goes out only after a second consistent read.
+            await assembly.engine.note_pending_computed()
             await read_sources(assembly)
             await assembly.engine.recompute()
         if args.dry_run:
