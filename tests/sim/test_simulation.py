@@ -35,7 +35,7 @@ SOAK_BASE = 1_000_000
 
 
 class KnownIssueSeen(UserWarning):
-    """A seed met a bug listed in tests/sim/known.py (reported, not yet fixed)."""
+    """A seed met a difference listed in tests/sim/known.py (documented, or a reported bug)."""
 
 
 def _seed_count(default: int) -> int:
@@ -51,7 +51,7 @@ def _judge(batch: Batch) -> None:
             KnownIssueSeen(
                 f"{issue_id} in {len(seeds)} seed(s), e.g. {seeds[:5]} "
                 f"(replay: {reproduce_command(seeds[0], strict=True)}): {issue.summary}; "
-                f"fix in {issue.owner}"
+                f"{'documented in' if issue.accepted else 'fix in'} {issue.owner}"
             ),
             stacklevel=1,
         )
