@@ -519,7 +519,10 @@ class Simulation:
         return f"poll {source.name}: recorded {result.recorded}"
 
     async def _push_one(self) -> str:
-        channel = self.rng.choice(sorted(self._proc.assembly.channels))
+        return await self.push_one(self.rng.choice(sorted(self._proc.assembly.channels)))
+
+    async def push_one(self, channel: str) -> str:
+        """Push one channel, without reading any source first."""
         return f"push {await self._push(channel)}"
 
     # --- steps ---------------------------------------------------------------------------
@@ -568,11 +571,11 @@ class Simulation:
         elif kind == "readback":
             line = await self.guarded(self._readback)
         elif kind == "backup":
-            line = self._back_up()
+            line = self.back_up()
         elif kind == "restore":
-            line = await self._restore()
+            line = await self.restore()
         elif kind == "wal_loss":
-            line = await self._lose_wal()
+            line = await self.lose_wal()
         else:
             await self.restart("a clean stop")
             line = "restarted"
@@ -630,12 +633,17 @@ class Simulation:
     def _ledger_path(self) -> Path:
         return Path(self.config.daemon.database)
 
-    def _back_up(self) -> str:
-        """Copy the live ledger aside, as an operator's backup would."""
+    def back_up(self, how: str | None = None) -> str:
+        """Copy the live ledger aside, as an operator's backup would.
+
+        ``how``: ``"backup"`` (SQLite's backup API) or ``"copy"`` (checkpoint, then
+        a file copy); drawn from the seed when None.
+        """
         target = self.directory / "ledger-backup.db"
         target.unlink(missing_ok=True)
         live = str(self._ledger_path)
-        if self.rng.random() < 0.5:
+        how = how or ("backup" if self.rng.random() < 0.5 else "copy")
+        if how == "backup":
             with (
                 contextlib.closing(sqlite3.connect(live)) as source,
                 contextlib.closing(sqlite3.connect(str(target))) as copy,
@@ -662,7 +670,7 @@ class Simulation:
             Path(f"{live}{suffix}").unlink(missing_ok=True)
         shutil.copyfile(older, live)
 
-    async def _restore(self) -> str:
+    async def restore(self) -> str:
         """Stop syncd, put the backup in place of the live ledger, start again."""
         if self._backup is None:
             return "no backup to restore"
@@ -672,7 +680,7 @@ class Simulation:
         await self.restart("a restore")
         return f"ledger restored from a backup; {self._started()}"
 
-    async def _lose_wal(self) -> str:
+    async def lose_wal(self) -> str:
         """The process dies and the WAL is lost: what the last checkpoint wrote survives."""
         # In WAL mode the main file changes only at a checkpoint: it holds exactly
         # what a lost -wal file would leave behind.
@@ -824,7 +832,7 @@ class Simulation:
             and have < want
             and row is not None
             and last is not None
-            and row.desired == want
+            and row.sellable == want
             and row.acknowledged == row.desired
             and last.written == row.acknowledged
             and self._own_orders_moved(key, last)
