@@ -31,10 +31,10 @@ first step that has any.
 8. An Ankorstore order, seen by syncd or not, never raises Ankorstore's
    ``availableQuantity`` above the truth (:func:`~tests.sim.oracle.truth`: the
    simulators' pool less every truly open order, in whole packs) -- except
-   that an order syncd has not read yet counts only on the listings it
-   orders: Ankorstore subtracts it there itself, while on a listing sharing
-   its stock (a bundle and its components) it waits for the order poll like
-   any other channel's order. Checked
+   that a line of an order the channel's values did not count when syncd
+   last caught up counts only on the listing it orders: Ankorstore subtracts it there itself, while on a listing
+   sharing its stock (a bundle and its components) it waits for the order
+   poll like any other channel's order. Checked
    whenever the only world events since syncd last caught up are Ankorstore
    orders (placed, accepted, cancelled, rejected, shipped, handed over) --
    see :attr:`Invariants.caught_up`: any other change (stock read later, an
@@ -102,6 +102,8 @@ class Invariants:
         """syncd caught up with the world (a complete cycle: every source read, every
         Ankorstore value acknowledged) and since then only Ankorstore orders moved
         (check 8 applies)."""
+        self.accounted: set[str] = set()
+        """Ankorstore orders the values acknowledged when syncd last caught up counted."""
 
     def ledger_rewound(self, channels: set[str]) -> None:
         """The ledger was replaced by an older copy: its memory starts again from it."""
@@ -128,34 +130,41 @@ class Invariants:
         problems += self._warehouse_levels(view)
         problems += self._reservations(view)
         problems += self._recompute(view, engine)
-        problems += self._ankorstore_within_truth(view)
+        problems += self._ankorstore_within_truth()
         return problems
 
-    def _ankorstore_within_truth(self, view: _LedgerView) -> list[str]:
+    def _ankorstore_within_truth(self) -> list[str]:
         if not self.caught_up:
             return []
         orders = open_orders(self.world)
-        seen = {r.order_ref for r in view.reservations if r.channel == "ankorstore"}
+        # Orders recorded since syncd last caught up may not be in what the
+        # channel shows yet, whether the ledger holds them or not.
         unseen = {
             ref: set(lines)
             for (channel, ref), lines in orders.items()
-            if channel == "ankorstore" and ref not in seen
+            if channel == "ankorstore" and ref not in self.accounted
         }
-        bounds: dict[frozenset[str], dict[tuple[str, str], int]] = {}
+        known = {
+            key: lines
+            for key, lines in orders.items()
+            if key[0] != "ankorstore" or key[1] not in unseen
+        }
         problems = []
         for sku in self.world.catalog.published("ankorstore"):
             listing = self.world.ankorstore.listing(sku)
             available = listing.available_quantity
             if available is None:
                 continue
-            # An order syncd has not read yet is subtracted by Ankorstore from its own
-            # listings only; what it takes from another listing sharing the stock (a
-            # bundle and its components) waits for the order poll, like any order.
-            elsewhere = frozenset(ref for ref, skus in unseen.items() if sku not in skus)
-            if elsewhere not in bounds:
-                kept = {key: lines for key, lines in orders.items() if key[1] not in elsewhere}
-                bounds[elsewhere] = offers(self.world, kept)
-            bound = bounds[elsewhere][("ankorstore", sku)]
+            # An order syncd has not read yet is subtracted by Ankorstore from the
+            # listing each of its lines orders, and only there; what a line takes from
+            # another listing sharing the stock (a bundle and its components) waits for
+            # the order poll, like any other channel's order.
+            own = {
+                ("ankorstore", ref): {sku: orders[("ankorstore", ref)][sku]}
+                for ref, skus in unseen.items()
+                if sku in skus
+            }
+            bound = offers(self.world, known | own)[("ankorstore", sku)]
             if available > bound:
                 problems.append(
                     f"ankorstore/{sku}: available {available} (stockQuantity "

@@ -434,7 +434,13 @@ class Simulation:
         if failing or not sources <= self._read_ok.keys():
             return False
         rows = await ledger.outbox_rows("ankorstore")
-        return all(row.status == "acknowledged" and row.acknowledged == row.desired for row in rows)
+        if not all(
+            row.status == "acknowledged" and row.acknowledged == row.desired for row in rows
+        ):
+            return False
+        reservations = await ledger.open_reservations()
+        self.invariants.accounted = {r.order_ref for r in reservations if r.channel == "ankorstore"}
+        return True
 
     async def _push(self, channel: str) -> str:
         if channel not in self._verified and not await self._verify(channel):
