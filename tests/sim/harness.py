@@ -65,7 +65,7 @@ from syncd.engine import ChannelCycle
 from syncd.ledger import store
 from syncd.ledger.store import Ledger
 from syncd.metrics import Metrics
-from syncd.model import OutboxRow
+from syncd.model import FeedState, OutboxRow
 from syncd.once import _needs_second_read as needs_second_read
 from syncd.once import read_sources
 from syncd.sandbox import activeants, ankorstore, fabric, fashiontrade
@@ -341,16 +341,26 @@ class Simulation:
         """``poll``, noting on monotonic time when a read of ``name`` succeeded."""
 
         async def timed(ledger: Ledger) -> PollResult:
+            before = await self._feed(ledger, name)
             began = self.time.fake.monotonic()
             result = await poll(ledger)
-            states = {state.feed: state for state in await ledger.feed_states()}
-            state = states.get(name)
-            if state is None or state.last_error is None:
+            after = await self._feed(ledger, name)
+            if after is None or after.last_error is None:
+                # Lenient (no error left): what "not read for too long" is measured from.
                 self._read_ok[name] = self.time.fake.monotonic()
+            if after is not None and after.last_success not in (
+                None,
+                before and before.last_success,
+            ):
+                # Strict (a success recorded): what "read recently" is measured from.
                 self._read_ok_here[name] = began
             return result
 
         return timed
+
+    @staticmethod
+    async def _feed(ledger: Ledger, name: str) -> FeedState | None:
+        return next((f for f in await ledger.feed_states() if f.feed == name), None)
 
     async def _verify(self, channel: str) -> bool:
         """The start-up read-back of ``channel``; False (nothing pushed yet) when it fails."""
