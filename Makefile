@@ -1,19 +1,31 @@
 # One command runs the product (`make demo`), one runs the tests (`make test`).
 # Both create the virtual environment and install syncd into it first.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# `make demo` installs what running syncd needs plus the simulators (the
+# `sandbox` extra); `make test` adds the dev tools (`dev`). A production
+# install (`pip install syncd`) has neither.
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+CREATED := $(VENV)/.created
+RUNTIME := $(VENV)/.installed-runtime
+STAMP   := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit soak bench crash clean
 
-$(STAMP): pyproject.toml
+$(CREATED):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(CREATED)
 
-demo: $(STAMP)  ## run the daemon against its built-in sandbox
+$(RUNTIME): pyproject.toml $(CREATED)
+	$(BIN)/pip install --quiet -e '.[sandbox]'
+	touch $(RUNTIME)
+
+$(STAMP): pyproject.toml $(CREATED)
+	$(BIN)/pip install --quiet -e '.[sandbox,dev]'
+	touch $(RUNTIME) $(STAMP)
+
+demo: $(RUNTIME)  ## run the daemon against its built-in sandbox
 	$(BIN)/syncd demo $(DEMO_ARGS)
 
 test: $(STAMP)  ## lint, type-check and run the default test suite

@@ -197,11 +197,28 @@ def scale_sim_rates(world: SandboxWorld, factor: float) -> None:
 
 
 def scale_client_rates(toml: str, config: Config, factor: float) -> str:
-    """The same scaling for syncd's own limiters: every rate ``config`` sets, times ``factor``."""
+    """The same scaling for syncd's own limiters: every rate ``config`` sets, times ``factor``.
+
+    syncd refuses Ankorstore limits above the documented ones, so Ankorstore's
+    stay at most at those: the sped-up daemon then paces Ankorstore in real
+    time while its simulator would allow more -- slower, never throttled.
+    """
     keys = ("requests_per_minute", "requests_per_hour", "requests_per_day")
     for name, section in config.apis.present().items():
         for key in keys:
             value = getattr(section, key, None)
-            if value is not None:
-                toml = set_in_section(toml, f"apis.{name}", key, repr(float(value * factor)))
+            if value is None:
+                continue
+            scaled = max(1, round(value * factor))
+            if name == "ankorstore":
+                scaled = min(scaled, _ANKORSTORE_DOCUMENTED[key])
+            toml = set_in_section(toml, f"apis.{name}", key, str(scaled))
     return toml
+
+
+_ANKORSTORE_DOCUMENTED = {
+    "requests_per_minute": 600,
+    "requests_per_hour": 24_000,
+    "requests_per_day": 288_000,
+}
+"""The most syncd accepts in ``[apis.ankorstore]`` (seed 000 L202-206)."""

@@ -8,14 +8,14 @@ simulator. Requests are counted by the simulator (every endpoint of the
 host, reads included).
 
 The physical minimum for ``N`` changed variants is ``ceil(N / 50)`` bulk
-requests (seed 000 L638). Two states of the channel's cache are measured:
+requests (seed 000 L638). Two moments are measured, as before the
+Ankorstore channel stopped reading ``reservedQuantity`` before its writes
+(``stockQuantity`` now comes from the ledger, :mod:`syncd.allocation` step 5):
 
-- *reserved figures fresh*: the variants' ``reservedQuantity`` was read
-  less than ``reserved_max_age`` (60 s) ago -- right after a first
-  publication or a read-back;
-- *reserved figures aged*: the last read is older than that, the usual
-  case between hourly read-backs. The channel's cache clock is moved
-  forward instead of sleeping; the HTTP client keeps the real clock.
+- *fresh*: right after a first publication or a read-back;
+- *aged*: an hour later, the usual case between hourly read-backs. The
+  channel's cache clock is moved forward instead of sleeping; the HTTP
+  client keeps the real clock. Both must cost the physical minimum.
 
 The naive client sends ``PATCH /api/v1/product-variants/{id}/stock`` once
 per changed variant (seed 000 L1624-1825) through the same ApiClient and
@@ -100,9 +100,7 @@ async def run(quick: bool) -> list[Row]:
                 # First publication (not measured): every value unknown to syncd.
                 await change_and_push(0)
                 fresh_changed, fresh_used = await change_and_push(1)
-                section = rig.config.channels.ankorstore
-                assert section is not None
-                cache_clock.offset += section.reserved_max_age + 1
+                cache_clock.offset += 3_600.0 + 1
                 aged_changed, aged_used = await change_and_push(2)
 
                 progress(NAME, f"naive client: {variants} PATCHes")

@@ -15,6 +15,7 @@ import httpx
 from syncd.channels.base import Channel
 from syncd.config import Config
 from syncd.engine import Engine, FeedInfo
+from syncd.http.auth import OAuthClientCredentials, PasswordGrant
 from syncd.http.clock import Clock
 from syncd.ledger.store import Ledger
 from syncd.safety import SafetyPolicy
@@ -102,6 +103,10 @@ def assemble(
 ) -> Assembly:
     """Build every adapter for ``config`` around an already open ledger."""
     clients = build_clients(config, clock=clock, transports=transports)
+    for client in clients.all():
+        if isinstance(client.auth, OAuthClientCredentials | PasswordGrant):
+            # Tokens outlive the process: `syncd once` from a timer reuses them.
+            client.auth.use_store(ledger)
     sources = build_sources(config, clients, clock)
     channels = build_channels(config, clients, clock)
     policies = safety_policies(config)

@@ -2,6 +2,10 @@
 
 Start-up, in order (systemd/syncd.service is ``Type=notify``):
 
+0. the ledger's directory and files are checked writable
+   (:mod:`syncd.ledger.writable`): SQLite would open a read-only ledger
+   without complaint and fail every write after ``READY=1``, so syncd
+   exits 1 instead, saying what to fix;
 1. the single-instance lock on ``daemon.lock_path`` is taken
    (:mod:`syncd.runtime_lock`): a second syncd on the same ledger exits 1
    with "another syncd is running on <db> (pid N)", touching nothing;
@@ -20,7 +24,9 @@ a wedged daemon is restarted by systemd. ``STATUS=`` is refreshed when it
 changes (e.g. ``ok: 3 sources fresh, ankorstore 0 queued, fabric 2 queued``).
 
 **SIGHUP** (``RELOADING=1`` ... ``READY=1``): the config is re-read and
-validated off the event loop. An invalid config, or one that moves the
+validated off the event loop, in a task of its own, so the signal loop keeps
+listening: a SIGTERM during a reload abandons the reading at once (a secret
+file that blocks or never ends cannot hold the stop up). An invalid config, or one that moves the
 ledger, is rejected with the reason logged (``daemon.reload_rejected``) and
 shown in ``syncd status``; the old config keeps running. A valid one is
 assembled first, then the old loops finish their work in flight, and new
@@ -38,7 +44,9 @@ systemd both streams reach the journal through the same connection
 (``JOURNAL_STREAM`` matches either), so priorities still work.
 
 Exit codes: 0 stopped cleanly, 1 could not start (lock held, socket in use,
-ledger or adapters unusable), 2 invalid config.
+ledger or adapters unusable), 78 invalid config (``EX_CONFIG`` of sysexits.h;
+the unit's ``RestartPreventExitStatus=78`` keeps systemd from restarting a
+config that cannot work; 2 is argparse's usage error).
 """
 
 from __future__ import annotations
@@ -61,9 +69,11 @@ from syncd.assembly import Assembly, assemble, open_ledger
 from syncd.config import Config, ConfigError, load_config
 from syncd.http.clock import Clock, SystemClock
 from syncd.ledger.store import Ledger
+from syncd.ledger.writable import ledger_write_problem
 from syncd.logs import configure_logging, register_secret
 from syncd.metrics import Metrics, PrometheusEndpoint
 from syncd.model import now_utc
+from syncd.offthread import in_daemon_thread
 from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.scheduler import Scheduler, describe_error, readback_intervals
 from syncd.status import StatusServer, StatusSocketError
@@ -74,7 +84,9 @@ log = structlog.get_logger("syncd.daemon")
 
 EXIT_OK = 0
 EXIT_STARTUP = 1
-EXIT_CONFIG = 2
+EXIT_CONFIG = 78
+"""EX_CONFIG (sysexits.h): distinct from a crash (1) and a usage error (2), so the unit
+can refuse to restart on it (``RestartPreventExitStatus=78``)."""
 
 TICK_S = 1.0
 """Heartbeat period (shorter when the watchdog interval asks for it)."""
@@ -161,11 +173,15 @@ class Daemon:
         self.status: StatusService | None = None
         self.metrics_bound_port: int | None = None
         self._stuck_reported = False
+        self._reload_scope: anyio.CancelScope | None = None
+        self._reload_done: anyio.Event | None = None
+        self._reload_again = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT; raises :class:`StartupError` if syncd cannot start."""
+        self._check_ledger_writable()
         lock = RuntimeLock(self.config.daemon.lock_path, self.config.daemon.database)
         try:
             lock.acquire()
@@ -184,6 +200,15 @@ class Daemon:
             lock.release()
         log.info("daemon.stopped")
         return EXIT_OK
+
+    def _check_ledger_writable(self) -> None:
+        database = Path(self.config.daemon.database)
+        try:
+            problem = ledger_write_problem(database)
+        except OSError as exc:
+            problem = f"cannot check the ledger {database}: {describe_error(exc)}"
+        if problem is not None:
+            raise StartupError(problem)
 
     async def _open_ledger(self) -> Ledger:
         try:
@@ -275,11 +300,18 @@ class Daemon:
     async def _handle_signals(self, tg: TaskGroup, ledger: Ledger, signals: Any) -> None:
         async for signum in signals:
             if signum == signal.SIGHUP:
-                await self.reload(tg, ledger)
+                # Off the signal path: reading the config (a slow disk, a secret
+                # file that is not what it should be) must never hold up SIGTERM.
+                if self._reload_done is None:
+                    self._reload_done = anyio.Event()
+                    tg.start_soon(self._reload_in_background, tg, ledger, name="reload")
+                else:
+                    self._reload_again = True  # read the file once more when this one ends
                 continue
             name = signal.Signals(signum).name
             log.info("daemon.stopping", signal=name, timeout_s=self.config.daemon.shutdown_timeout)
             self.notifier.stopping(f"stopping ({name}): finishing in-flight work")
+            await self._abandon_reload()
             tg.start_soon(self._abandon_on_second_signal, signals, name="second-signal")
             await self._current().drain(self.config.daemon.shutdown_timeout)
             return
@@ -302,12 +334,43 @@ class Daemon:
 
     # --- reload ------------------------------------------------------------------------
 
+    async def _reload_in_background(self, tg: TaskGroup, ledger: Ledger) -> None:
+        """Reload until no further SIGHUP arrived meanwhile; a stop cancels the reading."""
+        try:
+            again = True
+            while again:
+                self._reload_again = False
+                with anyio.CancelScope() as scope:
+                    self._reload_scope = scope
+                    await self.reload(tg, ledger)
+                self._reload_scope = None
+                again = self._reload_again and not scope.cancelled_caught
+        finally:
+            done, self._reload_done = self._reload_done, None
+            if done is not None:
+                done.set()
+
+    async def _abandon_reload(self) -> None:
+        """Stop a reload still reading its config; wait for one already applying."""
+        scope, done = self._reload_scope, self._reload_done
+        if scope is not None:
+            scope.cancel()
+            log.info("daemon.reload_abandoned", reason="stopping")
+        if done is not None:
+            await done.wait()
+
     async def reload(self, tg: TaskGroup, ledger: Ledger) -> bool:
-        """Apply the config file again (SIGHUP); False when the new one is rejected."""
+        """Apply the config file again (SIGHUP); False when the new one is rejected.
+
+        Reading and validating run in a daemon thread that a stop abandons
+        (:func:`syncd.offthread.in_daemon_thread`): until the new config is assembled,
+        cancelling this leaves the running config untouched. Applying it is shielded and
+        bounded by the drain and close timeouts.
+        """
         self.notifier.reloading("reloading the configuration")
         log.info("daemon.reload_requested", config=self.info.config_path)
         try:
-            config = await anyio.to_thread.run_sync(self._load, self.config_path)
+            config = await in_daemon_thread(self._load, self.config_path)
             self._check_reloadable(config)
             assembly = self._assemble(config, ledger)
         except ConfigError as exc:
@@ -316,13 +379,19 @@ class Daemon:
             return self._reject([str(exc)])
         except Exception as exc:
             return self._reject([f"cannot set up sources and channels: {describe_error(exc)}"])
+        with anyio.CancelScope(shield=True):
+            await self._apply(tg, config, assembly)
+        return True
+
+    async def _apply(self, tg: TaskGroup, config: Config, assembly: Assembly) -> None:
         register_secrets(config)
         old = self._current()
         await old.drain(self.config.daemon.shutdown_timeout)
         self.api_counters.retire(old.assembly.clients)
         await self._close(old.assembly)
-        if config.daemon.log_format != self.config.daemon.log_format:
-            configure_logging(config.daemon.log_format, stream=sys.stderr)
+        old_logs = (self.config.daemon.log_format, self.config.daemon.log_level)
+        if (config.daemon.log_format, config.daemon.log_level) != old_logs:
+            configure_logging(config.daemon.log_format, config.daemon.log_level, stream=sys.stderr)
         self.config = config
         self.info.reload_error = None
         scheduler = self._new_scheduler(assembly)
@@ -335,7 +404,6 @@ class Daemon:
             channels=list(assembly.channels),
         )
         self.notifier.ready("reloaded: first reads in progress")
-        return True
 
     def _check_reloadable(self, config: Config) -> None:
         old, new = self.config.daemon, config.daemon
@@ -405,7 +473,7 @@ class Daemon:
 
 
 def cli_run(args: argparse.Namespace) -> int:
-    """``syncd run --config PATH``; exit 0 on a clean stop, 1 if it cannot start, 2 bad config."""
+    """``syncd run --config PATH``; exit 0 on a clean stop, 1 if it cannot start, 78 bad config."""
     path = Path(args.config)
     try:
         config = load_config(path)
@@ -413,7 +481,7 @@ def cli_run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(config.daemon.log_format, stream=sys.stderr)
+    configure_logging(config.daemon.log_format, config.daemon.log_level, stream=sys.stderr)
     register_secrets(config)
     daemon = Daemon(config, path, metrics_port=config.daemon.metrics_port)
     try:

@@ -48,6 +48,7 @@ from syncd.allocation import allocate
 from syncd.bundles import affected_skus, catalog_index
 from syncd.channels.base import Channel, PushResult
 from syncd.channels.planner import Move, PlannedUpdate, plan
+from syncd.health import stale_source
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, FeedState, OutboxRow, now_utc
 from syncd.safety import Assessment, SafetyPolicy, assess, increase_needs_second_read
@@ -277,6 +278,19 @@ class Engine:
             if is_stale(states.get(feed.name), feed.stale_after, now)
         ]
 
+    async def stale_causes(self, channel: str) -> list[str]:
+        """The channel's stale feeds, each as ``name (why)``: how long unread and its last error.
+
+        What blocked pushes say, so a person reads the cause (a refused login, an
+        unreachable API) where the block is reported, not only in the source's log.
+        """
+        stale = await self.stale_feeds(channel)
+        if not stale:
+            return []
+        states = {state.feed: state for state in await self.ledger.feed_states()}
+        now = self.now()
+        return [stale_source(name, states.get(name), now) for name in stale]
+
     async def overdue_order_feeds(self, channel: str) -> list[str]:
         """The channel's own order feeds that are overdue, each with why.
 
@@ -342,15 +356,21 @@ class Engine:
         log.warning("push.held", channel=channel, hold_id=hold_id, reasons=list(verdict.reasons))
         return hold_id
 
-    async def confirm(self, channel: str, hold_id: int | None = None) -> list[int]:
-        """Confirm one held cycle, or every open one of the channel; returns the ids confirmed."""
+    async def confirm(
+        self, channel: str, hold_id: int | None = None, *, by: str | None = None
+    ) -> list[int]:
+        """Confirm one held cycle, or every open one of the channel; returns the ids confirmed.
+
+        ``by`` is who confirmed, as the kernel names them (``alice (uid 1000)``),
+        kept with the hold in the ledger and in the log.
+        """
         confirmed: list[int] = []
         for hold in await self.ledger.held_cycles(channel):
             wanted = hold_id is None or hold.id == hold_id
-            if wanted and await self.ledger.confirm_held_cycle(hold.id, self.now()):
+            if wanted and await self.ledger.confirm_held_cycle(hold.id, self.now(), by=by):
                 confirmed.append(hold.id)
         if confirmed:
-            log.warning("push.confirmed", channel=channel, hold_ids=confirmed)
+            log.warning("push.confirmed", channel=channel, hold_ids=confirmed, by=by)
         return confirmed
 
     async def unpark(self, channel: str, skus: Collection[str] | None, note: str) -> list[str]:
@@ -409,7 +429,7 @@ class Engine:
         if not pending and not self._resend.get(channel):
             self.last_cycle[channel] = cycle
             return cycle
-        stale = await self.stale_feeds(channel)
+        stale = await self.stale_causes(channel)
         confirmed_until = await self._confirmed_until(channel)
         unconfirmed = [
             row for row in pending if confirmed_until is None or row.updated_at > confirmed_until
@@ -511,15 +531,15 @@ class Engine:
     async def _collect_resends(self, channel: str) -> None:
         """Queue SKUs whose reservations the channel's own order feed moved, to write again.
 
-        A channel that counts its own orders (Ankorstore's ``reservedQuantity``)
-        changes what it shows when one of them is placed, shipped or cancelled -- even when syncd's number for the SKU
-        stays the same (clamped at zero, capped, a bundle limited by another
-        component). Nothing would be pushed, and the channel would go on
-        showing the cancelled units (an oversell) or the placed ones twice
-        (an undersell). Writing the unchanged absolute value again, with the
-        channel's fresh reservation figure, puts it right. After a start every
-        SKU the feed ever touched is written once: orders may have moved
-        while syncd was down.
+        A channel that subtracts its own orders from the figure syncd writes
+        (Ankorstore) lowers that figure itself when it ships one of them. The
+        value syncd computes may stay the same (the order's units leave the
+        sellable quantity and the added-back part together), so nothing would
+        be pushed and the channel would go on showing the shipped units
+        subtracted twice (an undersell). Writing the unchanged absolute value
+        again puts it right. Moves from before this process started are not looked at: the
+        start-up read-back (:mod:`syncd.readback`) already corrected every
+        value the channel changed while syncd was down.
         """
         if not self.channels[channel].adds_own_orders:
             # Only a channel whose written figure counts its own orders
@@ -532,7 +552,10 @@ class Engine:
         if not feeds:
             return
         current = await self.ledger.last_txn_id()
-        since = self._resend_mark.get(channel, 0)
+        since = self._resend_mark.get(channel)
+        if since is None:
+            self._resend_mark[channel] = current
+            return
         if current == since:
             return
         moved = await self.ledger.changed_skus_since(since, feeds)

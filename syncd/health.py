@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from syncd.model import FeedState
 from syncd.status_protocol import Health
 
 
@@ -76,6 +78,24 @@ def _age(seconds: float | None) -> str:
     return f"no successful read for {seconds:.0f} s"
 
 
+def why_stale(age_s: float | None, last_error: str | None) -> str:
+    """Why a source is stale, in words a person can act on.
+
+    How long since its last successful read and, while it is failing, the
+    error that stops it -- e.g. ``never read successfully: AuthError: activeants
+    POST /token: login refused (400 invalid_grant): check [apis.activeants] ...``.
+    """
+    age = _age(age_s)
+    return f"{age}: {last_error}" if last_error else age
+
+
+def stale_source(name: str, state: FeedState | None, now: datetime) -> str:
+    """``name (why)`` for a stale feed, from its ledger record (see :func:`why_stale`)."""
+    last_success = state.last_success if state is not None else None
+    age = None if last_success is None else max(0.0, (now - last_success).total_seconds())
+    return f"{name} ({why_stale(age, state.last_error if state is not None else None)})"
+
+
 def assess_health(facts: HealthFacts) -> tuple[Health, list[str]]:
     """``(health, reasons)``: failing reasons first, then degraded ones."""
     failing: list[str] = []
@@ -94,8 +114,10 @@ def assess_health(facts: HealthFacts) -> tuple[Health, list[str]]:
         ]
         if stale and channel.block_on_stale:
             blocking.update(stale)
-            details = ", ".join(
-                f"{name} ({_age(sources[name].age_s)})" if name in sources else name
+            details = "; ".join(
+                f"{name} ({why_stale(sources[name].age_s, sources[name].last_error)})"
+                if name in sources
+                else name
                 for name in stale
             )
             failing.append(f"channel {channel.name} blocked: stale source {details}")
@@ -111,7 +133,9 @@ def assess_health(facts: HealthFacts) -> tuple[Health, list[str]]:
         if source.starting:
             degraded.append(f"source {source.name} has not finished its first read yet")
         elif source.stale and source.name not in blocking:
-            degraded.append(f"source {source.name} stale: {_age(source.age_s)}")
+            degraded.append(
+                f"source {source.name} stale: {why_stale(source.age_s, source.last_error)}"
+            )
     if facts.engine_error:
         degraded.append(f"recompute failing: {facts.engine_error}")
     for task in facts.stuck:

@@ -1,9 +1,10 @@
 """syncd's log output: structured events, JSON lines for journald, no secrets.
 
 Every log line is a structlog event with a stable name (``event="push.sent"``)
-and key/value fields. Under systemd, stdout is collected by journald, so the
-default is one JSON object per line on stdout; on a terminal ``auto`` picks a
-readable console renderer instead. Records from libraries that use the
+and key/value fields, written to **stderr**: stdout stays free for a command's
+own output (``syncd once --json``), and under systemd journald collects stderr
+like stdout. The default is one JSON object per line; on a terminal ``auto``
+picks a readable console renderer instead. Records from libraries that use the
 standard `logging` module (httpx, uvicorn, asyncio) go through the same
 pipeline, at WARNING and above so their chatter stays out of the journal.
 
@@ -18,8 +19,13 @@ exceptions and stack traces have been formatted into text:
   ``(name, value)`` header pairs;
 - ``Bearer <token>``, ``Authorization: ...`` and ``client_secret=...``-style
   fragments inside any string (URLs, form bodies, JSON text, tracebacks);
+- JSON Web Tokens (``eyJ....eyJ....``) anywhere, and a value after a key such
+  as ``password:`` in prose when it is token-shaped (has a digit, or 20
+  characters without a break) -- "token: expired" and "token request
+  refused" stay readable, and so does ``POST /oauth/token: 500`` (a path);
 - any value registered with `register_secret` -- the config loader registers
-  every resolved credential, so even an f-string that embeds one is masked.
+  every resolved credential, so even an f-string that embeds one is masked --
+  and the newest access tokens the HTTP layer obtained (`register_token`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import os
 import re
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TextIO
 from urllib.parse import quote, quote_plus
@@ -45,6 +52,9 @@ MIN_SECRET_LENGTH = 4
 """Shorter registered values are ignored: masking every ``abc`` in every log
 line would make the journal unreadable, and no credential syncd uses is that
 short."""
+
+MAX_TRANSIENT_SECRETS = 32
+"""Access tokens masked by value at once (the newest); older ones have expired."""
 
 _LEVELS: dict[str, int] = {
     "debug": logging.DEBUG,
@@ -88,19 +98,35 @@ _MAX_DEPTH = 12
 """Nesting deeper than this is replaced wholesale rather than walked (cycles)."""
 
 # Key names as they appear inside free text: JSON, reprs, query strings, headers.
+# Not after a "/": ``POST /oauth/token: 500`` is a path and its status, not a field.
 _TEXT_KEY = (
-    r"(?<![A-Za-z0-9_.\-])[A-Za-z0-9_.\-]*?"
+    r"(?<![A-Za-z0-9_.\-/])[A-Za-z0-9_.\-]*?"
     r"(?:token|secret|password|passwd|api[_\-]?key|apikey|authorization|cookie)"
 )
 _QUOTED_FIELD = re.compile(
-    # "key": "value", 'key'='value', ('key', 'value'): keep the quotes, mask the value.
-    r"""(?P<key>(?P<q>["'])?""" + _TEXT_KEY + r"""(?(q)(?P=q)\s*[:=,]|\s*[:=])\s*)"""
+    # "key": "value", 'key'='value': keep the quotes, mask the value.
+    r"""(?P<key>(?P<q>["'])?""" + _TEXT_KEY + r"""(?(q)(?P=q))\s*[:=]\s*)"""
     r"""(?P<vq>["'])(?:(?!(?P=vq)).)*(?P=vq)""",
     re.IGNORECASE | re.DOTALL,
 )
+_QUOTED_PAIR = re.compile(
+    # ('key', 'value') as a repr prints a header pair. Only after "(" or "[": in
+    # JSON, ``"event": "token", "msg": ...`` is a value followed by the next key.
+    r"""(?P<key>[(\[]\s*(?P<q>["'])""" + _TEXT_KEY + r"""(?P=q)\s*,\s*)"""
+    r"""(?P<vq>["'])(?:(?!(?P=vq)).)*(?P=vq)""",
+    re.IGNORECASE | re.DOTALL,
+)
+_VALUE = r"(?!\[redacted\])[^\s&,;\"'<>#\])}]+"
 _BARE_FIELD = re.compile(
-    # key=value in URLs and form bodies, key: value in prose.
-    r"(?P<key>" + _TEXT_KEY + r"[\"']?\s*[:=]\s*)(?!\[redacted\])[^\s&,;\"'<>#\])}]+",
+    # key=value and key:value in URLs and form bodies: whatever the value.
+    r"(?P<key>" + _TEXT_KEY + r"[\"']?[:=])" + _VALUE,
+    re.IGNORECASE,
+)
+_PROSE_FIELD = re.compile(
+    # "key: value" / "key = value" in prose: only a token-shaped value goes, so
+    # "token: expired" or "secret: none configured" stay readable.
+    r"(?P<key>" + _TEXT_KEY + r"[\"']?(?:\s+[:=]\s*|[:=]\s+))"
+    r"(?=[^\s&,;\"'<>#\])}]*?(?:[0-9]|[^\s&,;\"'<>#\])}]{20}))" + _VALUE,
     re.IGNORECASE,
 )
 _HEADER_LINE = re.compile(
@@ -113,6 +139,11 @@ _BEARER = re.compile(r"(?P<key>\bbearer\s+)(?!\[redacted\])[A-Za-z0-9\-._~+/]+=*
 _URL_PASSWORD = re.compile(
     r"(?P<key>\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)(?!\[redacted\])[^/\s@]+(?=@)", re.IGNORECASE
 )
+_JWT = re.compile(
+    # A JSON Web Token (three base64url parts, header and payload JSON objects):
+    # OAuth access tokens often are one, and no word of prose looks like it.
+    r"(?P<key>)\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"
+)
 
 
 def _mask_after_key(match: re.Match[str]) -> str:
@@ -120,7 +151,16 @@ def _mask_after_key(match: re.Match[str]) -> str:
     return f"{match.group('key')}{quote_char}{REDACTED}{quote_char}"
 
 
-_TEXT_PATTERNS = (_HEADER_LINE, _BEARER, _QUOTED_FIELD, _BARE_FIELD, _URL_PASSWORD)
+_TEXT_PATTERNS = (
+    _HEADER_LINE,
+    _BEARER,
+    _JWT,
+    _QUOTED_FIELD,
+    _QUOTED_PAIR,
+    _BARE_FIELD,
+    _PROSE_FIELD,
+    _URL_PASSWORD,
+)
 
 
 def _normalise_key(key: str) -> str:
@@ -159,6 +199,7 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
+        self._transient: deque[str] = deque(maxlen=MAX_TRANSIENT_SECRETS)
         self._pattern: re.Pattern[str] | None = None
         for secret in secrets:
             self.register(secret)
@@ -170,9 +211,30 @@ class Redactor:
             return
         with self._lock:
             self._secrets |= _variants(value)
-            # Longest first, so a secret that contains another is masked whole.
-            ordered = sorted(self._secrets, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            self._compile()
+
+    def register_transient(self, secret: str) -> None:
+        """Mask a short-lived secret (an access token) while it is among the newest few.
+
+        Tokens are renewed every hour or so for months: keeping every one would
+        grow the pattern without end, and an expired token is worth nothing.
+        """
+        value = secret.strip()
+        if len(value) < MIN_SECRET_LENGTH:
+            return
+        with self._lock:
+            if value in self._transient:
+                return
+            self._transient.append(value)
+            self._compile()
+
+    def _compile(self) -> None:
+        forms = set(self._secrets)
+        for value in self._transient:
+            forms |= _variants(value)
+        # Longest first, so a secret that contains another is masked whole.
+        ordered = sorted(forms, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
 
     def scrub_text(self, text: str) -> str:
         """``text`` with every registered secret and secret-looking fragment masked."""
@@ -244,6 +306,11 @@ def default_redactor() -> Redactor:
 def register_secret(value: str) -> None:
     """Never log ``value``: called by the config loader for every resolved secret."""
     _DEFAULT_REDACTOR.register(value)
+
+
+def register_token(value: str) -> None:
+    """Never log this access token: called by the HTTP layer for every token it obtains."""
+    _DEFAULT_REDACTOR.register_transient(value)
 
 
 _SYSLOG_PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
@@ -356,13 +423,14 @@ def configure_logging(
 ) -> None:
     """Set up structlog and stdlib logging for the whole process.
 
-    ``fmt="auto"`` writes JSON lines unless ``stream`` is a terminal. Events
+    Lines go to ``stream`` (default: stderr). ``fmt="auto"`` writes JSON
+    lines unless ``stream`` is a terminal. Events
     carry an ISO-8601 UTC ``timestamp``, ``level`` and any contextvars bound
     with ``structlog.contextvars.bind_contextvars`` (request ids). Calling it
     again replaces the previous configuration (SIGHUP may change the level).
     Raises ValueError for an unknown format or level.
     """
-    out = sys.stdout if stream is None else stream
+    out = sys.stderr if stream is None else stream
     threshold = _parse_level(level)
     console = _wants_console(fmt, out)
     scrubber = _DEFAULT_REDACTOR if redactor is None else redactor

@@ -5,12 +5,20 @@ For cron-style use, for a first sync before enabling the service, and for
 sources are read into a throw-away copy of the ledger and the channels are
 only read (their current values), never written.
 
-Exit status: 0 when every channel acknowledged every value; 1 with the
-reasons when anything is parked, held, blocked, failed or waiting; 2 for a
-config problem. A variant parked by an earlier run still counts (it is not
+A run pushes round after round until every channel is through, re-reading
+sources before they go stale, and reports totals over the whole run
+(:mod:`syncd.once_run`). On a terminal, stderr shows one updating progress
+line per round (done / total, rate, ETA per channel); elsewhere nothing extra.
+
+Exit status (``--help`` says the same, ``syncd.cli.ONCE_EXIT_STATUS``): 0
+when every channel acknowledged every value; 1 with the reasons when
+anything is parked, held, deferred or waiting; 2 for a config problem; 3
+when a source or a channel failed during the run (a read or a push round
+raised, updates failed, or a push was blocked by a stale source) -- 3 wins
+over 1. A variant parked by an earlier run still counts (it is not
 acknowledged) -- except one parked because Ankorstore shows it as always in
-stock under ``always_in_stock = "leave"``, which is configured behaviour
-and only listed.
+stock under ``always_in_stock = "leave"``, which is configured behaviour and
+only listed.
 
 The dry run never touches the live ledger: it copies it first. A ledger
 that was closed cleanly is read as an immutable file, so not even SQLite's
@@ -29,7 +37,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 import anyio
 import structlog
@@ -42,17 +50,21 @@ from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
 from syncd.logs import configure_logging
 from syncd.model import OutboxRow
+from syncd.once_run import ChannelTotals, OnceRun, SourceTotals
+from syncd.progress import describe as describe_progress
 from syncd.readback import ReadBack
 from syncd.safety import SafetyPolicy, assess, increase_needs_second_read
 from syncd.sources.base import PollResult
 
 log = structlog.get_logger("syncd.once")
 
-MAX_PAGES_PER_SOURCE = 10_000
-"""Bound on polls per source in one run: a feed that never catches up is an error."""
-MAX_PUSH_ROUNDS = 50
 LISTED_ROWS = 20
 """Parked or failed variants named one by one in the report; the count is always complete."""
+
+EXIT_OK = 0
+EXIT_LEFT = 1
+EXIT_CONFIG = 2
+EXIT_FAILED = 3
 
 
 @dataclass(slots=True)
@@ -75,6 +87,8 @@ class Outstanding:
 
     parked: list[OutboxRow] = field(default_factory=list)
     failed: list[OutboxRow] = field(default_factory=list)
+    left: int = 0
+    """Values still not acknowledged (parked ones aside)."""
 
     @staticmethod
     def configured(row: OutboxRow) -> bool:
@@ -84,22 +98,7 @@ class Outstanding:
 
 async def read_sources(assembly: Assembly) -> list[PollResult]:
     """Poll every source until it says it caught up; failures are reported, not fatal."""
-    results: list[PollResult] = []
-    for source in assembly.sources:
-        for _ in range(MAX_PAGES_PER_SOURCE):
-            try:
-                result = await source.poll(assembly.ledger)
-            except Exception as exc:  # one failing source never stops the others
-                log.error("source.failed", source=source.name, error=f"{type(exc).__name__}: {exc}")
-                await assembly.ledger.mark_feed(source.name, error=f"{type(exc).__name__}: {exc}")
-                break
-            results.append(result)
-            if result.caught_up:
-                break
-        else:
-            log.error("source.never_caught_up", source=source.name, polls=MAX_PAGES_PER_SOURCE)
-    assembly.engine.note_source_read()
-    return results
+    return await OnceRun.for_assembly(assembly).read()
 
 
 async def _needs_second_read(assembly: Assembly) -> bool:
@@ -138,30 +137,10 @@ async def verify_channels(assembly: Assembly) -> dict[str, str]:
     return failed
 
 
-async def push_all(
-    assembly: Assembly, *, confirm: bool, unverified: Mapping[str, str] | None = None
-) -> dict[str, ChannelCycle]:
-    """Push every channel; one in ``unverified`` (its start-up read failed) is blocked."""
-    cycles: dict[str, ChannelCycle] = {}
-    for channel in assembly.channels:
-        why = (unverified or {}).get(channel)
-        if why is not None:
-            cycles[channel] = ChannelCycle(
-                channel, blocked=f"could not read the channel back: {why}"
-            )
-            continue
-        cycle = await assembly.engine.push_channel(channel)
-        if cycle.held_id is not None and confirm:
-            await assembly.engine.confirm(channel, cycle.held_id)
-            cycle = await assembly.engine.push_channel(channel)
-        rounds = 1
-        # Keep going while the budget defers work but each round makes progress.
-        while cycle.deferred and rounds < MAX_PUSH_ROUNDS:
-            rounds += 1
-            await anyio.sleep(1.0)
-            cycle = await assembly.engine.push_channel(channel)
-        cycles[channel] = cycle
-    return cycles
+async def push_all(assembly: Assembly, *, confirm: bool) -> dict[str, ChannelCycle]:
+    """Push every channel until it is through (see :class:`OnceRun`); the last round of each."""
+    totals = await OnceRun.for_assembly(assembly).push(confirm=confirm)
+    return {name: channel.last for name, channel in totals.items()}
 
 
 async def dry_run_diff(assembly: Assembly) -> list[DiffRow]:
@@ -193,7 +172,7 @@ async def dry_run_interlocks(assembly: Assembly) -> dict[str, list[str]]:
             pending,
             published=engine.published_count(name),
             policy=assembly.policies.get(name, SafetyPolicy()),
-            stale_sources=await engine.stale_feeds(name),
+            stale_sources=await engine.stale_causes(name),
         )
         if verdict.blocked:
             found[name] = [f"would push nothing: {'; '.join(verdict.reasons)}"]
@@ -244,7 +223,59 @@ def copy_ledger(source: Path, target: Path) -> None:
     _backup(f"{uri}?mode=ro", target)
 
 
-async def _run(config: Config, args: argparse.Namespace) -> int:
+class ProgressLine:
+    """One line on a terminal's stderr, rewritten after every push round; nothing elsewhere.
+
+    Logs go to the same terminal, so log output is written through this object
+    too: it erases the progress line first, the log lines scroll above it,
+    and the next round draws it again at the bottom -- one line, never a trail.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.enabled = stream.isatty()
+        self._shown = False
+
+    def show(self, run: OnceRun) -> None:
+        if not self.enabled:
+            return
+        parts = [
+            f"{name} {describe_progress(progress)}"
+            for name, progress in run.progress.items()
+            if progress is not None
+        ]
+        if not parts:
+            return
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        text = ("syncd once: " + "; ".join(parts))[:width]
+        # Carriage return and erase-line: the line updates in place.
+        self._stream.write(f"\r\x1b[K{text}")
+        self._stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._shown = False
+
+    # --- the log's stream --------------------------------------------------------
+
+    def write(self, text: str) -> int:
+        self.clear()
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self.enabled
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+async def _run(config: Config, args: argparse.Namespace, line: ProgressLine) -> int:
     database = Path(config.daemon.database)
     scratch: Path | None = None
     if args.dry_run:
@@ -256,13 +287,14 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
         database.parent.mkdir(parents=True, exist_ok=True)
     ledger = await Ledger.open(database)
     assembly = assemble(config, ledger, clock=SystemClock())
+    run = OnceRun.for_assembly(assembly, on_round=line.show)
     try:
-        await read_sources(assembly)
+        await run.read()
         await assembly.engine.recompute(full=True)
         if await _needs_second_read(assembly):
             # An increase from zero goes out only after a second consistent read.
             await assembly.engine.note_pending_computed()
-            await read_sources(assembly)
+            await run.read()
             await assembly.engine.recompute()
         if args.dry_run:
             diff = await dry_run_diff(assembly)
@@ -276,16 +308,19 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                 print(json.dumps(document, indent=2))
             else:
                 print(_render_diff(diff, interlocks))
-            return 0
+            return EXIT_OK
         unverified = await verify_channels(assembly)
-        cycles = await push_all(assembly, confirm=args.confirm, unverified=unverified)
-        outstanding = await _outstanding(ledger, list(cycles))
+        try:
+            totals = await run.push(confirm=args.confirm, skip=unverified)
+        finally:
+            line.clear()
+        outstanding = await _outstanding(ledger, list(totals))
     finally:
         await assembly.aclose()
         await ledger.close()
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    return report(cycles, outstanding, as_json=args.json)
+    return report(totals, outstanding, sources=run.source_totals, as_json=args.json)
 
 
 async def _outstanding(ledger: Ledger, channels: list[str]) -> dict[str, Outstanding]:
@@ -295,6 +330,9 @@ async def _outstanding(ledger: Ledger, channels: list[str]) -> dict[str, Outstan
         found[name] = Outstanding(
             parked=[row for row in rows if row.status == "parked"],
             failed=[row for row in rows if row.status == "failed"],
+            left=sum(
+                1 for row in rows if row.status != "parked" and row.acknowledged != row.desired
+            ),
         )
     return found
 
@@ -306,37 +344,61 @@ def _listed(name: str, what: str, rows: list[OutboxRow]) -> list[str]:
     return lines
 
 
-def report(
-    cycles: dict[str, ChannelCycle], outstanding: dict[str, Outstanding], *, as_json: bool
-) -> int:
-    """Print what each channel did and why anything is left; returns the exit status.
+def _source_failures(sources: Mapping[str, SourceTotals]) -> list[str]:
+    """One line per source that failed during the run, naming its (last) error."""
+    lines = []
+    for name, source in sources.items():
+        if not source.failures:
+            continue
+        count = len(source.failures)
+        times = f" ({count} of {source.reads} reads)" if source.reads > 1 else ""
+        state = "failed" if source.failing else "failed, then recovered"
+        lines.append(f"source {name} {state}{times}: {source.failures[-1]}")
+    return lines
 
-    Problems (held, blocked, parked, failed, deferred, waiting) go to stderr,
-    one reason per line, and make the status 1.
+
+def report(
+    channels: Mapping[str, ChannelTotals],
+    outstanding: Mapping[str, Outstanding],
+    *,
+    sources: Mapping[str, SourceTotals] | None = None,
+    as_json: bool,
+) -> int:
+    """Print what the run did, totals over every round, and why anything is left.
+
+    Returns the exit status (``EXIT_*``). Failures (a source or a push
+    round failed, updates failed, a push blocked by a stale source) and
+    problems (held, parked, deferred, waiting) go to stderr, one reason per line.
     """
+    failures = _source_failures(sources or {})
     problems: list[str] = []
     notes: list[str] = []
     summary: dict[str, Any] = {}
-    for name, cycle in cycles.items():
+    for name, totals in channels.items():
+        cycle = totals.last
         rows = outstanding.get(name, Outstanding())
         parked = [row for row in rows.parked if not Outstanding.configured(row)]
         left_alone = [row for row in rows.parked if Outstanding.configured(row)]
         summary[name] = {
-            "pending": cycle.pending,
-            "acknowledged": cycle.acknowledged,
-            "parked": cycle.parked,
-            "failed": cycle.failed,
+            "pending": totals.queued_at_start or 0,
+            "acknowledged": totals.acknowledged,
+            "parked": totals.parked,
+            "failed": totals.failed,
+            "requests": totals.requests,
+            "rounds": totals.rounds,
+            "left": rows.left,
             "deferred": cycle.deferred,
             "waiting": cycle.waiting,
-            "requests": cycle.requests,
             "held": cycle.held_id,
             "blocked": cycle.blocked,
+            "errors": list(totals.errors),
             "reasons": cycle.reasons + cycle.waiting_reasons,
             "parked_variants": {row.sku: row.reason for row in rows.parked},
             "failed_variants": {row.sku: row.reason for row in rows.failed},
         }
+        failures += [f"{name}: push failed: {error}" for error in totals.errors[-1:]]
         if cycle.blocked:
-            problems.append(f"{name}: blocked: {cycle.blocked}")
+            failures.append(f"{name}: blocked: {cycle.blocked}")
         if cycle.held_id is not None:
             problems.append(
                 f"{name}: cycle held (hold {cycle.held_id}): {'; '.join(cycle.reasons)}; "
@@ -346,28 +408,49 @@ def report(
             problems.append(f"{name}: {len(parked)} variant(s) parked: not retried until unparked")
             problems += _listed(name, "parked", parked)
         notes += _listed(name, "left alone", left_alone)
-        if cycle.failed or rows.failed:
-            count = max(cycle.failed, len(rows.failed))
-            problems.append(f"{name}: {count} update(s) failed; they will be retried")
-            problems += _listed(name, "failed", rows.failed)
+        if totals.failed or rows.failed:
+            count = max(totals.failed, len(rows.failed))
+            failures.append(f"{name}: {count} update(s) failed; they will be retried")
+            failures += _listed(name, "failed", rows.failed)
         if cycle.deferred:
             problems.append(f"{name}: {cycle.deferred} update(s) deferred by the rate budget")
         problems += [f"{name}: {reason}" for reason in cycle.waiting_reasons]
         if cycle.waiting and not cycle.waiting_reasons:
             problems.append(f"{name}: {cycle.waiting} increase(s) waiting for a fresh read")
+    status = EXIT_FAILED if failures else EXIT_LEFT if problems else EXIT_OK
     if as_json:
-        print(json.dumps({"ok": not problems, "channels": summary, "problems": problems}, indent=2))
+        document = {
+            "ok": status == EXIT_OK,
+            "exit_status": status,
+            "channels": summary,
+            "sources": {name: _source_summary(s) for name, s in (sources or {}).items()},
+            "failures": failures,
+            "problems": failures + problems,
+        }
+        print(json.dumps(document, indent=2))
     else:
         for name, item in summary.items():
             print(
                 f"{name}: {item['acknowledged']} acknowledged, {item['parked']} parked, "
-                f"{item['failed']} failed, {item['requests']} request(s)"
+                f"{item['failed']} failed, {item['requests']} request(s) "
+                f"in {item['rounds']} round(s); {item['left']} left"
             )
         for note in notes:
             print(f"syncd once: {note}")
-        for problem in problems:
+        for problem in failures + problems:
             print(f"syncd once: {problem}", file=sys.stderr)
-    return 1 if problems else 0
+    return status
+
+
+def _source_summary(source: SourceTotals) -> dict[str, Any]:
+    return {
+        "reads": source.reads,
+        "polls": source.polls,
+        "recorded": source.recorded,
+        "skipped": source.skipped,
+        "failures": list(source.failures),
+        "failing": source.failing,
+    }
 
 
 def cli_once(args: argparse.Namespace) -> int:
@@ -376,6 +459,8 @@ def cli_once(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        return 2
-    configure_logging(config.daemon.log_format, stream=sys.stderr)
-    return anyio.run(_run, config, args)
+        return EXIT_CONFIG
+    line = ProgressLine(sys.stderr)
+    # On a terminal the log writes through the progress line, which steps aside for it.
+    configure_logging(config.daemon.log_format, config.daemon.log_level, stream=cast(TextIO, line))
+    return anyio.run(_run, config, args, line)

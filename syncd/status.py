@@ -19,11 +19,21 @@ Safety rules the server holds:
   a request line longer than ``max_request_bytes`` is never buffered whole.
   A failing handler gets ``"internal error"`` and a logged traceback. None of
   these stop the server or the daemon.
+- No client can hold the server: a request line must arrive within
+  ``read_timeout`` and a reply must be taken within ``write_timeout``; at most
+  ``max_clients`` are served at once, the longest-idle one giving way to a new
+  client (:mod:`syncd.conn_limits`), and a client arriving while every slot is
+  busy answering gets a one-line ``busy`` error at once. An accept error
+  (EMFILE...) is logged and the server keeps listening.
+- Every request reaches the handler with the caller's uid, gid and pid from
+  the kernel (``SO_PEERCRED``) in :data:`CURRENT_CALLER`: ``confirm`` and
+  ``unpark`` record who really asked, whatever name the client claims.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import socket
@@ -35,11 +45,16 @@ import structlog
 from anyio.abc import SocketStream, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from syncd.conn_limits import AcceptErrors, ConnectionSlots, PressureLog, Slot
+from syncd.status_conn import peer_caller, say_busy, turn_away
+
 # The protocol shapes live in status_protocol (pure, no I/O); they are
 # re-exported so the daemon finds everything status-related here.
 from syncd.status_protocol import (
+    CURRENT_CALLER,
     INTERNAL_ERROR,
     TOO_LARGE,
+    Caller,
     ChannelStatus,
     ConfirmReply,
     ConfirmRequest,
@@ -60,6 +75,7 @@ from syncd.status_protocol import (
     StatusRequestError,
     UnparkReply,
     UnparkRequest,
+    caller_of,
     confirm_args,
     encode_reply,
     explain_args,
@@ -70,9 +86,14 @@ from syncd.status_protocol import (
 )
 
 __all__ = [
+    "CURRENT_CALLER",
+    "DEFAULT_MAX_CLIENTS",
     "DEFAULT_MAX_REQUEST_BYTES",
+    "DEFAULT_READ_TIMEOUT_S",
+    "DEFAULT_WRITE_TIMEOUT_S",
     "DIRECTORY_MODE",
     "SOCKET_MODE",
+    "Caller",
     "ChannelStatus",
     "ConfirmReply",
     "ConfirmRequest",
@@ -96,6 +117,7 @@ __all__ = [
     "StatusSocketInUse",
     "UnparkReply",
     "UnparkRequest",
+    "caller_of",
     "cli_status",
     "confirm_args",
     "explain_args",
@@ -111,12 +133,21 @@ SOCKET_MODE = 0o660
 DIRECTORY_MODE = 0o750
 """Mode of the socket's parent directory when syncd has to create it."""
 DEFAULT_MAX_REQUEST_BYTES = 65_536
+DEFAULT_MAX_CLIENTS = 128
+"""Connections served at once: far more than the CLI calls and monitoring checks that
+ask at the same time. The longest-idle one gives way to a new client."""
+SEND_BUFFER_BYTES = 16_384
+"""Kernel send buffer of each client connection (the kernel doubles it). Replies larger
+than this simply go out as the client reads."""
+DEFAULT_READ_TIMEOUT_S = 30.0
+"""A client that sends no complete request line for this long is hung up on."""
+DEFAULT_WRITE_TIMEOUT_S = 10.0
+"""A client that does not take its reply within this long is hung up on."""
 _BIND_UMASK = 0o177
 """Owner-only while binding; widened to SOCKET_MODE by an explicit chmod."""
 _AF_UNIX_PATH_MAX = 107
 """``sun_path`` is 108 bytes on Linux, including the terminating NUL."""
 _PROBE_TIMEOUT_S = 1.0
-_ACCEPT_RETRY_S = 0.1
 _LOGGED_CMD_LIMIT = 40
 
 
@@ -231,8 +262,8 @@ def _remove_if_ours(path: Path, identity: tuple[int, int]) -> None:
         path.unlink(missing_ok=True)
 
 
-async def _accept(sock: socket.socket) -> SocketStream:
-    """Accept one client as a transport-based stream.
+async def _accept(sock: socket.socket) -> socket.socket:
+    """Accept one client as a raw non-blocking socket (OSError: EMFILE and friends).
 
     Not `anyio.create_unix_listener`: it removes whatever socket file is at
     the path (a live daemon's included). And not its UNIXSocketStream either:
@@ -247,12 +278,12 @@ async def _accept(sock: socket.socket) -> SocketStream:
             conn, _ = sock.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             continue  # the client gave up between readiness and accept
-        try:
-            conn.setblocking(False)
-            return await SocketStream.from_socket(conn)
-        except BaseException:
-            conn.close()
-            raise
+        conn.setblocking(False)
+        with contextlib.suppress(OSError):
+            # A client that never reads fills at most this much, not the system default
+            # (about 200 KiB): it bounds both the memory and the work one client costs.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        return conn
 
 
 # --- the server -------------------------------------------------------------------------
@@ -263,9 +294,11 @@ class StatusServer:
 
     ``handler`` gets each parsed request and returns the reply mapping; it may
     raise :class:`StatusRequestError` for a clean error reply. At most
-    ``max_clients`` connections are served at once; further clients wait in
-    the listen backlog until a slot frees. A connection that sends no complete
-    line for ``idle_timeout`` seconds is closed.
+    ``max_clients`` connections are served at once: when all are taken, the
+    one idle longest is closed to make room, and a client arriving while every
+    one of them is busy answering gets ``{"ok": false, "busy": true, ...}``.
+    A connection that sends no complete line for ``read_timeout`` seconds, or
+    does not take a reply within ``write_timeout`` seconds, is closed.
     """
 
     def __init__(
@@ -274,8 +307,9 @@ class StatusServer:
         handler: StatusHandler,
         *,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-        idle_timeout: float = 30.0,
-        max_clients: int = 256,
+        read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT_S,
+        max_clients: int = DEFAULT_MAX_CLIENTS,
     ) -> None:
         if max_request_bytes < 16:
             raise ValueError("max_request_bytes must leave room for a request")
@@ -284,8 +318,12 @@ class StatusServer:
         self.path = Path(path)
         self._handler = handler
         self._max_request_bytes = max_request_bytes
-        self._idle_timeout = idle_timeout
-        self._max_clients = max_clients
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self.slots = ConnectionSlots(max_clients)
+        self.accept_errors = AcceptErrors("status")
+        self._pressure = PressureLog("status", self.slots)
+        self._turning_away = 0
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled, then remove the socket file.
@@ -318,43 +356,64 @@ class StatusServer:
             log.info("status.stopped", path=str(path))
 
     async def _accept_loop(self, sock: socket.socket, tg: TaskGroup) -> None:
-        # A semaphore rather than a CapacityLimiter: the slot is taken here
-        # and given back by the client's task.
-        slots = anyio.Semaphore(self._max_clients)
         while True:
-            await slots.acquire()
             try:
-                stream = await _accept(sock)
+                conn = await _accept(sock)
             except OSError as exc:
-                # EMFILE and friends: back off and keep listening.
-                slots.release()
-                log.warning("status.accept_failed", error=exc.strerror or str(exc))
-                await anyio.sleep(_ACCEPT_RETRY_S)
+                # EMFILE and friends: logged, then keep listening.
+                await self.accept_errors.failed(exc)
                 continue
-            except BaseException:
-                slots.release()
-                raise
-            tg.start_soon(self._serve_client, stream, slots)
+            slot = self.slots.admit()
+            self._pressure.note()
+            if slot is not None:
+                tg.start_soon(self._serve_client, conn, slot)
+            elif self._turning_away < self.slots.limit:
+                self._turning_away += 1
+                tg.start_soon(self._busy, conn)
+            else:
+                conn.close()  # a flood of busy clients: no reply is owed to all of them
 
-    async def _serve_client(self, stream: SocketStream, slots: anyio.Semaphore) -> None:
+    async def _busy(self, conn: socket.socket) -> None:
         try:
-            async with stream:
-                await self._converse(stream)
+            await turn_away(conn)
+        finally:
+            self._turning_away -= 1
+
+    async def _serve_client(self, conn: socket.socket, slot: Slot) -> None:
+        # This task's own context: handlers of this connection's requests see this caller only.
+        CURRENT_CALLER.set(peer_caller(conn))
+        try:
+            with slot.scope:
+                try:
+                    stream = await SocketStream.from_socket(conn)
+                except BaseException:
+                    conn.close()  # once wrapped, the stream closes it
+                    raise
+                async with stream:
+                    try:
+                        await self._converse(stream, slot)
+                    finally:
+                        if slot.evicted and not slot.writing:
+                            # Closed to make room before its request was read: say so,
+                            # and syncd's clients ask again. (Nothing else is queued
+                            # on the socket, so the line cannot interleave a reply.)
+                            say_busy(conn)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass  # the client went away mid-reply; nothing to tell anyone
         except Exception:
             # A bug in this module must not take the daemon down with it.
             log.exception("status.connection_failed")
         finally:
-            slots.release()
+            self.slots.release(slot)
 
-    async def _converse(self, stream: SocketStream) -> None:
-        """Answer line after line until EOF, an oversized line or idleness."""
+    async def _converse(self, stream: SocketStream, slot: Slot) -> None:
+        """Answer line after line until EOF, an oversized line, idleness or a stuck reader."""
         lines = BufferedByteReceiveStream(stream)
         while True:
             line: bytes | None = None
             too_large = last = False
-            with anyio.move_on_after(self._idle_timeout):
+            slot.waiting()
+            with anyio.move_on_after(self._read_timeout):
                 try:
                     line = await lines.receive_until(b"\n", self._max_request_bytes)
                 except anyio.DelimiterNotFound:
@@ -368,16 +427,31 @@ class StatusServer:
                 # Reply and hang up: reading on to the newline would let one
                 # client make the daemon swallow an unbounded stream.
                 log.warning("status.request_too_large", limit=self._max_request_bytes)
-                await stream.send(encode_reply(TOO_LARGE))
+                await self._send(stream, slot, encode_reply(TOO_LARGE))
                 return
             if line is None:
-                log.debug("status.idle_timeout", seconds=self._idle_timeout)
+                log.debug("status.read_timeout", seconds=self._read_timeout)
                 return
             if last and not line.strip():
                 return
-            await stream.send(await self._answer(line))
+            slot.working()
+            reply = await self._answer(line)
+            if not await self._send(stream, slot, reply):
+                return
             if last:
                 return
+
+    async def _send(self, stream: SocketStream, slot: Slot, data: bytes) -> bool:
+        """Send ``data`` within the write timeout; False (and the client dropped) if not."""
+        # Waiting on a client to read is idle time: a new client may take the slot.
+        slot.waiting()
+        slot.writing = True
+        with anyio.move_on_after(self._write_timeout):
+            await stream.send(data)
+            slot.writing = False
+            return True
+        log.info("status.write_timeout", seconds=self._write_timeout)
+        return False
 
     async def _answer(self, line: bytes) -> bytes:
         try:

@@ -5,8 +5,10 @@ getting a reply (no socket file, nobody listening, no permission, no answer
 in time, a reply that is not syncd's protocol) raises
 :class:`StatusUnreachable` with a message meant for a person.
 
-Exit codes of ``syncd status``: 0 healthy, 1 degraded, 2 failing or
-unreachable -- so a monitoring check can run it as is.
+Exit codes of ``syncd status`` follow the monitoring-plugin convention, so a
+check can run it as is: 0 healthy, 1 degraded, 2 failing, 3 unknown -- no
+answer from the daemon (not running, stuck, no permission, busy until the
+deadline), an error reply, or a health this version does not know.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from syncd.status_render import render_status
 EXIT_HEALTHY = 0
 EXIT_DEGRADED = 1
 EXIT_FAILING = 2
+EXIT_UNREACHABLE = 3
 DEFAULT_TIMEOUT_S = 5.0
+BUSY_RETRY_S = 0.2
+"""Pause before asking again after a ``busy`` reply."""
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 """A status reply lists every parked variant; allow large catalogs, not unbounded."""
 
@@ -55,17 +60,46 @@ async def request(
     *,
     timeout: float = DEFAULT_TIMEOUT_S,  # noqa: ASYNC109  # one deadline for connect + reply
 ) -> dict[str, Any]:
-    """Send ``payload`` as one line and return the daemon's one-line reply."""
+    """Send ``payload`` as one line and return the daemon's one-line reply.
+
+    A ``busy`` reply (every slot of the daemon is answering someone else) is
+    asked again after a short pause until the deadline, then reported as
+    :class:`StatusUnreachable`.
+    """
     where = os.fspath(path)
+    deadline = anyio.current_time() + timeout
+    busy = StatusUnreachable(
+        f"syncd on {where} stayed busy for {timeout:g} s: too many clients at once"
+    )
+    turned_away = False
+    while True:
+        try:
+            reply = await _exchange(where, payload, deadline, timeout_s=timeout)
+        except StatusUnreachable as exc:
+            if turned_away and isinstance(exc.__cause__, TimeoutError):
+                raise busy from exc  # the deadline came while waiting for a slot
+            raise
+        if reply.get("busy") is not True or reply.get("ok") is not False:
+            return reply
+        turned_away = True
+        if anyio.current_time() + BUSY_RETRY_S >= deadline:
+            raise busy
+        await anyio.sleep(BUSY_RETRY_S)
+
+
+async def _exchange(
+    where: str, payload: dict[str, Any], deadline: float, *, timeout_s: float
+) -> dict[str, Any]:
+    """One connection, one request, one reply, by ``deadline``; ``timeout_s`` is for messages."""
     line = json.dumps(payload, allow_nan=False).encode("utf-8") + b"\n"
     try:
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
             async with await anyio.connect_unix(where) as stream:
                 await stream.send(line)
                 raw = await BufferedByteReceiveStream(stream).receive_until(b"\n", MAX_REPLY_BYTES)
     except TimeoutError as exc:
         raise StatusUnreachable(
-            f"syncd did not answer on {where} within {timeout:g} s (is it stuck?)"
+            f"syncd did not answer on {where} within {timeout_s:g} s (is it stuck?)"
         ) from exc
     except FileNotFoundError as exc:
         raise StatusUnreachable(
@@ -146,8 +180,10 @@ def _configured_socket(config_path: Path) -> Path | None:
 
 
 def health_exit_code(health: object) -> int:
-    """0 for ``ok``, 1 for ``degraded``, 2 for ``failing`` or anything unknown."""
-    return _EXIT_BY_HEALTH.get(health, EXIT_FAILING) if isinstance(health, str) else EXIT_FAILING
+    """0 for ``ok``, 1 for ``degraded``, 2 for ``failing``, 3 for anything else (unknown)."""
+    if not isinstance(health, str):
+        return EXIT_UNREACHABLE
+    return _EXIT_BY_HEALTH.get(health, EXIT_UNREACHABLE)
 
 
 def use_color(stream: TextIO) -> bool:
@@ -162,12 +198,12 @@ def cli_status(args: argparse.Namespace) -> int:
     """``syncd status [--socket PATH] [--config PATH] [--json]``."""
     reply = _ask(args, {"cmd": "status"}, "status")
     if reply is None:
-        return EXIT_FAILING
+        return EXIT_UNREACHABLE
     if getattr(args, "json", False):
         print(json.dumps(reply, indent=2, ensure_ascii=False))
     if not reply["ok"]:
         _complain("status", f"the daemon answered with an error: {reply.get('error')}")
-        return EXIT_FAILING
+        return EXIT_UNREACHABLE
     if not getattr(args, "json", False):
         print(render_status(reply, color=use_color(sys.stdout)))
     health = reply.get("health")

@@ -28,6 +28,8 @@ import structlog
 
 from syncd import __version__
 from syncd.assembly import Assembly
+from syncd.callers import describe_caller
+from syncd.channel_progress import ChannelProgress, progress_document
 from syncd.config.sections import ChannelSection, SourceSection
 from syncd.engine import is_stale
 from syncd.explain import UnknownSku, explain_sku
@@ -36,6 +38,9 @@ from syncd.http.client import ApiClient
 from syncd.ledger.interlock import HeldCycle as HeldRecord
 from syncd.metrics import Metrics, series_name
 from syncd.model import FeedState, now_utc
+from syncd.progress import describe as describe_progress
+from syncd.progress import progress_from
+from syncd.prometheus import zero_series
 from syncd.scheduler import STUCK_AFTER_S, Scheduler, describe_error
 from syncd.status_protocol import (
     ChannelStatus,
@@ -50,6 +55,8 @@ from syncd.status_protocol import (
     StatusReply,
     StatusRequestError,
     UnparkReply,
+    audit_note,
+    caller_of,
     confirm_args,
     explain_args,
     route,
@@ -188,7 +195,11 @@ def status_line(reply: Mapping[str, Any]) -> str:
     parts = [counted]
     for channel in reply.get("channels", []):
         if channel.get("enabled", True):
-            parts.append(f"{channel.get('name')} {channel.get('queue_depth', 0)} queued")
+            part = f"{channel.get('name')} {channel.get('queue_depth', 0)} queued"
+            progress = channel.get("progress")
+            if isinstance(progress, Mapping):
+                part += f" ({describe_progress(progress_from(progress))})"
+            parts.append(part)
     line = f"{reply.get('health', '?')}: " + ", ".join(parts)
     reasons = reply.get("reasons") or []
     if reasons:
@@ -237,6 +248,7 @@ class StatusService:
         self._cache_ttl = cache_ttl
         self._lock = anyio.Lock()
         self._cached: tuple[float, StatusReply, dict[str, float]] | None = None
+        self.progress = ChannelProgress(monotonic=monotonic)
 
     def handler(self) -> StatusHandler:
         return route(
@@ -261,8 +273,14 @@ class StatusService:
 
     async def metrics_reply(self) -> MetricsReply:
         reply, gauges = await self._snapshot()
-        counters = self.metrics.counters()
         assembly = self._scheduler().assembly
+        # Every configured channel, source and API has its counters from the start, at zero.
+        counters: dict[str, int] = zero_series(
+            channels=assembly.channels,
+            sources=[source.name for source in assembly.sources],
+            apis=[client.name for client in assembly.clients.all()],
+        )
+        counters.update(self.metrics.counters())
         for api, stats in sorted(self.api_counters.totals(assembly.clients).items()):
             for key, name in (
                 ("requests", "http_requests"),
@@ -275,9 +293,10 @@ class StatusService:
         return MetricsReply(ok=True, counters=dict(sorted(counters.items())), gauges=gauges)
 
     async def collect(self) -> tuple[dict[str, int], dict[str, float]]:
-        """``(counters, gauges)`` for the Prometheus endpoint."""
+        """``(counters, gauges)`` for the Prometheus endpoint, with the daemon's start time."""
         reply = await self.metrics_reply()
-        return reply["counters"], reply["gauges"]
+        gauges = {**reply["gauges"], "start_time_seconds": self.info.started_at.timestamp()}
+        return reply["counters"], gauges
 
     async def _snapshot(self) -> tuple[StatusReply, dict[str, float]]:
         async with self._lock:
@@ -439,6 +458,13 @@ class StatusService:
                 if is_stale(states.get(feed.name), feed.stale_after, now)
             ]
             policy = assembly.policies.get(name)
+            progress = self.progress.update(
+                name,
+                pending=pending,
+                acknowledged=self.metrics.get("variants_pushed", channel=name),
+                per_request=assembly.channels[name].per_request,
+                client=client,
+            )
             rows.append(
                 ChannelStatus(
                     name=name,
@@ -456,6 +482,7 @@ class StatusService:
                     held=[_held(hold) for hold in holds],
                     # The last round's only: a round that found nothing to hold back clears them.
                     waiting=list(run.last_cycle.waiting_reasons) if run and run.last_cycle else [],
+                    progress=None if progress is None else progress_document(progress),
                 )
             )
             cycle = run.last_cycle if run else None
@@ -535,8 +562,10 @@ class StatusService:
         if channel not in scheduler.assembly.channels:
             known = ", ".join(scheduler.assembly.channels) or "none"
             raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
+        # The kernel's word on who asked (SO_PEERCRED), kept with the hold in the ledger.
+        who = await describe_caller(caller_of())
         confirmed = await scheduler.assembly.engine.confirm(
-            channel, None if hold == "all" else hold
+            channel, None if hold == "all" else hold, by=who
         )
         if hold != "all" and not confirmed:
             raise StatusRequestError(
@@ -552,8 +581,10 @@ class StatusService:
         if channel not in scheduler.assembly.channels:
             known = ", ".join(scheduler.assembly.channels) or "none"
             raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
+        # The push log names the kernel's caller; the client's note may claim anyone.
+        who = await describe_caller(caller_of())
         unparked = await scheduler.assembly.engine.unpark(
-            channel, None if skus == "all" else skus, note
+            channel, None if skus == "all" else skus, audit_note("unparked", who, note)
         )
         self.invalidate()
         if unparked:
@@ -609,4 +640,5 @@ def _disabled_channel(name: str) -> ChannelStatus:
         parked=[],
         held=[],
         waiting=[],
+        progress=None,
     )

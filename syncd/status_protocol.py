@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
 _ECHO_LIMIT = 40
@@ -41,7 +43,8 @@ class UnparkRequest(TypedDict):
     channel: str
     skus: list[str] | Literal["all"]
     note: NotRequired[str]
-    """Who asked and why, kept in the push log (at most ``MAX_NOTE_CHARS``)."""
+    """Why, kept in the push log (at most ``MAX_NOTE_CHARS``) beside the caller's real
+    user, which the daemon takes from the socket's peer credentials."""
 
 
 class MetricsRequest(TypedDict):
@@ -96,6 +99,19 @@ class SourceStatus(TypedDict):
     records: int
 
 
+class ProgressStatus(TypedDict):
+    """A channel's backlog while values are queued (see :mod:`syncd.progress`)."""
+
+    done: int
+    """Values acknowledged since the backlog started."""
+    total: int
+    """``done`` plus the values still queued."""
+    rate_per_min: float | None
+    """Acknowledged values per minute over the last five minutes (None: too early)."""
+    eta_s: float | None
+    """Seconds until the queue is through, never below what the rate budget allows."""
+
+
 class ChannelStatus(TypedDict):
     name: str
     enabled: bool
@@ -112,6 +128,8 @@ class ChannelStatus(TypedDict):
     waiting: list[str]
     """Why the last push round held increases back, one sentence each (e.g. the
     channel's order feed is overdue); empty when nothing waits."""
+    progress: ProgressStatus | None
+    """None when nothing is queued."""
 
 
 class StatusReply(TypedDict):
@@ -168,6 +186,50 @@ StatusHandler = Callable[[dict[str, Any]], Awaitable[Mapping[str, Any]]]
 
 INTERNAL_ERROR: ErrorReply = {"ok": False, "error": "internal error"}
 TOO_LARGE: ErrorReply = {"ok": False, "error": "request too large"}
+BUSY_ERROR = "busy: too many clients on the status socket; try again in a moment"
+"""The error of a client turned away because every slot is answering someone else."""
+
+
+# --- who is asking ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The process at the other end of a status connection, as the kernel reports it."""
+
+    uid: int
+    gid: int
+    pid: int
+    user: str | None = None
+    """The uid's login name, when the daemon could look it up."""
+
+    def describe(self) -> str:
+        """``alice (uid 1000)``, or ``uid 1000`` when the uid has no name."""
+        return f"{self.user} (uid {self.uid})" if self.user else f"uid {self.uid}"
+
+
+CURRENT_CALLER: ContextVar[Caller | None] = ContextVar("syncd_status_caller", default=None)
+"""The kernel-reported caller of the request being answered.
+
+The server sets it in each connection's own task, before any request of
+that connection reaches a handler; it is not part of the request, so a
+client has no way to name someone else.
+"""
+
+
+def caller_of() -> Caller | None:
+    """Who sent the request being answered (``SO_PEERCRED``); None outside a connection."""
+    return CURRENT_CALLER.get()
+
+
+def audit_note(action: str, who: str, note: str) -> str:
+    """The push-log text of an operator action: the real user first, the client's words after.
+
+    e.g. ``unparked by alice (uid 1000); note: listing fixed``. ``note`` is what
+    the client sent; it may name anyone, so it is only ever kept as a note.
+    """
+    text = f"{action} by {who}"
+    return f"{text}; note: {note}" if note else text
 
 
 class StatusRequestError(Exception):
@@ -245,14 +307,17 @@ MAX_NOTE_CHARS = 300
 
 
 def unpark_args(request: Mapping[str, Any]) -> tuple[str, list[str] | Literal["all"], str]:
-    """``(channel, skus, note)`` of an ``unpark`` request; ``skus`` may be ``"all"``."""
+    """``(channel, skus, note)`` of an ``unpark`` request; ``skus`` may be ``"all"``.
+
+    ``note`` is the client's own text (empty when it sent none), whitespace folded.
+    """
     channel = request.get("channel")
     if not isinstance(channel, str) or not channel:
         raise StatusRequestError('unpark needs a "channel" string')
-    note = request.get("note", "unparked")
+    note = request.get("note", "")
     if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
         raise StatusRequestError(f'"note" must be a string of at most {MAX_NOTE_CHARS} characters')
-    note = " ".join(note.split()) or "unparked"
+    note = " ".join(note.split())
     skus = request.get("skus")
     if skus == "all":
         return channel, "all", note

@@ -7,16 +7,22 @@ every string is stripped of control characters, because error messages can
 quote remote API responses and must not drive the operator's terminal.
 
 Column widths are computed on the plain text and colour codes wrapped around
-the padded cells afterwards, so colour never disturbs alignment.
+the padded cells afterwards, so colour never disturbs alignment. Long cursors,
+errors and reasons are wrapped onto continuation lines within their column,
+never cut: the end of a cursor or of an error is often the part that matters.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from syncd.progress import describe as describe_progress
+from syncd.progress import progress_from
 
 _SGR = {
     "ok": "32",
@@ -30,9 +36,10 @@ _SGR = {
 _HEALTH_STYLE = {"ok": "ok", "degraded": "warn", "failing": "bad"}
 _WINDOW_ABBREV = {"second": "s", "minute": "min", "hour": "h", "day": "d"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CURSOR_WIDTH = 24
+_CURSOR_WIDTH = 32
 _ERROR_WIDTH = 60
 _REASON_WIDTH = 80
+"""Column widths long values are wrapped at (not cut at)."""
 _PARKED_SHOWN = 20
 _INDENT = "  "
 _GAP = "  "
@@ -53,6 +60,9 @@ def render_status(status: Mapping[str, Any], *, color: bool, now: datetime | Non
     lines = [*_header(status, paint), ""]
     lines += [paint("Sources", "head"), *_sources(_records(status.get("sources")), paint), ""]
     lines += [paint("Channels", "head"), *_channels(channels, ref, paint), ""]
+    progress = _progress(channels, paint)
+    if progress:
+        lines += [*progress, ""]
     lines += [*_parked(channels, paint), ""]
     lines += [*_held(channels, ref, paint), ""]
     waiting = _waiting(channels, paint)
@@ -78,7 +88,10 @@ def _header(status: Mapping[str, Any], paint: _Paint) -> list[str]:
     lines = [_GAP.join(parts)]
     reasons = status.get("reasons")
     if isinstance(reasons, list):
-        lines += [f"{_INDENT}- {_clean(reason, _REASON_WIDTH * 2)}" for reason in reasons]
+        for reason in reasons:
+            wrapped = _wrap(_clean(reason), _REASON_WIDTH * 2).split("\n")
+            lines.append(f"{_INDENT}- {wrapped[0]}")
+            lines += [f"{_INDENT}  {more}" for more in wrapped[1:]]
     return lines
 
 
@@ -105,8 +118,8 @@ def _sources(sources: list[Mapping[str, Any]], paint: _Paint) -> list[str]:
                 state,
                 (last_success, None),
                 (_number(source.get("records")), None),
-                (_shorten(_clean(source.get("cursor") or "-"), _CURSOR_WIDTH), None),
-                (_clean(error, _ERROR_WIDTH) if error else "-", "bad" if error else None),
+                (_wrap(_clean(source.get("cursor") or "-"), _CURSOR_WIDTH), None),
+                (_wrap(_clean(error), _ERROR_WIDTH) if error else "-", "bad" if error else None),
             ]
         )
     headers = ["NAME", "STATE", "LAST SUCCESS", "RECORDS", "CURSOR", "LAST ERROR"]
@@ -159,7 +172,7 @@ def _parked(channels: list[Mapping[str, Any]], paint: _Paint) -> list[str]:
         [
             (_clean(channel.get("name", "?"), 30), None),
             (_clean(item.get("sku", "?"), 40), "warn"),
-            (_clean(item.get("reason", ""), _REASON_WIDTH), None),
+            (_wrap(_clean(item.get("reason", "")), _REASON_WIDTH), None),
         ]
         for channel in channels
         for item in _records(channel.get("parked"))
@@ -185,7 +198,7 @@ def _held(channels: list[Mapping[str, Any]], ref: datetime, paint: _Paint) -> li
             (_number(hold.get("zeroes")), None),
             (_number(hold.get("changes")), None),
             (_number(hold.get("variants")), None),
-            (_clean(hold.get("reason", ""), _REASON_WIDTH), None),
+            (_wrap(_clean(hold.get("reason", "")), _REASON_WIDTH), None),
         ]
         for channel in channels
         for hold in _records(channel.get("held"))
@@ -200,10 +213,31 @@ def _held(channels: list[Mapping[str, Any]], ref: datetime, paint: _Paint) -> li
     ]
 
 
+def _progress(channels: list[Mapping[str, Any]], paint: _Paint) -> list[str]:
+    """Each channel working through a queue: done/total, rate, ETA; nothing when none is."""
+    rows: list[list[Cell]] = [
+        [
+            (_clean(channel.get("name", "?"), 30), None),
+            (_clean(describe_progress(progress_from(channel["progress"])), _REASON_WIDTH), None),
+        ]
+        for channel in channels
+        if isinstance(channel.get("progress"), Mapping)
+    ]
+    if not rows:
+        return []
+    return [
+        "Progress: values acknowledged of those queued since the queue started",
+        *_table(["CHANNEL", "DONE/TOTAL, RATE, ETA"], rows, paint),
+    ]
+
+
 def _waiting(channels: list[Mapping[str, Any]], paint: _Paint) -> list[str]:
     """Why channels hold increases back (e.g. an overdue order feed); nothing when none do."""
     rows: list[list[Cell]] = [
-        [(_clean(channel.get("name", "?"), 30), None), (_clean(reason, _REASON_WIDTH * 2), "warn")]
+        [
+            (_clean(channel.get("name", "?"), 30), None),
+            (_wrap(_clean(reason), _REASON_WIDTH * 2), "warn"),
+        ]
         for channel in channels
         for reason in _texts(channel.get("waiting"))
     ]
@@ -330,12 +364,16 @@ def _clean(value: object, limit: int | None = None) -> str:
     return text
 
 
-def _shorten(text: str, width: int) -> str:
-    """Keep both ends of a long cursor: they are what tells two apart."""
+def _wrap(text: str, width: int) -> str:
+    """``text`` on lines of at most ``width`` characters, joined by newlines; nothing dropped.
+
+    Breaks at spaces where it can, inside a word (a cursor, a URL) where it must.
+    """
     if len(text) <= width:
         return text
-    half = (width - 3) // 2
-    return f"{text[:half]}...{text[-(width - 3 - half) :]}"
+    return "\n".join(
+        textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
+    )
 
 
 def _texts(value: object) -> list[str]:
@@ -371,8 +409,19 @@ def _table(
     *,
     right: frozenset[int] | set[int] = frozenset(),
 ) -> list[str]:
-    """Aligned columns; ``right`` holds the indexes of right-aligned (numeric) columns."""
-    body = [list(row) for row in rows]
+    """Aligned columns; ``right`` holds the indexes of right-aligned (numeric) columns.
+
+    A cell holding several lines (see :func:`_wrap`) makes its row that tall;
+    the other cells of the row are blank on the continuation lines.
+    """
+    body: list[list[Cell]] = []
+    for row in rows:
+        split = [(text.split("\n"), style) for text, style in row]
+        height = max((len(parts) for parts, _ in split), default=1)
+        for depth in range(height):
+            body.append(
+                [(parts[depth] if depth < len(parts) else "", style) for parts, style in split]
+            )
     widths = [len(header) for header in headers]
     for row in body:
         for index, (text, _style) in enumerate(row):
@@ -389,7 +438,7 @@ def _table(
             else:
                 padded = text.ljust(widths[index])
             out.append(paint(padded, style) if padded.strip() else padded)
-        return _INDENT + _GAP.join(out)
+        return (_INDENT + _GAP.join(out)).rstrip()
 
     head = line([(header, "head") for header in headers])
     return [head, *(line(row) for row in body)]

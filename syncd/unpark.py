@@ -7,7 +7,10 @@ reason. Once the operator has fixed the cause (mapped the variant, changed
 the listing), ``syncd unpark CHANNEL SKU...`` -- or ``--all`` -- puts the
 current value back in the queue; a channel that still refuses it parks it
 again with the new reason. Each unpark is written to the push log (status
-``unparked``) with who asked and why, so `syncd explain` shows it.
+``unparked``) with who asked and why, so `syncd explain` shows it: who is the
+real user, as the kernel reports it (the daemon reads the socket's peer
+credentials, the no-daemon path its own uid); ``--reason`` is kept as a note
+beside it, e.g. ``unparked by alice (uid 1000); note: listing fixed``.
 
 With a daemon running, the request goes over its status socket, so the
 daemon's pusher is woken at once. With none (``syncd once`` from a timer),
@@ -22,7 +25,6 @@ neither the daemon nor the ledger could be reached or the request is invalid.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
 import tomllib
@@ -31,12 +33,13 @@ from typing import Any
 
 import anyio
 
+from syncd.callers import local_caller
 from syncd.config import DaemonSection, read_daemon_section
 from syncd.ledger.store import Ledger
 from syncd.model import now_utc
 from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.status_client import StatusUnreachable, request
-from syncd.status_protocol import StatusRequestError, unpark_args
+from syncd.status_protocol import StatusRequestError, audit_note, unpark_args
 
 EXIT_OK = 0
 EXIT_NOT_PARKED = 1
@@ -50,18 +53,19 @@ class UnparkError(Exception):
 def build_request(
     channel: str, skus: list[str], everything: bool, reason: str | None
 ) -> dict[str, Any]:
-    """The ``unpark`` request the CLI sends, with who asked (as the client reports it)."""
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (containers)
-        who = "unknown user"
-    note = f"unparked by {who}" + (f": {reason}" if reason else "")
-    return {
+    """The ``unpark`` request the CLI sends; ``reason`` becomes its note.
+
+    It names no user: the daemon takes who is asking from the socket's peer
+    credentials, and would keep a claimed name only as part of the note.
+    """
+    request: dict[str, Any] = {
         "cmd": "unpark",
         "channel": channel,
         "skus": "all" if everything else skus,
-        "note": note,
     }
+    if reason:
+        request["note"] = reason
+    return request
 
 
 async def unpark(config_path: Path, socket: Path | None, payload: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +96,9 @@ async def unpark(config_path: Path, socket: Path | None, payload: dict[str, Any]
                 ) from no_daemon
             async with await Ledger.open(database) as ledger:
                 wanted = None if skus == "all" else skus
-                unparked = await ledger.unpark_items(channel, wanted, now_utc(), note)
+                # No socket, no peer: the caller is this process, by its real uid.
+                recorded = audit_note("unparked", local_caller().describe(), note)
+                unparked = await ledger.unpark_items(channel, wanted, now_utc(), recorded)
         finally:
             lock.release()
     missing = [] if skus == "all" else sorted(set(skus) - set(unparked))

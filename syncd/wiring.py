@@ -19,8 +19,10 @@ from syncd.http.clock import Clock
 from syncd.http.presets import (
     activeants_client,
     ankorstore_client,
+    ankorstore_windows,
     fabric_client,
     fashiontrade_client,
+    token_budget,
 )
 
 _USES: dict[str, str] = {
@@ -82,8 +84,16 @@ def build_clients(
             client_id=apis.ankorstore.client_id,
             client_secret=apis.ankorstore.secret("client_secret"),
             clock=clock,
+            windows=ankorstore_windows(
+                per_minute=apis.ankorstore.requests_per_minute,
+                per_hour=apis.ankorstore.requests_per_hour,
+                per_day=apis.ankorstore.requests_per_day,
+            ),
+            token_windows=token_budget(apis.ankorstore.token_requests_per_hour),
             transport=transports.get("ankorstore"),
             timeout=_timeout(apis.ankorstore.timeout),
+            deadline=apis.ankorstore.deadline,
+            max_body_bytes=apis.ankorstore.max_response_bytes,
         )
     if "activeants" in needed and apis.activeants is not None:
         clients.activeants = activeants_client(
@@ -91,11 +101,13 @@ def build_clients(
             username=apis.activeants.username,
             password=apis.activeants.secret("password"),
             clock=clock,
-            windows=(Window(int(apis.activeants.requests_per_minute), 60.0),),
+            windows=(Window(apis.activeants.requests_per_minute, 60.0),),
             transport=transports.get("activeants"),
             timeout=httpx.Timeout(
                 apis.activeants.timeout, read=max(apis.activeants.timeout, 120.0)
             ),
+            deadline=apis.activeants.deadline,
+            max_body_bytes=apis.activeants.max_response_bytes,
         )
     if "fabric" in needed and apis.fabric is not None:
         clients.fabric = fabric_client(
@@ -104,17 +116,21 @@ def build_clients(
             client_id=apis.fabric.client_id,
             client_secret=apis.fabric.secret("client_secret"),
             clock=clock,
-            windows=(Window(int(apis.fabric.requests_per_minute), 60.0),),
+            windows=(Window(apis.fabric.requests_per_minute, 60.0),),
             transport=transports.get("fabric"),
             timeout=_timeout(apis.fabric.timeout),
+            deadline=apis.fabric.deadline,
+            max_body_bytes=apis.fabric.max_response_bytes,
         )
     if "fashiontrade" in needed and apis.fashiontrade is not None:
         clients.fashiontrade = fashiontrade_client(
             base_url=apis.fashiontrade.base_url,
             api_key=apis.fashiontrade.secret("api_key"),
             clock=clock,
-            windows=(Window(int(apis.fashiontrade.requests_per_minute), 60.0),),
+            windows=(Window(apis.fashiontrade.requests_per_minute, 60.0),),
             transport=transports.get("fashiontrade"),
             timeout=_timeout(apis.fashiontrade.timeout),
+            deadline=apis.fashiontrade.deadline,
+            max_body_bytes=apis.fashiontrade.max_response_bytes,
         )
     return clients

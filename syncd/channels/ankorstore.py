@@ -22,9 +22,10 @@ Per push:
    status shows why; ``"manage"`` writes the quantity like any other. The
    flag is known from the last read of the variant: the start-up read-back
    reads them all, the periodic one refreshes them, and a variant never
-   read in this process is read (50 per request) before it is written. A
-   flag switched on by hand is therefore seen within ``readback_interval``;
-   a write of that variant before then switches it off again;
+   read in this process, or flagged when last read, is read (50 per request)
+   before it is written. A flag switched on by hand is therefore seen within
+   ``readback_interval``; a write of that variant before then switches it
+   off again;
 4. a value computed with another pack size than the product's current
    ``unitMultiplier`` fails (it stays pending): the engine takes the new pack
    from :meth:`AnkorstoreChannel.pack_sizes` and computes it again, so what is
@@ -163,6 +164,12 @@ class AnkorstoreChannel:
         self._packs_given = self._current_packs()
         return self._packs_given
 
+    def _must_read(self, variant_id: str) -> bool:
+        listing = self._listings.get(variant_id)
+        if listing is None:
+            return True
+        return listing.always_in_stock and self._always == "leave"
+
     def _pack_used(self, sku: str, given: Mapping[str, int]) -> int:
         """The pack allocation rounded ``sku`` to: Ankorstore's as last given, else the catalog's."""
         if sku in given:
@@ -194,10 +201,11 @@ class AnkorstoreChannel:
             else:
                 wanted.append(update)
         resolved = await self._resolve(wanted, result)
-        unread = [i for _, i in resolved if self._listings.get(i) is None]
+        unread = [i for _, i in resolved if self._must_read(i)]
         if unread:
-            # Never read in this process (the start-up read-back reads them all):
-            # its always-in-stock flag and pack are unknown, so read it first.
+            # Never read in this process (the start-up read-back reads them all), its
+            # always-in-stock flag and pack are unknown; flagged when last read, it may
+            # have been switched off since (then unparked): read them first.
             try:
                 _, spent = await self._listings.refresh_ids(unread)
                 result.requests += spent

@@ -6,7 +6,7 @@ Public API::
     Config.catalog_model() -> syncd.model.Catalog
     Config.channel_rules() -> list[syncd.model.ChannelRule]
     config.apis.ankorstore.secret("client_secret") -> Secret   # resolved at load time
-    cli_check_config(args) -> int                     # `syncd check-config PATH`
+    cli_check_config(args) -> int                     # `syncd check-config --config PATH`
 
 ``config/syncd.example.toml`` documents every key.
 """

@@ -16,10 +16,32 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, PrivateAttr, SecretStr
 
-from syncd.config.fields import BaseUrl, NonEmpty, Rate, Seconds, Section, Url
+from syncd.config.fields import BaseUrl, ByteSize, Limit, NonEmpty, Seconds, Section, Url
 
 Secret = SecretStr
 """A resolved secret: ``str()``, ``repr()`` and JSON dumps show ``**********``."""
+
+
+DEFAULT_DEADLINE = 120.0
+"""Seconds one HTTP exchange may take in all, body included (per-read timeouts
+alone let a server dripping a byte at a time hold a request for hours)."""
+
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""Largest listing body read: a JSON:API page of 100 orders with items is well under 1 MB."""
+
+
+def _at_most(ceiling: int, what: str) -> AfterValidator:
+    """Refuse a limit above what the vendor documents: syncd may be told to send less, never more."""
+
+    def check(value: int) -> int:
+        if value > ceiling:
+            raise ValueError(
+                f"{value} is above Ankorstore's documented limit of {ceiling} {what}; "
+                "a lower value is allowed, a higher one would get syncd throttled"
+            )
+        return value
+
+    return AfterValidator(check)
 
 
 class ApiSection(Section):
@@ -27,6 +49,12 @@ class ApiSection(Section):
 
     SECRETS: ClassVar[tuple[str, ...]] = ()
     """Secret names; each may be given as ``<name>_file``, ``<name>_env`` or ``<name>``."""
+
+    deadline: Seconds = DEFAULT_DEADLINE
+    """Longest one request may take, connecting to the last byte of the body."""
+    max_response_bytes: ByteSize = DEFAULT_MAX_RESPONSE_BYTES
+    """Largest response body read; a larger one fails the request (the token
+    endpoint's answer has its own, much smaller cap)."""
 
     _resolved: dict[str, Secret] = PrivateAttr(default_factory=dict)
 
@@ -67,11 +95,12 @@ class AnkorstoreApi(ApiSection):
     client_secret_file: NonEmpty | None = None
     client_secret_env: NonEmpty | None = None
     client_secret: Secret | None = None
-    # Documented limits for authenticated calls (seed 000 L202-206) and for /oauth/token (L228).
-    requests_per_minute: Rate = 600
-    requests_per_hour: Rate = 24_000
-    requests_per_day: Rate = 288_000
-    token_requests_per_hour: Rate = 60
+    # Documented limits for authenticated calls (seed 000 L202-206) and for /oauth/token (L228):
+    # the defaults, and the most syncd accepts.
+    requests_per_minute: Annotated[Limit, _at_most(600, "requests per minute")] = 600
+    requests_per_hour: Annotated[Limit, _at_most(24_000, "requests per hour")] = 24_000
+    requests_per_day: Annotated[Limit, _at_most(288_000, "requests per day")] = 288_000
+    token_requests_per_hour: Annotated[Limit, _at_most(60, "token requests per hour")] = 60
     timeout: Seconds = 30.0
 
 
@@ -87,8 +116,12 @@ class ActiveAntsApi(ApiSection):
     password_env: NonEmpty | None = None
     password: Secret | None = None
     timeout: Seconds = 30.0
+    # A full `v2/stock/bulk` read lists every product in one answer (seed 001 L2868) and
+    # is "an intensive operation" (L2685): more room and more time than a page.
+    deadline: Seconds = 600.0
+    max_response_bytes: ByteSize = 256 * 1024 * 1024
     # No limit is documented (brief seed-activeants 5.1): pace ourselves gently.
-    requests_per_minute: Rate = 120
+    requests_per_minute: Limit = 120
 
 
 def _check_fabric_base(value: str) -> str:
@@ -118,7 +151,7 @@ class FabricApi(ApiSection):
     retailer_id: NonEmpty | None = None
     """Optional retailer id, for retailer-side reads (``/v1/retailers/{id}/inventory/``)."""
     # fabric documents no rate limit (brief seed-fabric 2.3): start conservative, obey 429.
-    requests_per_minute: Rate = 60
+    requests_per_minute: Limit = 60
     timeout: Seconds = 30.0
 
 
@@ -132,7 +165,7 @@ class FashionTradeApi(ApiSection):
     api_key_env: NonEmpty | None = None
     api_key: Secret | None = None
     # No limit is documented (brief seed-fashiontrade 2.3).
-    requests_per_minute: Rate = 60
+    requests_per_minute: Limit = 60
     timeout: Seconds = 30.0
 
 

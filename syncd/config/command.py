@@ -1,4 +1,7 @@
-"""`syncd check-config PATH`: validate a config the way the daemon would load it."""
+"""`syncd check-config --config PATH`: validate a config the way the daemon would load it.
+
+``syncd check-config PATH`` (the path as an argument) works too.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ EXIT_INVALID = 2
 
 def cli_check_config(args: argparse.Namespace) -> int:
     """Print ``PATH: ok (...)`` and return 0, or one line per problem on stderr and return 2."""
-    path: str = args.path
+    path: str = args.config
     try:
         config = load_config(path)
     except ConfigError as exc:

@@ -2,9 +2,12 @@
 
 A secret ``X`` is given exactly one way:
 
-- ``X_file``: a file holding the secret (one trailing newline is stripped).
+- ``X_file``: a file holding the secret (one trailing newline is stripped). It
+  must be a regular file of at most `MAX_SECRET_BYTES`; a device, FIFO,
+  socket or directory is refused without being read (or waited on).
   ``%d/name`` and a bare ``name`` (no ``/``) are systemd credentials, read
-  from ``$CREDENTIALS_DIRECTORY`` which ``LoadCredential=`` sets; any other
+  from ``$CREDENTIALS_DIRECTORY`` which ``LoadCredential=`` sets (or
+  ``--credentials-dir`` on the command line, see `syncd.cli_options`); any other
   relative path is relative to the config file.
 - ``X_env``: the name of an environment variable holding it.
 - ``X``: the value inline (fine for tests; prefer a credential in production).
@@ -14,6 +17,8 @@ Messages name files and variables, never a secret's value.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -88,7 +93,8 @@ def secret_file_path(
         if not directory:
             return (
                 f"{value!r} names a systemd credential but ${CREDENTIALS_DIRECTORY} is not set "
-                "(run under systemd with LoadCredential=, or give a path containing '/')"
+                "(run under systemd with LoadCredential=, pass --credentials-dir DIR, "
+                "or give a path containing '/')"
             )
         return Path(directory) / credential
     path = Path(value)
@@ -97,21 +103,78 @@ def secret_file_path(
     return path
 
 
+MAX_SECRET_BYTES = 16 * 1024
+"""Largest secret file accepted: a client secret, password or API key is at most a
+few hundred bytes; a larger file is the wrong file."""
+
+
 class _UnreadableError(Exception):
     """A secret file that cannot be used; the message says why."""
 
 
-def _read_secret_file(path: Path) -> str:
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _read_regular(fd: int, path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _UnreadableError(
+                f"secret file {path} is {_kind(info.st_mode)}; it must be a regular file"
+            )
+        if info.st_size > MAX_SECRET_BYTES:
+            raise _UnreadableError(
+                f"secret file {path} is {info.st_size} bytes; a secret is at most "
+                f"{MAX_SECRET_BYTES} bytes"
+            )
+        # Up to one byte more than allowed: a file that grew after fstat is still caught.
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_SECRET_BYTES:
+            chunk = os.read(fd, MAX_SECRET_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise _UnreadableError(f"cannot read secret file {path}: {exc.strerror}") from None
+    if len(data) > MAX_SECRET_BYTES:
+        raise _UnreadableError(
+            f"secret file {path} is larger than {MAX_SECRET_BYTES} bytes; it must hold one secret"
+        )
+    return data
+
+
+def _read_secret_file(path: Path) -> str:
+    """The file's text, read only if it is a regular file under `MAX_SECRET_BYTES`.
+
+    Opened with ``O_NONBLOCK`` and checked with ``fstat`` *before* reading: a
+    FIFO would otherwise block the open (and a reload, and SIGTERM behind it)
+    until some writer appears, and ``/dev/zero`` would be read until memory
+    runs out. ``O_NOCTTY`` keeps a terminal device from becoming syncd's.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise _UnreadableError(f"secret file {path} does not exist") from None
     except PermissionError:
         raise _UnreadableError(f"secret file {path} is not readable (permission denied)") from None
-    except IsADirectoryError:
-        raise _UnreadableError(f"secret file {path} is a directory") from None
     except OSError as exc:
         raise _UnreadableError(f"cannot read secret file {path}: {exc.strerror}") from None
+    try:
+        data = _read_regular(fd, path)
+    finally:
+        os.close(fd)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -8,6 +8,7 @@ report, not to coerce. Integers are still accepted where a float is expected
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import string
 from pathlib import Path
@@ -37,6 +38,13 @@ Share = Annotated[float, Field(ge=0, le=1)]
 Rate = Annotated[float, Field(gt=0)]
 """A request rate (per minute, hour or day), > 0."""
 
+Limit = Annotated[int, Field(gt=0)]
+"""A request limit per window, as APIs document them: a whole number of requests, > 0.
+Strict, so ``0.5``, ``30.0`` or ``"30"`` are refused rather than rounded."""
+
+ByteSize = Annotated[int, Field(ge=1024)]
+"""A size in bytes, at least 1 KiB."""
+
 Count = Annotated[int, Field(ge=0)]
 """A whole number of units, >= 0."""
 
@@ -52,14 +60,46 @@ def _check_url(value: str) -> str:
     return value
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine."""
+    if host.lower().rstrip(".") in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_api_url(value: str) -> str:
+    """An API URL carries credentials (tokens, secrets): TLS and no userinfo.
+
+    Plain ``http://`` is allowed only to a loopback host (the sandbox, a local
+    proxy); anywhere else a token or client secret would cross the network in
+    clear text. ``user:pass@`` would put a password in a config value that is
+    logged and shown in errors, and httpx would send it as Basic auth too.
+    """
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise ValueError("a URL here takes no user:password@ (give credentials as secrets)")
+    if parts.scheme != "https" and not _is_loopback(parts.hostname or ""):
+        raise ValueError(
+            f"must be https:// (plain http is allowed only to a loopback host): {value!r}"
+        )
+    return value
+
+
 def _check_base_url(value: str) -> str:
     if urlsplit(value).query:
         raise ValueError("a base URL takes no query")
     return value.rstrip("/")
 
 
-Url = Annotated[str, AfterValidator(_check_url)]
-"""An absolute http(s) URL, kept exactly as written (token endpoints may need their slash)."""
+Url = Annotated[str, AfterValidator(_check_url), AfterValidator(_check_api_url)]
+"""An absolute https URL (http only to loopback), no userinfo, kept exactly as written
+(token endpoints may need their slash)."""
 
 BaseUrl = Annotated[Url, AfterValidator(_check_base_url)]
 """An API's base URL; a trailing slash is dropped so documented paths join cleanly."""

@@ -35,6 +35,8 @@ class DaemonSection(Section):
     database: ConfigPath = Path("/var/lib/syncd/ledger.db")
     status_socket: ConfigPath = Path("/run/syncd/status.sock")
     log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Events below this level are not written; a reload (SIGHUP) applies a new one."""
     cycle_interval: Seconds = 30.0
     shutdown_timeout: Seconds = 8.0
     lock_file: OptionalConfigPath = None

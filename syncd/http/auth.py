@@ -26,21 +26,27 @@ Rules every token provider follows:
   (:data:`DEFAULT_TOKEN_BUDGET`), and when it is spent ``token()`` fails fast
   with :class:`AuthError` instead of asking again -- a 401 storm cannot break
   the limit.
+* **Tokens outlive the process** when a store is attached (:meth:`use_store`,
+  :mod:`syncd.http.token_cache`): a token is read back from the ledger before
+  the endpoint is asked, under the same API, token URL and client id only.
 * **Failures are remembered** so queued callers do not each repeat a doomed
   request: refused credentials for 5 minutes; a 429 for as long as its
   ``Retry-After`` says (5 minutes without one); an endpoint that is down for
   5 s, doubling per further failure up to 5 minutes (raised as
   :class:`TokenUnavailable` with ``retry_in``). While the old token is still
   valid it keeps being used.
+* **Bounded**: a token response larger than :data:`TOKEN_MAX_BYTES` is refused
+  after reading that much (``ResponseTooLarge``, remembered like refused
+  credentials: the same endpoint would send the same body), and the whole
+  exchange must finish within ``deadline`` seconds (:mod:`syncd.http.bounded`).
 * **Secrets and tokens never reach a log, an error message or a repr.**
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import anyio
@@ -49,6 +55,7 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
+from syncd.http.bounded import read_bounded
 from syncd.http.budget import RateBudget, Window, parse_rate_headers
 from syncd.http.clock import Clock
 from syncd.http.errors import (
@@ -60,6 +67,10 @@ from syncd.http.errors import (
     TokenUnavailable,
     TransportError,
 )
+from syncd.http.token_cache import PersistedTokens, TokenStore
+from syncd.http.token_response import oauth_error, token_lifetime
+from syncd.ledger.tokens import TokenKey
+from syncd.logs import register_token
 
 _log = structlog.get_logger("syncd.http")
 
@@ -73,6 +84,15 @@ Normal operation needs about one token per lifetime (~1.1 per hour for
 Ankorstore's 3600 s tokens); a revocation costs one more. Anything beyond
 this budget is a credential problem that more requests will not fix.
 """
+
+
+TOKEN_MAX_BYTES = 64 * 1024
+"""Largest token response read: a token answer is a few hundred bytes (seed 000
+L158-165: ``token_type``, ``expires_in``, ``access_token``), so anything near this
+is not a token endpoint talking."""
+
+TOKEN_DEADLINE = 60.0
+"""Longest a token request may take in all, body included (:mod:`syncd.http.bounded`)."""
 
 
 class TokenProvider(Protocol):
@@ -154,6 +174,10 @@ class _TokenEndpointProvider:
     """Fetches tokens from an OAuth-style token endpoint (form body in, JSON out)."""
 
     grant = ""
+    refused = "token request refused"
+    """How a refusal of the credentials reads in errors (feed state, `syncd status`)."""
+    credentials = "credentials"
+    """The config keys a person should check when the endpoint refuses them."""
 
     def __init__(
         self,
@@ -165,8 +189,10 @@ class _TokenEndpointProvider:
         budget: Sequence[Window],
         default_lifetime: float | None,
         timing: TokenTiming,
+        deadline: float = TOKEN_DEADLINE,
     ) -> None:
         self.api = api
+        self._deadline = deadline
         self._http = http
         self._token_url = token_url
         self._clock = clock
@@ -177,6 +203,8 @@ class _TokenEndpointProvider:
         self._cached: _Token | None = None
         self._failure: tuple[float, HttpError] | None = None
         self._outages = 0
+        self._persisted: PersistedTokens | None = None
+        self._rejected: str | None = None
         self.requests = 0
         """Token requests sent so far (metrics)."""
 
@@ -198,6 +226,11 @@ class _TokenEndpointProvider:
             cached = self._cached
             if cached is not None and now < cached.refresh_at:
                 return cached.value  # refreshed by the caller we queued behind
+            restored = await self._restore()
+            if restored is not None:
+                self._cached = restored
+                return restored.value
+            now = self._clock.monotonic()
             usable = cached if cached is not None and now < cached.expires_at else None
             try:
                 fresh = await self._refresh(now, reason="expiring" if usable else "missing")
@@ -206,13 +239,41 @@ class _TokenEndpointProvider:
                     raise
                 return usable.value  # still valid: keep using it, the failure is logged
             self._cached = fresh
+            await self._persist(fresh, sent_at=now)
             return fresh.value
 
     def invalidate(self, token: str) -> None:
         cached = self._cached
         if cached is not None and cached.value == token:
             self._cached = None
+            self._rejected = token  # removed from the store before it could be read back
             _log.warning("http.token_rejected", api=self.api)
+
+    def use_store(self, store: TokenStore) -> None:
+        """Keep tokens in ``store`` too, so the next process reuses them (:mod:`.token_cache`)."""
+        key = TokenKey(api=self.api, token_url=self._token_url, client_id=self._account())
+        self._persisted = PersistedTokens(store, key)
+
+    def _account(self) -> str:
+        """Whose token this is: the client id, or the user name of a password grant."""
+        raise NotImplementedError
+
+    async def _restore(self) -> _Token | None:
+        """A token an earlier run stored, if it may still be used (lock held)."""
+        if self._persisted is None:
+            return None
+        rejected, self._rejected = self._rejected, None
+        found = await self._persisted.restore(self._clock, self._timing.margin, rejected=rejected)
+        if found is None:
+            return None
+        value, expires_at, refresh_at = found
+        return _Token(value=value, expires_at=expires_at, refresh_at=refresh_at)
+
+    async def _persist(self, token: _Token, *, sent_at: float) -> None:
+        if self._persisted is not None:
+            await self._persisted.save_fresh(
+                self._clock, token.value, sent_at=sent_at, expires_at=token.expires_at
+            )
 
     def status(self) -> TokenStatus:
         now = self._clock.monotonic()
@@ -282,12 +343,21 @@ class _TokenEndpointProvider:
         self.requests += 1
         context = self._context()
         _log.info("http.token_requested", api=self.api, grant=self.grant, reason=reason)
+        request = self._http.build_request(
+            "POST",
+            self._token_url,
+            data=self._form(),
+            # The token endpoint is not JSON:API (seed 000 L149-152).
+            headers={"Accept": "application/json"},
+        )
         try:
-            response = await self._http.post(
-                self._token_url,
-                data=self._form(),
-                # The token endpoint is not JSON:API (seed 000 L149-152).
-                headers={"Accept": "application/json"},
+            response = await read_bounded(
+                self._http,
+                request,
+                limit=TOKEN_MAX_BYTES,
+                deadline=self._deadline,
+                context=context,
+                what="token response",
             )
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise TransportError(
@@ -308,12 +378,17 @@ class _TokenEndpointProvider:
         if status == 408 or status >= 500:
             raise ApiError(f"token endpoint answered {status}", status=status, context=context)
         if not 200 <= status <= 299:
-            code = _oauth_error(response)
-            suffix = f" ({code})" if code else ""
+            code = oauth_error(response)
+            answer = f"{status} {code}" if code else str(status)
+            # Said so a person knows what to fix, e.g. "login refused (400 invalid_grant):
+            # check [apis.activeants] username and password (password_file or password_env)".
             raise AuthError(
-                f"token request refused: {status}{suffix}", status=status, context=context
+                f"{self.refused} ({answer}): check [apis.{self.api}] {self.credentials}",
+                status=status,
+                context=context,
             )
         value, lifetime = self._parse(response, context)
+        register_token(value)
         margin = self._timing.margin(lifetime)
         _log.info("http.token_obtained", api=self.api, lifetime_s=round(lifetime, 3))
         return _Token(
@@ -331,7 +406,7 @@ class _TokenEndpointProvider:
         value = document.get("access_token")
         if not isinstance(value, str) or not value:
             raise AuthError("token response has no access_token", context=context)
-        lifetime = _lifetime(document, self._default_lifetime)
+        lifetime = token_lifetime(document, self._default_lifetime)
         if lifetime is None:
             raise AuthError("token response has no usable expires_in", context=context)
         return value, lifetime
@@ -349,6 +424,8 @@ class OAuthClientCredentials(_TokenEndpointProvider):
     """
 
     grant = "client_credentials"
+    refused = "client credentials refused"
+    credentials = "client_id and client_secret (client_secret_file or client_secret_env)"
 
     def __init__(
         self,
@@ -363,6 +440,7 @@ class OAuthClientCredentials(_TokenEndpointProvider):
         budget: Sequence[Window] = DEFAULT_TOKEN_BUDGET,
         default_lifetime: float | None = None,
         timing: TokenTiming = TokenTiming(),
+        deadline: float = TOKEN_DEADLINE,
     ) -> None:
         super().__init__(
             api=api,
@@ -372,12 +450,16 @@ class OAuthClientCredentials(_TokenEndpointProvider):
             budget=budget,
             default_lifetime=default_lifetime,
             timing=timing,
+            deadline=deadline,
         )
         if not client_id:
             raise ValueError("client_id cannot be empty")
         self._client_id = client_id
         self._client_secret = _Secret(client_secret)
         self._scope = scope
+
+    def _account(self) -> str:
+        return self._client_id
 
     def _form(self) -> dict[str, str]:
         form = {
@@ -401,6 +483,8 @@ class PasswordGrant(_TokenEndpointProvider):
     """
 
     grant = "password"
+    refused = "login refused"
+    credentials = "username and password (password_file or password_env)"
 
     def __init__(
         self,
@@ -414,6 +498,7 @@ class PasswordGrant(_TokenEndpointProvider):
         budget: Sequence[Window] = DEFAULT_TOKEN_BUDGET,
         default_lifetime: float | None = None,
         timing: TokenTiming = TokenTiming(),
+        deadline: float = TOKEN_DEADLINE,
     ) -> None:
         super().__init__(
             api=api,
@@ -423,11 +508,15 @@ class PasswordGrant(_TokenEndpointProvider):
             budget=budget,
             default_lifetime=default_lifetime,
             timing=timing,
+            deadline=deadline,
         )
         if not username:
             raise ValueError("username cannot be empty")
         self._username = username
         self._password = _Secret(password)
+
+    def _account(self) -> str:
+        return self._username
 
     def _form(self) -> dict[str, str]:
         return {
@@ -473,46 +562,3 @@ class StaticBearer:
         if token == self._key.reveal():
             self._rejected_until = self._clock.monotonic() + self._cooldown
             _log.error("http.api_key_rejected", api=self.api, cooldown_s=self._cooldown)
-
-
-def _lifetime(document: Mapping[str, Any], default: float | None) -> float | None:
-    raw = document.get("expires_in")
-    lifetime: float | None = None
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        lifetime = float(raw)
-    elif isinstance(raw, str):
-        try:
-            lifetime = float(raw.strip())
-        except ValueError:
-            lifetime = None
-    if lifetime is None:
-        lifetime = _rfc1123_lifetime(document)
-    if lifetime is None:
-        lifetime = default
-    if lifetime is None or not math.isfinite(lifetime) or lifetime <= 0:
-        return None
-    return lifetime
-
-
-def _rfc1123_lifetime(document: Mapping[str, Any]) -> float | None:
-    # OWIN servers may spell the keys with a leading dot (seed brief activeants §2.3).
-    issued = document.get("issued", document.get(".issued"))
-    expires = document.get("expires", document.get(".expires"))
-    if not isinstance(issued, str) or not isinstance(expires, str):
-        return None
-    try:
-        # parsedate ignores the weekday, which the seed's sample gets wrong (L95-96).
-        delta = parsedate_to_datetime(expires) - parsedate_to_datetime(issued)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return delta.total_seconds()
-
-
-def _oauth_error(response: httpx.Response) -> str:
-    """The RFC 6749 ``error`` code (e.g. ``invalid_client``) -- safe to log, unlike the body."""
-    try:
-        document = response.json()
-    except ValueError:
-        return ""
-    code = document.get("error") if isinstance(document, dict) else None
-    return code if isinstance(code, str) and code.isascii() and len(code) <= 64 else ""

@@ -14,10 +14,12 @@ For every logical request it:
    idempotent**; never retries other 4xx (:mod:`syncd.http.retry`);
 5. raises a typed error (:mod:`syncd.http.errors`) with the request id.
 
-**Bounded bodies.** A body is read in chunks and the read stops once it
-passes ``max_body_bytes`` (after decompression, so a small gzip bomb counts
-at its real size): a server answering an endless or enormous body gets a
-:class:`ResponseTooLarge`, not all of syncd's memory.
+**Bounded bodies and waits.** A body is read in chunks and the read stops
+once it passes ``max_body_bytes`` (after decompression, so a small gzip bomb
+counts at its real size): a server answering an endless or enormous body
+gets a :class:`ResponseTooLarge`, not all of syncd's memory. Each exchange
+must also finish within ``deadline`` seconds, whatever the per-read
+timeouts allow (:mod:`syncd.http.bounded`).
 
 **Idempotency.** GET, HEAD, OPTIONS, PUT and DELETE are idempotent by
 definition (RFC 9110 §9.2.2). POST and PATCH are not, unless the caller
@@ -50,6 +52,7 @@ import httpx
 import structlog
 
 from syncd.http.auth import TokenProvider
+from syncd.http.bounded import DeadlineExceeded, read_bounded
 from syncd.http.budget import parse_rate_headers
 from syncd.http.clock import Clock
 from syncd.http.errors import (
@@ -83,6 +86,10 @@ DEFAULT_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """Largest response body read by default: a JSON:API page of 100 orders with their
 items is well under 1 MB. Clients reading whole catalogs in one answer (Active
 Ants ``all_products=true``) pass their own."""
+
+DEFAULT_DEADLINE: Final = 120.0
+"""Longest one HTTP exchange may take, body included, whatever its per-read timeouts
+allow (a server dripping a byte every few seconds never trips those)."""
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -210,11 +217,14 @@ class ApiClient:
         max_concurrency: int | None = None,
         request_id_header: str | None = "X-Request-Id",
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if max_body_bytes < 1:
             raise ValueError("max_body_bytes must be at least 1")
+        if not deadline > 0:
+            raise ValueError("deadline must be positive")
         self.name = name
         self.http = http
         self.limiter = limiter
@@ -228,6 +238,7 @@ class ApiClient:
         self._semaphore = anyio.Semaphore(max_concurrency) if max_concurrency else None
         self._request_id_header = request_id_header
         self.max_body_bytes = max_body_bytes
+        self.deadline = deadline
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -392,6 +403,14 @@ class ApiClient:
             self.stats.attempts += 1
             try:
                 response = await self._send(request, context)
+            except ResponseTooLarge as exc:
+                raise self._fail(exc, context) from None
+            except DeadlineExceeded as exc:
+                # Not resent within this request: a server that could not answer in
+                # the whole deadline is stuck, not glitching. The caller's own backoff
+                # (the next poll, the next push round) tries again later.
+                self.stats.transport_errors += 1
+                raise self._fail(exc, context) from None
             except _TRANSIENT as exc:
                 self.stats.transport_errors += 1
                 failure = TransportError(type(exc).__name__, context=context)
@@ -404,45 +423,10 @@ class ApiClient:
         return _Attempt(response=response, may_replay=call.replayable, token=token)
 
     async def _send(self, request: httpx.Request, context: RequestContext) -> httpx.Response:
-        """Send and read the body, refusing (`ResponseTooLarge`) beyond ``max_body_bytes``.
-
-        The response handed on is a plain in-memory one with the decoded body,
-        so later ``.json()``/``.text`` calls cannot read any further.
-        """
-        response = await self.http.send(request, stream=True)
-        limit = self.max_body_bytes
-        try:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit and not _encoded(response):
-                raise self._too_large(f"{declared} bytes announced", limit, context)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise self._too_large(f"more than {limit} bytes", limit, context)
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        headers = [
-            (name, value)
-            for name, value in response.headers.multi_items()
-            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-        ]
-        return httpx.Response(
-            response.status_code,
-            headers=headers,
-            content=b"".join(chunks),
-            request=request,
-            extensions=response.extensions,
+        """Send and read the body within ``max_body_bytes`` and ``deadline`` (:mod:`.bounded`)."""
+        return await read_bounded(
+            self.http, request, limit=self.max_body_bytes, deadline=self.deadline, context=context
         )
-
-    def _too_large(self, what: str, limit: int, context: RequestContext) -> ResponseTooLarge:
-        error = ResponseTooLarge(
-            f"response body too large ({what}; limit {limit} bytes)", limit=limit, context=context
-        )
-        self._fail(error, context)
-        return error
 
     async def get_json(
         self, url: str | httpx.URL, *, params: QueryParams | None = None, reserve: float = 0.0
@@ -513,11 +497,6 @@ def response_json(response: httpx.Response, *, api: str = "") -> Any:
         raise InvalidResponse(
             f"{response.status_code} response is not JSON: {_excerpt(response)!r}", context=context
         ) from None
-
-
-def _encoded(response: httpx.Response) -> bool:
-    """Whether the body is compressed (its Content-Length is not its decoded size)."""
-    return response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -27,13 +27,20 @@ import httpx
 
 from syncd.http.auth import (
     DEFAULT_TOKEN_BUDGET,
+    TOKEN_DEADLINE,
     Credential,
     OAuthClientCredentials,
     PasswordGrant,
     StaticBearer,
 )
 from syncd.http.budget import Window
-from syncd.http.client import DEFAULT_TIMEOUT, ApiClient, build_http_client
+from syncd.http.client import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TIMEOUT,
+    ApiClient,
+    build_http_client,
+)
 from syncd.http.clock import Clock
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import RetryPolicy
@@ -61,6 +68,14 @@ ACTIVEANTS_MAX_BODY_BYTES = 256 * 1024 * 1024
 few hundred bytes each: 256 MiB leaves room for most of a million products, while
 an endless body still stops there. Every other API pages and keeps the default."""
 
+ACTIVEANTS_DEADLINE = 600.0
+"""The full read above may stream for minutes; its overall deadline is longer to match."""
+
+
+def ankorstore_windows(*, per_minute: int, per_hour: int, per_day: int) -> tuple[Window, ...]:
+    """Ankorstore's three windows with the configured limits (each at most the documented one)."""
+    return (Window(per_minute, 60.0), Window(per_hour, 3_600.0), Window(per_day, 86_400.0))
+
 
 def with_slack(windows: Sequence[Window], slack: float) -> tuple[Window, ...]:
     """The same limits over windows ``slack`` seconds longer (see the module docstring)."""
@@ -69,23 +84,39 @@ def with_slack(windows: Sequence[Window], slack: float) -> tuple[Window, ...]:
     return tuple(Window(w.limit, w.seconds + slack) for w in windows)
 
 
+def token_budget(per_hour: int) -> tuple[Window, ...]:
+    """syncd's own token budget for an endpoint allowing ``per_hour`` token requests.
+
+    A third of it per hour (never less than one), at most 4 a minute -- the
+    shape of :data:`DEFAULT_TOKEN_BUDGET`, which is what Ankorstore's
+    documented 60/hour gives (seed 000 L228). A lower configured limit lowers it.
+    """
+    hourly = max(1, per_hour // 3)
+    return (Window(hourly, 3600.0), Window(min(4, hourly), 60.0))
+
+
 def ankorstore_client(
     *,
     base_url: str,
     client_id: str,
     client_secret: Credential,
     clock: Clock,
+    windows: Sequence[Window] = ANKORSTORE_WINDOWS,
+    token_windows: Sequence[Window] = ANKORSTORE_TOKEN_BUDGET,
     transport: httpx.AsyncBaseTransport | None = None,
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     slack: float = 2.0,
     retry: RetryPolicy | None = None,
     rng: random.Random | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> ApiClient:
     """The one Ankorstore client (catalog, orders, ASTRAL, bulk stock).
 
     ``base_url`` is the host root, production ``https://www.ankorstore.com``
     or sandbox ``https://www.public.ankorstore-sandbox.com`` (seed 000 L153,
     L326); the token comes from ``<base_url>/oauth/token`` of the same host.
+    ``windows`` are the documented limits unless the config lowers them.
     """
     http = build_http_client(base_url, timeout=timeout, transport=transport)
     auth = OAuthClientCredentials(
@@ -96,18 +127,21 @@ def ankorstore_client(
         client_id=client_id,
         client_secret=client_secret,
         scope="*",
-        budget=ANKORSTORE_TOKEN_BUDGET,
+        budget=token_windows,
+        deadline=min(deadline, TOKEN_DEADLINE),
     )
     return ApiClient(
         name="ankorstore",
         http=http,
-        limiter=RateLimiter(with_slack(ANKORSTORE_WINDOWS, slack), clock=clock, name="ankorstore"),
+        limiter=RateLimiter(with_slack(windows, slack), clock=clock, name="ankorstore"),
         clock=clock,
         auth=auth,
         retry=retry,
         headers={"Accept": JSONAPI_MEDIA_TYPE},
         json_content_type=JSONAPI_MEDIA_TYPE,
         rng=rng,
+        max_body_bytes=max_body_bytes,
+        deadline=deadline,
     )
 
 
@@ -123,6 +157,7 @@ def activeants_client(
     retry: RetryPolicy | None = None,
     rng: random.Random | None = None,
     max_body_bytes: int = ACTIVEANTS_MAX_BODY_BYTES,
+    deadline: float = ACTIVEANTS_DEADLINE,
 ) -> ApiClient:
     """Active Ants ShopApi: password grant at ``<base_url>/token`` (seed 001 L17-84).
 
@@ -137,6 +172,7 @@ def activeants_client(
         clock=clock,
         username=username,
         password=password,
+        deadline=min(deadline, TOKEN_DEADLINE),
     )
     return ApiClient(
         name="activeants",
@@ -149,6 +185,7 @@ def activeants_client(
         rng=rng,
         max_concurrency=1,
         max_body_bytes=max_body_bytes,
+        deadline=deadline,
     )
 
 
@@ -164,6 +201,8 @@ def fabric_client(
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     retry: RetryPolicy | None = None,
     rng: random.Random | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> ApiClient:
     """fabric Marketplace: client credentials without a scope, 10-hour tokens (seed 003 L29-41).
 
@@ -182,6 +221,7 @@ def fabric_client(
         client_secret=client_secret,
         scope=None,
         default_lifetime=FABRIC_TOKEN_LIFETIME,
+        deadline=min(deadline, TOKEN_DEADLINE),
     )
     return ApiClient(
         name="fabric",
@@ -192,6 +232,8 @@ def fabric_client(
         retry=retry,
         headers={"Accept": "application/json"},
         rng=rng,
+        max_body_bytes=max_body_bytes,
+        deadline=deadline,
     )
 
 
@@ -205,6 +247,8 @@ def fashiontrade_client(
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     retry: RetryPolicy | None = None,
     rng: random.Random | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> ApiClient:
     """FashionTrade order integration: a static API key as bearer (seed 002 L1742-1750).
 
@@ -221,4 +265,6 @@ def fashiontrade_client(
         retry=retry,
         headers={"Accept": "application/json"},
         rng=rng,
+        max_body_bytes=max_body_bytes,
+        deadline=deadline,
     )

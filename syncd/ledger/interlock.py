@@ -54,12 +54,20 @@ class InterlockMixin:
         assert row is not None
         return int(row[0])
 
-    async def confirm_held_cycle(self, cycle_id: int, at: datetime) -> bool:
-        """Mark a held cycle confirmed by an operator; False if unknown or done."""
+    async def confirm_held_cycle(
+        self, cycle_id: int, at: datetime, *, by: str | None = None
+    ) -> bool:
+        """Mark a held cycle confirmed by an operator; False if unknown or done.
+
+        ``by`` (who confirmed) goes into the hold's payload as ``confirmed_by``.
+        """
         async with self._db.write() as conn:
             cursor = await conn.execute(
-                "UPDATE held_cycles SET confirmed_at = ? WHERE id = ? AND confirmed_at IS NULL",
-                (encode_time(at), cycle_id),
+                "UPDATE held_cycles SET confirmed_at = ?,"
+                " payload = CASE WHEN ? IS NULL THEN payload"
+                " ELSE json_set(payload, '$.confirmed_by', ?) END"
+                " WHERE id = ? AND confirmed_at IS NULL",
+                (encode_time(at), by, by, cycle_id),
             )
             return cursor.rowcount > 0
 

@@ -240,6 +240,25 @@ _V2: tuple[str, ...] = (
 )
 
 _V3: tuple[str, ...] = (
+    # OAuth access tokens, so a `syncd once` every minute reuses one token for its
+    # lifetime instead of asking for one per run (Ankorstore allows 60 token
+    # requests per hour, seed 000 L228). Keyed by API, token URL and client id:
+    # a token is never offered to another API, endpoint or account. Times are
+    # epoch seconds (wall clock: the next process has no other common clock).
+    """
+    CREATE TABLE oauth_tokens (
+        api TEXT NOT NULL,
+        token_url TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        access_token TEXT NOT NULL CHECK (access_token <> ''),
+        obtained_at REAL NOT NULL,
+        expires_at REAL NOT NULL CHECK (expires_at > obtained_at),
+        PRIMARY KEY (api, token_url, client_id)
+    ) WITHOUT ROWID
+    """,
+)
+
+_V4: tuple[str, ...] = (
     # Units of the channel's own open orders included in ``desired`` (Ankorstore
     # subtracts its own orders itself, so syncd writes sellable + those units).
     # The interlocks judge ``desired - own_reserved``: a bad read that empties
@@ -248,7 +267,7 @@ _V3: tuple[str, ...] = (
     " CHECK (own_reserved >= 0 AND own_reserved <= desired)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 """Migration N (1-based) brings ``user_version`` from N-1 to N. Append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,13 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from syncd.ledger import feeds, invariants, movements, queries, reservations, snapshots
+from syncd.ledger import feeds, invariants, movements, queries, reservations, snapshots, tokens
 from syncd.ledger.codec import encode_time
 from syncd.ledger.connection import Database
 from syncd.ledger.interlock import InterlockMixin
 from syncd.ledger.outbox import OutboxMixin
 from syncd.ledger.queries import LedgerEntry
 from syncd.ledger.readback import ReadBackMixin
+from syncd.ledger.tokens import StoredToken, TokenKey, protect_file
 from syncd.ledger.transactions import current_cursor
 from syncd.model import (
     Account,
@@ -50,7 +51,13 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
 
     @classmethod
     async def open(cls, path: str | Path) -> Ledger:
-        """Open (creating if needed) and migrate the ledger file at ``path``."""
+        """Open (creating if needed) and migrate the ledger file at ``path``.
+
+        The file holds OAuth tokens (:mod:`syncd.ledger.tokens`), so it is
+        created owner-and-group only and an existing one loses any access for
+        others (SQLite gives its ``-wal`` and ``-shm`` files the same mode).
+        """
+        protect_file(Path(path))
         return cls(await Database.open(path))
 
     @property
@@ -136,6 +143,21 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
             await feeds.mark_feed(
                 conn, feed, success_at=success_at, error=error, error_at=at, extra=extra
             )
+
+    # --- OAuth token cache (syncd.ledger.tokens) ----------------------------
+
+    async def load_token(self, key: TokenKey) -> StoredToken | None:
+        async with self._db.read() as conn:
+            return await tokens.load_token(conn, key)
+
+    async def save_token(self, key: TokenKey, token: StoredToken) -> None:
+        async with self._db.write() as conn:
+            await tokens.forget_expired(conn, token.obtained_at)
+            await tokens.save_token(conn, key, token)
+
+    async def forget_token(self, key: TokenKey, value: str) -> None:
+        async with self._db.write() as conn:
+            await tokens.forget_token(conn, key, value)
 
     # --- reads ------------------------------------------------------------
 

@@ -12,10 +12,15 @@ The first publication zeroes every sold-out SKU of the generated catalog,
 which the mass-zero interlock holds -- as it should. The demo confirms it the
 way an operator would (`syncd confirm`) and says so.
 
-With ``--for SECONDS`` the day stops early enough to settle, then the demo
-compares what each simulated channel shows with what syncd computed (the
-outbox's desired values) and exits 0 only if every channel converged and no
-API answered 429.
+With ``--for SECONDS`` the day runs that long; then syncd gets up to
+``SETTLE`` seconds to catch up, and the demo compares what each simulated
+channel shows with what syncd computed (the outbox's desired values) and
+exits 0 only if every channel converged and no API answered 429.
+
+The demo's files (config, throw-away credentials, ledger, log) live in a
+temporary directory that is removed when it exits, unless ``--keep``. The
+commands it suggests are spelled the way it was started
+(``.venv/bin/syncd status ...`` from ``make demo``), so they work as printed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
+import shutil
 import signal
 import sqlite3
 import sys
@@ -41,8 +48,37 @@ from syncd.sandbox.world import SandboxWorld
 from syncd.status_client import StatusUnreachable, request
 
 PROGRESS_EVERY = 5.0
-SETTLE = 20.0
-"""Seconds of quiet before the convergence check (a few poll and push cycles)."""
+SETTLE = 30.0
+"""Longest wait, after the day, for the channels to show what syncd computed.
+
+Usually a few seconds (a poll and a push); a first publication held for
+confirmation also waits for the operator's next look (``PROGRESS_EVERY``)."""
+
+
+def self_command(argv0: str | None = None) -> str:
+    """How to run this syncd again from the same shell: ``syncd``, ``.venv/bin/syncd`` ...
+
+    ``make demo`` starts ``.venv/bin/syncd``, which is usually not on
+    ``$PATH``: a suggested ``syncd status`` would not work as printed.
+    """
+    first = sys.argv[0] if argv0 is None else argv0
+    if first.endswith("__main__.py") or not first:
+        return f"{shlex.quote(_short(sys.executable))} -m syncd"
+    on_path = shutil.which("syncd")
+    if "/" not in first or (
+        on_path is not None and Path(on_path).resolve() == Path(first).resolve()
+    ):
+        return "syncd"
+    return shlex.quote(_short(first))
+
+
+def _short(path: str) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        relative = Path(path).absolute().relative_to(Path.cwd())
+    except ValueError:
+        return path
+    return str(relative) if relative.parts and "/" in str(relative) else f"./{relative}"
 
 
 @dataclass(slots=True)
@@ -198,7 +234,7 @@ def _progress(status: dict[str, Any], elapsed: float) -> str:
     return " | ".join(parts)
 
 
-async def _operator(socket: Path, day: DayLog, started: float) -> None:
+async def _operator(socket: Path, day: DayLog, started: float, syncd: str) -> None:
     """Confirm held cycles and print progress, as someone watching `syncd status` would."""
     while True:
         await anyio.sleep(PROGRESS_EVERY)
@@ -218,7 +254,8 @@ async def _operator(socket: Path, day: DayLog, started: float) -> None:
                     day.note(
                         elapsed,
                         f"operator: confirmed held cycle {hold['hold_id']} on {channel['name']} "
-                        f"({hold.get('reason')}) -- `syncd confirm {channel['name']} {hold['hold_id']}`",
+                        f"({hold.get('reason')}) -- `{syncd} confirm --socket {socket} "
+                        f"{channel['name']} {hold['hold_id']}`",
                     )
         print(_progress(status, elapsed), flush=True)
 
@@ -234,13 +271,13 @@ async def _drive(
         await anyio.sleep(1.5)
 
 
-async def _run(args: argparse.Namespace) -> int:
+async def _run(args: argparse.Namespace, workdir: Path) -> int:
     world = SandboxWorld.create(variants=args.variants, seed=args.seed)
-    workdir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
     day_log = DayLog()
     started = time.monotonic()
     duration: float | None = args.duration
-    stop_events = started + (duration - SETTLE if duration else 1e12)
+    stop_events = started + (duration if duration is not None else 1e12)
+    syncd = self_command()
     async with world.running():
         # Orders move within seconds in the demo's day: re-read Ankorstore's
         # reservedQuantity before every push instead of trusting a minute-old one.
@@ -249,9 +286,12 @@ async def _run(args: argparse.Namespace) -> int:
         )
         config = load_config(config_path)
         configure_logging("json", stream=(workdir / "syncd.log").open("a", encoding="utf-8"))
-        print(f"syncd demo: {args.variants} variants, simulators on loopback, files in {workdir}")
+        kept = "kept" if args.keep else "removed on exit; --keep keeps them"
+        print(f"syncd demo: {args.variants} variants, simulators on loopback")
+        print(f"  files in {workdir} ({kept})")
         print(f"  config {config_path}  |  log {workdir / 'syncd.log'}")
-        print(f"  in another terminal: syncd status --socket {config.daemon.status_socket}")
+        print(f"  in another terminal: {syncd} status --socket {config.daemon.status_socket}")
+        print(f"                       {syncd} explain --config {config_path} SKU")
         daemon = Daemon(config, config_path, env={})
         exit_code = 0
         async with anyio.create_task_group() as tg:
@@ -262,15 +302,16 @@ async def _run(args: argparse.Namespace) -> int:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(run_daemon)
-            tg.start_soon(_operator, Path(config.daemon.status_socket), day_log, started)
+            tg.start_soon(_operator, Path(config.daemon.status_socket), day_log, started, syncd)
             tg.start_soon(_drive, world, day_log, args.seed, stop_events, started)
             if duration is not None:
                 await anyio.sleep(max(0.0, stop_events - time.monotonic()))
                 print(
-                    f"[{time.monotonic() - started:6.1f}s] day over; letting syncd settle",
+                    f"[{time.monotonic() - started:6.1f}s] day over after {duration:g} s; "
+                    f"letting syncd settle (at most {SETTLE:.0f} s)",
                     flush=True,
                 )
-                deadline = started + duration
+                deadline = time.monotonic() + SETTLE
                 problems: list[str] = ["not checked"]
                 matched = 0
                 while time.monotonic() < deadline:
@@ -306,7 +347,14 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def cli_demo(args: argparse.Namespace) -> int:
-    if args.duration is not None and args.duration < SETTLE + 15:
-        print(f"syncd demo: --for must be at least {SETTLE + 15:.0f} seconds", file=sys.stderr)
+    if args.duration is not None and not args.duration > 0:
+        print("syncd demo: --for takes a number of seconds above 0", file=sys.stderr)
         return 2
-    return anyio.run(_run, args)
+    workdir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
+    try:
+        return anyio.run(_run, args, workdir)
+    finally:
+        if args.keep:
+            print(f"syncd demo: files kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)

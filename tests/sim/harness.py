@@ -192,7 +192,7 @@ class Simulation:
         self.directory = directory
         self.time = SimTime()
         self.world = self._world()
-        self.world.urls = {api: f"http://{api}.sim" for api in APIS}
+        self.world.urls = {api: f"https://{api}.sim" for api in APIS}
         # Half the seeds run the shipped default (a higher number is corrected at
         # once, a lower one reported), a quarter each overwrite and report.
         drawn = self.rng.choices(("protect", "overwrite", "report"), (2, 1, 1))[0]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -120,9 +120,14 @@ class FakeChannel:
         self.raise_on_push = False
         self.push_delay = 0.0
         self.budget = 1_000
+        self.packs: Mapping[str, int] = {}
+        self.adds_own_orders = False
+        self.lowers_on_order = name == "fabric"
         self.closed = False
         self.pushes_started = 0
         self.pushes_finished = 0
+        self.reads = 0
+        self.read_error: Exception | None = None
 
     async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult:
         self.pushes_started += 1
@@ -142,11 +147,17 @@ class FakeChannel:
         return result
 
     async def read_live(self, skus: Collection[str] | None = None) -> dict[str, LiveValue]:
+        self.reads += 1
+        if self.read_error is not None:
+            raise self.read_error
         wanted = self.shown if skus is None else {s: self.shown[s] for s in skus if s in self.shown}
-        return {sku: LiveValue(sku, qty) for sku, qty in wanted.items()}
+        return {sku: LiveValue(sku, qty, written=qty) for sku, qty in wanted.items()}
 
     def requests_available(self) -> int:
         return self.budget
+
+    def pack_sizes(self) -> Mapping[str, int]:
+        return self.packs
 
     async def aclose(self) -> None:
         self.closed = True

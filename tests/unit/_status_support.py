@@ -132,6 +132,7 @@ def channel(name: str, **extra: object) -> ChannelStatus:
         "parked": [],
         "held": [],
         "waiting": [],
+        "progress": None,
     }
     reply.update(extra)  # type: ignore[typeddict-item]
     return reply

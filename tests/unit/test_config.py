@@ -14,6 +14,8 @@ from syncd.model import Bundle, ChannelRule, Prepack
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "syncd.example.toml"
+EXAMPLE_CREDENTIALS = REPO / "config" / "credentials.example"
+"""Placeholder secrets for the example, which names them as systemd credentials."""
 SECRET = "s3cret-value-7f1d"
 
 # Line numbers in the tests below count from the first line of each text.
@@ -57,7 +59,7 @@ def _problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
 
 
 def test_example_config_loads_and_documents_every_section() -> None:
-    config = load_config(EXAMPLE, environ={})
+    config = load_config(EXAMPLE, environ={"CREDENTIALS_DIRECTORY": str(EXAMPLE_CREDENTIALS)})
     catalog = config.catalog_model()
     singles = [sku for sku in catalog.variants if sku not in catalog.bundles]
     assert len(singles) == 6  # 5 from the CSV, 1 inline; bundles carry identities too
@@ -76,8 +78,18 @@ def test_example_config_loads_and_documents_every_section() -> None:
     # A base URL loses its trailing slash; the token URL keeps it (DRF-style paths need it).
     assert fabric.base_url == "https://marketplace-api.fabric.inc"
     assert fabric.auth_url == "https://marketplace-api.fabric.inc/auth/token/"
-    # Placeholder credentials resolve relative to the example's directory.
+    # Bare credential names resolve in $CREDENTIALS_DIRECTORY, as under systemd.
     assert fabric.secret("client_secret").get_secret_value() == "placeholder-fabric-secret-not-real"
+
+
+def test_log_level_is_a_daemon_key(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path, MINIMAL), environ={}).daemon.log_level == "info"
+    quiet = _write(tmp_path, '[daemon]\nlog_level = "warning"\n' + MINIMAL, "quiet.toml")
+    assert load_config(quiet, environ={}).daemon.log_level == "warning"
+    loud = _write(tmp_path, '[daemon]\nlog_level = "loud"\n' + MINIMAL, "loud.toml")
+    assert _problems(loud) == [
+        f"{loud}:2: daemon.log_level: Input should be 'debug', 'info', 'warning' or 'error'"
+    ]
 
 
 def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
@@ -497,8 +509,12 @@ def test_large_csv_catalog_loads_quickly(tmp_path: Path) -> None:
 # --- the command --------------------------------------------------------------------
 
 
-def test_check_config_ok(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", str(EXAMPLE)]) == 0
+def test_check_config_ok(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", "/nonexistent")  # restored after the test
+    argv = ["--config", str(EXAMPLE), "--credentials-dir", str(EXAMPLE_CREDENTIALS)]
+    assert main(["check-config", *argv]) == 0
     out, err = capsys.readouterr()
     assert out == f"{EXAMPLE}: ok (6 variants, 2 bundles, 2 channels)\n"
     assert err == ""

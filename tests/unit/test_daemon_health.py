@@ -101,3 +101,25 @@ def test_failing_reasons_come_before_degraded_ones() -> None:
     assert health == "failing"
     assert reasons[0].startswith("channel ankorstore blocked")
     assert reasons[1] == "channel ankorstore: 1 variant(s) parked (see `syncd status`)"
+
+
+def test_a_block_by_a_failing_source_names_the_error_that_stops_it() -> None:
+    refused = "AuthError: activeants POST /token: login refused (400 invalid_grant): check it"
+    failing = SourceFacts(
+        name="activeants",
+        stale=True,
+        age_s=None,
+        stale_after=600.0,
+        consecutive_errors=2,
+        last_error=refused,
+    )
+    facts = HealthFacts(
+        sources=[failing], channels=[ChannelFacts("fabric", stale_sources=["activeants"])]
+    )
+
+    health, reasons = assess_health(facts)
+
+    assert health == "failing"
+    assert reasons[0] == (
+        f"channel fabric blocked: stale source activeants (never read successfully: {refused})"
+    )

@@ -240,15 +240,35 @@ async def test_a_loop_stuck_in_one_unit_of_work_is_reported(ledger: Ledger) -> N
         await scheduler.drain(0.0)
 
 
-async def test_read_back_reports_drift(ledger: Ledger) -> None:
+async def test_read_back_corrects_a_higher_number_and_reports_a_lower_one(ledger: Ledger) -> None:
     channel = FakeChannel()
     scheduler = scheduler_for(ledger, [FakeSource()], [channel], readback={"fabric": 0.1})
     async with anyio.create_task_group() as tg:
         await tg.start(scheduler.run)
         await wait_for(lambda: len(channel.shown) == len(SKUS))
-        channel.shown["S04"] = 99  # someone edited the number on the channel
+        channel.shown["S04"] = 99  # someone raised the number by hand: it could oversell
+        await wait_for(lambda: channel.shown["S04"] == 10)
+        channel.shown["S05"] = 3  # lowered: maybe an order syncd has not read yet
         await wait_for(lambda: bool(scheduler.channels["fabric"].drift))
         await scheduler.drain(1.0)
     drift = scheduler.channels["fabric"].drift
-    assert [(d.sku, d.shown, d.expected) for d in drift] == [("S04", 99, 10)]
+    assert [(d.sku, d.shown, d.acknowledged) for d in drift] == [("S05", 3, 10)]
+    assert channel.shown["S05"] == 3
     assert scheduler.metrics.get("drift_found", channel="fabric") >= 1
+
+
+async def test_nothing_is_pushed_before_the_channel_was_read_back(ledger: Ledger) -> None:
+    channel = FakeChannel()
+    channel.read_error = RuntimeError("channel listing down")
+    scheduler = scheduler_for(ledger, [FakeSource()], [channel], max_backoff=0.2)
+    async with anyio.create_task_group() as tg:
+        await tg.start(scheduler.run)
+        # The engine computed every value and the read-back was tried -- and failed -- twice.
+        await wait_for(lambda: scheduler.engine.passes >= 1 and channel.reads >= 2, timeout=60)
+        assert channel.batches == []
+        assert not scheduler.channels["fabric"].verified
+        assert "channel listing down" in (scheduler.channels["fabric"].readback_error or "")
+        channel.read_error = None
+        await wait_for(lambda: len(channel.shown) == len(SKUS), timeout=60)
+        await scheduler.drain(1.0)
+    assert scheduler.channels["fabric"].verified

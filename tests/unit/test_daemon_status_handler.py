@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +26,7 @@ from syncd.status_handler import (
     status_line,
     window_name,
 )
-from syncd.status_protocol import StatusRequestError
+from syncd.status_protocol import CURRENT_CALLER, Caller, StatusRequestError
 from syncd.wiring import ApiClients
 from tests.unit._daemon_support import SKUS, FakeChannel, FakeSource, make_assembly, wait_for
 
@@ -61,6 +63,19 @@ async def running(
 
 async def ask(service: StatusService, request: dict[str, Any]) -> Any:
     return await service.handler()(request)
+
+
+async def ask_as(service: StatusService, caller: Caller, request: dict[str, Any]) -> Any:
+    """As the status server asks: with the connection's kernel-reported caller in context."""
+    token = CURRENT_CALLER.set(caller)
+    try:
+        return await service.handler()(request)
+    finally:
+        CURRENT_CALLER.reset(token)
+
+
+ME = Caller(uid=os.getuid(), gid=os.getgid(), pid=os.getpid())
+MY_NAME = f"{pwd.getpwuid(os.getuid()).pw_name} (uid {os.getuid()})"
 
 
 async def test_a_healthy_daemon_reports_its_sources_channels_and_counters(
@@ -171,8 +186,11 @@ async def test_parked_variants_and_held_cycles_are_listed(tmp_path: Path) -> Non
 async def test_confirm_releases_a_held_cycle_once(tmp_path: Path) -> None:
     async with running(tmp_path, [FakeSource()], [FakeChannel()]) as (service, _, ledger):
         hold = await ledger.hold_cycle("fabric", "would change 30 of 30", {}, now_utc())
-        reply = await ask(service, {"cmd": "confirm", "channel": "fabric", "hold_id": hold})
+        reply = await ask_as(service, ME, {"cmd": "confirm", "channel": "fabric", "hold_id": hold})
         assert reply == {"ok": True, "channel": "fabric", "confirmed": [hold]}
+        # Who confirmed is kept with the hold: the kernel's caller, by name and uid.
+        [done] = await ledger.held_cycles("fabric", include_confirmed=True)
+        assert done.payload["confirmed_by"] == MY_NAME
         with pytest.raises(StatusRequestError, match=f"hold {hold} is not a held cycle"):
             await ask(service, {"cmd": "confirm", "channel": "fabric", "hold_id": hold})
         with pytest.raises(StatusRequestError, match="unknown channel 'shopify'"):
@@ -192,9 +210,15 @@ async def test_unpark_pushes_the_refused_value_once_the_cause_is_fixed(tmp_path:
         [fabric] = status["channels"]
         assert [p["sku"] for p in fabric["parked"]] == ["S02"]
         channel.refuse.clear()  # the operator mapped the variant
-        reply = await ask(
+        reply = await ask_as(
             service,
-            {"cmd": "unpark", "channel": "fabric", "skus": ["S02", "S03"], "note": "mapped"},
+            ME,
+            {
+                "cmd": "unpark",
+                "channel": "fabric",
+                "skus": ["S02", "S03"],
+                "note": "unparked by mallory: mapped",
+            },
         )
         assert reply == {
             "ok": True,
@@ -211,7 +235,8 @@ async def test_unpark_pushes_the_refused_value_once_the_cause_is_fixed(tmp_path:
         assert nothing["unparked"] == []
         log = await ledger.push_log("fabric", "S02")
         assert [e.status for e in log][:3] == ["acknowledged", "sent", "unparked"]
-        assert log[2].reply == "mapped"
+        # The push log names the real caller; the name the client claimed is only a note.
+        assert log[2].reply == f"unparked by {MY_NAME}; note: unparked by mallory: mapped"
         status = await ask(service, {"cmd": "status"})
         assert status["channels"][0]["parked"] == []
 
@@ -277,6 +302,21 @@ def test_status_line_names_the_first_reason_and_counts_the_rest() -> None:
     assert status_line(reply) == (
         "degraded: 1/2 sources fresh, ankorstore 0 queued, fabric 2 queued; "
         "source astral stale: no successful read for 930 s (+2 more)"
+    )
+
+
+def test_status_line_shows_the_progress_of_a_channel_working_through_its_queue() -> None:
+    progress = {"done": 18, "total": 30, "rate_per_min": 20.0, "eta_s": 36.0}
+    reply = {
+        "health": "ok",
+        "sources": [{"stale": False}],
+        "channels": [
+            {"name": "ankorstore", "queue_depth": 0, "progress": None},
+            {"name": "fabric", "queue_depth": 12, "progress": progress},
+        ],
+    }
+    assert status_line(reply) == (
+        "ok: 1 sources fresh, ankorstore 0 queued, fabric 12 queued (18/30 (60%), 20/min, ETA 36s)"
     )
 
 

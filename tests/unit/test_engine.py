@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +39,9 @@ class FakeChannel:
         self.refuse: dict[str, str] = {}
         self.fail_next = 0
         self.budget = 1_000
+        self.packs: Mapping[str, int] = {}
+        self.adds_own_orders = False
+        self.lowers_on_order = name == "fabric"
 
     async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult:
         self.batches.append(list(batch))
@@ -55,10 +58,13 @@ class FakeChannel:
         return result
 
     async def read_live(self, skus: Collection[str] | None = None) -> dict[str, LiveValue]:
-        return {sku: LiveValue(sku, qty) for sku, qty in self.shown.items()}
+        return {sku: LiveValue(sku, qty, written=qty) for sku, qty in self.shown.items()}
 
     def requests_available(self) -> int:
         return self.budget
+
+    def pack_sizes(self) -> Mapping[str, int]:
+        return self.packs
 
     async def aclose(self) -> None:
         return None
@@ -213,6 +219,26 @@ async def test_stale_source_blocks_every_push(ledger: Ledger) -> None:
     assert channel.batches == []
 
 
+async def test_a_block_names_the_stale_source_and_the_error_that_stops_it(
+    ledger: Ledger,
+) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, {"S00": 5}, "s1")
+    await engine.recompute()
+    clock.now = T0 + timedelta(seconds=930)
+    refused = "AuthError: activeants POST /token: login refused (400 invalid_grant): check it"
+    await ledger.mark_feed("activeants", error=refused, error_at=T0 + timedelta(seconds=900))
+
+    cycle = await engine.push_channel("ankorstore")
+
+    assert cycle.blocked is not None
+    assert cycle.blocked.startswith(
+        f"stale source(s): activeants (no successful read for 930 s: {refused});"
+    )
+    assert channel.batches == []
+
+
 async def test_a_failing_push_leaves_values_pending_for_the_next_round(ledger: Ledger) -> None:
     channel, clock = FakeChannel(), Clock()
     engine = make_engine(ledger, channel, clock)
@@ -304,3 +330,79 @@ async def test_a_confirmation_does_not_cover_a_later_mass_zero(ledger: Ledger) -
     assert again.held_id is not None
     assert again.held_id != held.held_id
     assert len(channel.sent) == sent
+
+
+async def test_a_channel_pack_learnt_later_recomputes_before_the_next_push(ledger: Ledger) -> None:
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    await snapshot(ledger, stocked(S05=20), "s1")
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    assert channel.shown["S05"] == 20
+    channel.packs = {"S05": 6}  # the channel says it sells S05 in cases of 6
+    cycle = await engine.push_channel("ankorstore")
+    assert cycle.settled
+    assert channel.shown["S05"] == 18
+    [row] = [r for r in await ledger.outbox_rows("ankorstore") if r.sku == "S05"]
+    (explanation,) = [await ledger.explanation("ankorstore", "S05")]
+    assert row.desired == 18
+    assert explanation is not None
+    assert explanation["result"] == 18
+    assert engine.take_packs("ankorstore") is False  # same mapping: nothing to do
+
+
+async def test_a_channel_that_adds_its_own_orders_gets_them_back_and_a_rewrite_when_they_move(
+    ledger: Ledger,
+) -> None:
+    channel, clock = FakeChannel(), Clock()
+    channel.adds_own_orders = True
+    engine = Engine(
+        ledger,
+        catalog(),
+        [ChannelRule(channel="ankorstore", locations=("activeants",))],
+        {"ankorstore": channel},
+        policies={"ankorstore": SafetyPolicy(confirm_increase_after_zero=False)},
+        feeds=[
+            FeedInfo("activeants", ("activeants",), stale_after=600),
+            FeedInfo("ankorstore_orders", ("activeants",), stale_after=600, channel="ankorstore"),
+        ],
+        now=clock,
+    )
+    await snapshot(ledger, stocked(), "s1")
+    await ledger.mark_feed("ankorstore_orders", success_at=T0)
+
+    async def orders(key: str, lines: dict[str, int]) -> None:
+        observation = OrderObservation(
+            channel="ankorstore",
+            order_ref="AK-1",
+            status="brand_confirmed" if lines else "shipped",
+            observed_at=clock.now,
+            open_lines=lines,
+            location="activeants",
+        )
+        await ledger.record_orders(
+            "ankorstore_orders",
+            key,
+            clock.now,
+            [observation],
+            complete=False,
+            channels=["ankorstore"],
+        )
+
+    await orders("o1", {"S03": 4})
+    await engine.recompute()
+    await engine.push_channel("ankorstore")
+    # 10 - 4 = 6 sellable, + the 4 Ankorstore holds itself: 10 written.
+    assert channel.shown["S03"] == 10
+    [row] = [r for r in await ledger.outbox_rows("ankorstore") if r.sku == "S03"]
+    assert (row.desired, row.own_reserved, row.sellable) == (10, 4, 6)
+    writes = len(channel.sent)
+    # Ankorstore ships the order (and lowers stockQuantity by 4 itself); the
+    # warehouse read still shows 10 until it catches up: the value stays 10,
+    # and it is written again so Ankorstore shows syncd's number.
+    clock.now += timedelta(seconds=30)
+    channel.shown["S03"] = 6
+    await orders("o2", {})
+    await engine.push_channel("ankorstore")
+    assert channel.shown["S03"] == 10
+    assert [u.sku for u in channel.sent[writes:]] == ["S03"]

@@ -95,6 +95,15 @@ def test_debug_level_lets_debug_events_through() -> None:
     assert [line["event"] for line in _json_lines(out)] == ["ratelimit.budget"]
 
 
+def test_logs_go_to_stderr_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    # stdout belongs to a command's own output (`syncd once --json`).
+    configure_logging("json", "info")
+    structlog.get_logger("syncd.test").warning("source.stale", source="astral")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert json.loads(err)["event"] == "source.stale"
+
+
 @pytest.mark.parametrize(("fmt", "level"), [("json", "loud"), ("xml", "info")])
 def test_unknown_format_or_level_is_refused(fmt: Any, level: str) -> None:
     with pytest.raises(ValueError, match="unknown log"):
@@ -356,3 +365,59 @@ def test_output_redirected_away_from_journald_is_plain_json(
         structlog.get_logger().info("daemon.started")
         elsewhere.seek(0)
         assert json.loads(elsewhere.read())["event"] == "daemon.started"
+
+
+# --- over- and under-redaction ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "token request refused: 401 (invalid_client)",
+        "token: expired",
+        "reason: token expired",
+        "secret: none configured",
+        "ankorstore POST /oauth/token: response body too large (limit 65536 bytes)",
+        "fabric POST /auth/token/: 503 Service Unavailable",
+        '{"event": "http.token_requested", "msg": "token request budget spent"}',
+        "source.poll_failed request 8c1f0e3a9b7d4e2f8a6b5c4d3e2f1a0b failed",
+    ],
+)
+def test_ordinary_words_about_tokens_and_requests_stay_readable(text: str) -> None:
+    assert Redactor().scrub_text(text) == text
+
+
+JWT = (
+    "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiI5NCIsImp0aSI6IjEyMyJ9."
+    "c2lnbmF0dXJlLXBhcnQtb2YtdGhlLXRva2Vu"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        (f"unexpected body {JWT} from server", "unexpected body"),
+        ("access token: abcd1234efgh5678", "access token: "),
+        ("password = correcthorsebatterystaple", "password = "),
+        ("token=abc", "token="),
+        ('{"access_token": "opaque"}', '{"access_token": "'),
+        ("('authorization', 'Bearer xyz')", "('authorization', '"),
+    ],
+)
+def test_token_shaped_values_are_masked(text: str, kept: str) -> None:
+    scrubbed = Redactor().scrub_text(text)
+    assert REDACTED in scrubbed
+    assert scrubbed.startswith(kept)
+    for part in ("abcd1234", "correcthorse", "=abc", "opaque", "xyz", JWT[:20]):
+        assert part not in scrubbed
+
+
+def test_obtained_tokens_are_masked_while_they_are_among_the_newest() -> None:
+    redactor = Redactor()
+    redactor.register_transient("opaque-token-1")
+    assert redactor.scrub_text("sent opaque-token-1") == f"sent {REDACTED}"
+    for n in range(2, 40):
+        redactor.register_transient(f"opaque-token-{n}")
+    # Only the newest are kept: the pattern cannot grow for months.
+    assert redactor.scrub_text("opaque-token-39") == REDACTED
+    assert redactor.scrub_text("opaque-token-1 ") == "opaque-token-1 "

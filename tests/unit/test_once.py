@@ -13,6 +13,7 @@ from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
 from syncd.engine import ChannelCycle
 from syncd.model import OutboxRow
 from syncd.once import Outstanding, copy_ledger, report
+from syncd.once_run import ChannelTotals
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -73,7 +74,9 @@ def test_every_parked_variant_is_named_with_its_reason_and_fails_the_run(
     outstanding = Outstanding(parked=[row("A", "parked", "Ankorstore refused: 422 bad")])
 
     code = report(
-        {"ankorstore": ChannelCycle("ankorstore")}, {"ankorstore": outstanding}, as_json=False
+        {"ankorstore": ChannelTotals.of(ChannelCycle("ankorstore"))},
+        {"ankorstore": outstanding},
+        as_json=False,
     )
 
     assert code == 1
@@ -89,7 +92,9 @@ def test_variants_left_alone_by_the_config_are_listed_but_do_not_fail(
     outstanding = Outstanding(parked=[row("A", "parked", reason)])
 
     code = report(
-        {"ankorstore": ChannelCycle("ankorstore")}, {"ankorstore": outstanding}, as_json=False
+        {"ankorstore": ChannelTotals.of(ChannelCycle("ankorstore"))},
+        {"ankorstore": outstanding},
+        as_json=False,
     )
 
     assert code == 0
@@ -101,7 +106,7 @@ def test_increases_waiting_for_an_order_feed_fail_the_run_with_why(
 ) -> None:
     cycle = ChannelCycle("fabric", waiting=2, waiting_reasons=["2 increase(s) wait: fabric_orders"])
 
-    code = report({"fabric": cycle}, {"fabric": Outstanding()}, as_json=False)
+    code = report({"fabric": ChannelTotals.of(cycle)}, {"fabric": Outstanding()}, as_json=False)
 
     assert code == 1
     assert "syncd once: fabric: 2 increase(s) wait: fabric_orders" in capsys.readouterr().err

@@ -83,3 +83,26 @@ def test_first_publication_is_not_counted_as_a_change() -> None:
 def test_first_publication_of_zeros_is_still_held() -> None:
     pending = [row(f"s{i}", 0, None) for i in range(100)]
     assert assess(pending, published=100, policy=POLICY).hold
+
+
+def own(sku: str, desired: int, acknowledged: int | None, own_reserved: int) -> OutboxRow:
+    """An Ankorstore row: ``desired`` carries ``own_reserved`` units of its own orders."""
+    return OutboxRow("ankorstore", sku, desired, acknowledged, 1, "pending", T0, None, own_reserved)
+
+
+def test_a_pool_emptied_under_open_orders_still_counts_as_zeroing() -> None:
+    # A bad read empties the pool: 21 variants fall to their own orders' units
+    # (sellable 0) -- exactly what a mass zeroing looks like on Ankorstore.
+    pending = [own(f"s{i}", 2, 12, own_reserved=2) for i in range(21)]
+    verdict = assess(pending, published=100, policy=POLICY)
+    assert verdict.hold
+    assert verdict.zeroes == 21
+
+
+def test_an_increase_from_nothing_sellable_waits_with_open_orders_too() -> None:
+    policy = SafetyPolicy(confirm_increase_after_zero=True)
+    back = own("a", 7, 2, own_reserved=2)  # showed 2 - 2 = 0, now 5 sellable
+    assert increase_needs_second_read(back, policy=policy, consistent_reads=1)
+    assert not increase_needs_second_read(back, policy=policy, consistent_reads=2)
+    steady = own("b", 9, 7, own_reserved=2)
+    assert not increase_needs_second_read(steady, policy=policy, consistent_reads=1)

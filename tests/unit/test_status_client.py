@@ -7,12 +7,14 @@ import io
 import json
 import os
 from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+from syncd.cli import main
 from syncd.status import StatusRequestError, StatusServer, confirm_args
 from syncd.status_client import (
     StatusProtocolError,
@@ -128,6 +130,55 @@ async def test_something_that_is_not_syncd_is_reported(
             await request(sock_path, {"cmd": "status"}, timeout=2)
 
 
+@pytest.mark.anyio
+async def test_a_busy_reply_is_asked_again_until_a_slot_frees(sock_path: Path) -> None:
+    release = anyio.Event()
+
+    async def slow(request: dict[str, Any]) -> Mapping[str, Any]:
+        if request["cmd"] == "hold":
+            await release.wait()
+        return {"ok": True, "cmd": request["cmd"]}
+
+    server = StatusServer(sock_path, slow, max_clients=1)
+    async with running(server), anyio.create_task_group() as tg:
+        tg.start_soon(request, sock_path, {"cmd": "hold"})
+        with anyio.fail_after(5):
+            while server.slots.in_use < 1:
+                await anyio.sleep(0.01)
+        answers: list[dict[str, Any]] = []
+
+        async def second() -> None:
+            answers.append(await request(sock_path, {"cmd": "ping"}, timeout=10))
+
+        tg.start_soon(second)
+        with anyio.fail_after(5):
+            while server.slots.refusals < 2:  # turned away, and asked again
+                await anyio.sleep(0.01)
+        assert answers == []
+        release.set()
+    assert answers == [{"ok": True, "cmd": "ping"}]
+
+
+@pytest.mark.anyio
+async def test_a_daemon_busy_until_the_deadline_is_unreachable(sock_path: Path) -> None:
+    async def stuck(request: dict[str, Any]) -> Mapping[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    server = StatusServer(sock_path, stuck, max_clients=1)
+    async with (
+        running(server),
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(partial(request, sock_path, {"cmd": "status"}, timeout=30))
+        with anyio.fail_after(5):
+            while server.slots.in_use < 1:
+                await anyio.sleep(0.01)
+        with anyio.fail_after(5), pytest.raises(StatusUnreachable, match="stayed busy"):
+            await request(sock_path, {"cmd": "status"}, timeout=0.5)
+        tg.cancel_scope.cancel()
+
+
 def test_query_is_the_synchronous_form(sock_path: Path) -> None:
     with serving_in_thread(sock_path, _status_handler(status_reply("ok"))):
         reply = query(sock_path, {"cmd": "status"})
@@ -149,6 +200,23 @@ def test_exit_code_follows_health(
     assert "\x1b" not in out  # captured stdout is not a terminal
 
 
+def test_a_health_this_version_does_not_know_exits_3(
+    sock_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reply = dict(status_reply("ok"))
+    reply["health"] = "maintenance"
+    with serving_in_thread(sock_path, _status_handler(reply)):
+        assert cli_status(_args(socket=str(sock_path))) == 3
+    assert "unknown health" in capsys.readouterr().err
+
+
+def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["status", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "0 ok, 1 degraded, 2 failing, 3 unknown" in text
+
+
 def test_json_prints_the_raw_reply(sock_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     reply = status_reply("degraded", ["source astral stale for 930 s"])
     with serving_in_thread(sock_path, _status_handler(reply)):
@@ -156,22 +224,23 @@ def test_json_prints_the_raw_reply(sock_path: Path, capsys: pytest.CaptureFixtur
     assert json.loads(capsys.readouterr().out) == reply
 
 
-def test_unreachable_daemon_exits_2_with_a_message(
+def test_unreachable_daemon_exits_3_with_a_message(
     sock_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli_status(_args(socket=str(sock_path))) == 2
+    # 3, not 2: "no answer" must not read as "failing" to a monitoring check.
+    assert cli_status(_args(socket=str(sock_path))) == 3
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("syncd status: ")
     assert str(sock_path) in captured.err
 
 
-def test_an_error_reply_exits_2(sock_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_error_reply_exits_3(sock_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async def broken(request: dict[str, Any]) -> Mapping[str, Any]:
         raise RuntimeError("bug")
 
     with serving_in_thread(sock_path, broken):
-        assert cli_status(_args(socket=str(sock_path))) == 2
+        assert cli_status(_args(socket=str(sock_path))) == 3
     assert "internal error" in capsys.readouterr().err
 
 
@@ -189,14 +258,14 @@ def test_the_socket_path_comes_from_the_config_file(capsys: pytest.CaptureFixtur
     "content",
     [None, "this is not toml = = =", '[daemon]\nstatus_socket = ""\n', "[daemon]\nnope = 1\n"],
 )
-def test_an_unusable_config_exits_2_and_suggests_socket(
+def test_an_unusable_config_exits_3_and_suggests_socket(
     capsys: pytest.CaptureFixture[str], content: str | None
 ) -> None:
     with short_dir() as directory:
         config = directory / "syncd.toml"
         if content is not None:
             config.write_text(content)
-        assert cli_status(_args(config=str(config))) == 2
+        assert cli_status(_args(config=str(config))) == 3
     err = capsys.readouterr().err
     assert str(config) in err
     assert "--socket" in err

@@ -107,17 +107,44 @@ def test_remote_text_cannot_drive_the_terminal() -> None:
     assert "second line" in text  # the newline became a space, the row stays one row
 
 
-def test_long_cursors_keep_both_ends() -> None:
+def _column(text: str, header: str, first_row: str) -> str:
+    """The text of one column of a rendered table, continuation lines included, joined."""
+    lines = text.splitlines()
+    top = next(i for i, line in enumerate(lines) if header in line and "NAME" in line)
+    start = lines[top].index(header)
+    row = next(i for i in range(top + 1, len(lines)) if first_row in lines[i])
+    pieces = [lines[row][start:].split("  ")[0].strip()]
+    for line in lines[row + 1 :]:
+        if line[:start].strip():  # the next row has begun
+            break
+        pieces.append(line[start:].split("  ")[0].strip())
+    return "".join(pieces)
+
+
+def test_long_cursors_are_wrapped_whole_within_their_column() -> None:
     reply = status_reply()
-    cursor = "0190a1b2-aaaa-bbbb-cccc-1234567890ab,2024-05-01T11:47:40Z"
+    cursor = "0190a1b2-aaaa-bbbb-cccc-1234567890ab,2024-05-01T11:47:40Z,page=000000000017"
     reply["sources"][0] = source("activeants", cursor=cursor)
-    row = next(
-        line for line in render_status(reply, color=False).splitlines() if "activeants" in line
-    )
-    shown = next(word for word in row.split() if "..." in word)
-    assert len(shown) <= 24
-    assert cursor.startswith(shown.split("...")[0])
-    assert cursor.endswith(shown.split("...")[1])
+    text = render_status(reply, color=False)
+    assert "..." not in text
+    assert _column(text, "CURSOR", "activeants") == cursor
+    # The other rows and sections stay aligned: astral's row still starts at the name column.
+    assert any(line.startswith("  astral ") for line in text.splitlines())
+
+
+def test_long_errors_and_reasons_are_wrapped_not_cut() -> None:
+    reply = status_reply("degraded")
+    error = "login refused (400 invalid_grant): " + "check password_file " * 8 + "END-OF-ERROR"
+    reason = "ankorstore: " + "the order feed is overdue and increases wait " * 8 + "END-OF-REASON"
+    reply["sources"][0] = source("activeants", last_error=error)
+    reply["reasons"] = [reason]
+    text = render_status(reply, color=False)
+    assert "END-OF-ERROR" in text
+    assert "END-OF-REASON" in text
+    assert " ".join(_column(text, "LAST ERROR", "activeants").split()) != ""
+    flat = " ".join(text.split())
+    assert " ".join(reason.split()) in flat
+    assert max(len(line) for line in text.splitlines()) < 200
 
 
 def test_many_parked_variants_are_summarised() -> None:
@@ -190,3 +217,17 @@ def test_ages_use_now_when_the_reply_has_no_generated_at() -> None:
     now = datetime(2024, 5, 1, 12, 5, tzinfo=UTC)
     text = render_status(reply, color=False, now=now)
     assert "5m 12s ago" in text  # last push at 11:59:48
+
+
+def test_a_channel_working_through_a_queue_shows_done_total_rate_and_eta() -> None:
+    reply = status_reply()
+    progress = {"done": 1200, "total": 3000, "rate_per_min": 58.4, "eta_s": 1862.0}
+    reply["channels"][1] = channel("fabric", rate_limit=[], queue_depth=1800, progress=progress)
+
+    text = render_status(reply, color=False)
+
+    rows = _table(text, "CHANNEL  DONE/TOTAL, RATE, ETA")
+    assert rows[1].split(maxsplit=1) == ["fabric", "1200/3000 (40%), 58/min, ETA 31m 02s"]
+    assert not any(row.strip().startswith("ankorstore") for row in rows)
+    # Nothing queued anywhere: no section.
+    assert "Progress" not in render_status(status_reply(), color=False)

@@ -62,7 +62,6 @@ _HARDENING = {
     "ProtectHome": "yes",
     "PrivateTmp": "yes",
     "PrivateDevices": "yes",
-    "PrivateUsers": "yes",
     "NoNewPrivileges": "yes",
     "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
     "SystemCallArchitectures": "native",
@@ -115,6 +114,40 @@ def test_runs_syncd_as_a_notify_service_under_its_own_user(service: dict[str, li
     assert _seconds(_one(service, "RestartSec")) > 0
     assert (_one(service, "User"), _one(service, "Group")) == ("syncd", "syncd")
     assert "DynamicUser" not in service, "a dynamic group cannot hold operators (see README)"
+
+
+def test_no_private_user_namespace_so_operators_are_recorded_by_their_real_uid(
+    service: dict[str, list[str]],
+) -> None:
+    # Under PrivateUsers=yes the status socket's peer credentials would read "nobody"
+    # (uid 65534) for every operator, and confirm/unpark would record that.
+    assert "PrivateUsers" not in service
+
+
+def test_resource_ceilings_bound_descriptors_memory_and_tasks(
+    service: dict[str, list[str]],
+) -> None:
+    nofile = int(_one(service, "LimitNOFILE"))
+    # Room for every connection syncd ever holds at once (status 128 + 128 turned
+    # away, metrics 32 + 32), its ledger and HTTP pools; tests/hostile runs under it.
+    assert 128 + 128 + 32 + 32 + 100 <= nofile <= 4096
+    sizes = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+    def size(value: str) -> int:
+        return int(value[:-1]) * sizes[value[-1]]
+
+    assert size(_one(service, "MemoryHigh")) < size(_one(service, "MemoryMax")) <= 4 << 30
+    assert 64 <= int(_one(service, "TasksMax")) <= 512
+
+
+def test_a_config_error_is_not_restarted(service: dict[str, list[str]]) -> None:
+    from syncd.daemon import EXIT_CONFIG
+
+    prevented = {code for line in service["RestartPreventExitStatus"] for code in line.split()}
+    assert str(EXIT_CONFIG) in prevented
+    # A crash (1) and a start-up failure (1) are still restarted.
+    assert "1" not in prevented
+    assert EXIT_CONFIG not in (0, 1, 2)
 
 
 def test_sysusers_creates_the_service_user() -> None:
@@ -238,4 +271,4 @@ def test_python_stack_runs_without_writable_executable_memory() -> None:
     if result.returncode == 77:
         pytest.skip("this kernel has no PR_SET_MDWE (needs Linux >= 6.3)")
     assert result.returncode == 0, result.stderr
-    assert '"event": "mdwe.ok"' in result.stdout
+    assert '"event": "mdwe.ok"' in result.stderr  # logs go to stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,9 +72,9 @@ def test_without_a_daemon_the_ledger_file_is_unparked_under_the_lock(
 
     status, note = anyio.run(last_entry)
     assert status == "unparked"
-    assert note is not None
-    assert note.startswith("unparked by ")
-    assert note.endswith(": variant mapped")
+    # No daemon, no socket: the user is this process's real uid; --reason is only a note.
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert note == f"unparked by {me} (uid {os.getuid()}); note: variant mapped"
 
     # A SKU that is not parked is reported, and the exit status says so.
     assert main(["unpark", CH, "C", "B", "--config", str(config)]) == 1
@@ -132,8 +134,11 @@ def test_with_a_daemon_the_request_goes_over_its_socket(
         assert '"unparked": [' in capsys.readouterr().out
         assert main(["unpark", "shopify", "A", "--config", str(config)]) == 2
         assert "unknown channel 'shopify'" in capsys.readouterr().err
+        assert main(["unpark", CH, "A", "--reason", "mapped", "--config", str(config)]) == 0
     assert seen[0]["skus"] == "all"
-    assert seen[0]["note"].startswith("unparked by ")
+    # The client names nobody: the daemon takes the user from the socket's peer credentials.
+    assert seen[0]["note"] == ""
+    assert seen[1]["note"] == "mapped"
     # The daemon did it: the command never opened the ledger itself.
     assert not (directory / "ledger.db").exists()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd.allocation import allocate
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.base import PushResult
 from syncd.channels.planner import PlannedUpdate, plan
@@ -27,7 +28,7 @@ from syncd.config import load_config
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
 from syncd.http.client import ApiClient
 from syncd.http.clock import SystemClock
-from syncd.model import Catalog, OutboxRow, Variant
+from syncd.model import Account, Catalog, ChannelRule, OutboxRow, StockStatus, Variant
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld
 from syncd.wiring import build_clients
@@ -96,6 +97,19 @@ def whole_packs(units: int, pack: int) -> int:
     return units - units % pack
 
 
+def as_allocated(world: SandboxWorld, sellable: dict[str, int]) -> dict[str, int]:
+    """What allocation hands the channel for these sellable numbers (syncd.allocation, step 5).
+
+    Whole packs of Ankorstore's ``unitMultiplier``, plus the units of
+    Ankorstore's own open orders -- here every one of them is known to syncd.
+    """
+    written: dict[str, int] = {}
+    for sku, quantity in sellable.items():
+        listing = world.ankorstore.listing(sku)
+        written[sku] = whole_packs(quantity, listing.unit_multiplier) + listing.reserved_quantity
+    return written
+
+
 def ankorstore_skus(world: SandboxWorld) -> list[str]:
     return sorted(world.catalog.published("ankorstore"))
 
@@ -127,7 +141,7 @@ async def test_5000_changed_variants_take_100_requests_and_no_429(tmp_path: Path
             plan(
                 [
                     OutboxRow("ankorstore", s, q, None, 1, "pending", datetime.now(UTC))
-                    for s, q in desired.items()
+                    for s, q in as_allocated(r.world, desired).items()
                 ],
                 per_request=r.channel.per_request,
                 max_requests=budget,
@@ -141,7 +155,7 @@ async def test_5000_changed_variants_take_100_requests_and_no_429(tmp_path: Path
         assert not result.parked
         assert not result.failed
         assert state.counters.requests[OPERATIONS] - writes_before == 100
-        assert result.requests == 100  # no read needed: the read-back was fresh
+        assert result.requests == 100  # the writes alone: nothing is read before a write
         assert state.counters.rate_limited == 0
         assert r.client.stats.rate_limited == 0
         for sku in skus:
@@ -172,10 +186,7 @@ async def test_one_invalid_operation_parks_that_variant_and_lands_the_other_49(
         state = r.world.ankorstore
         assert state.listing(parked.sku).stock_quantity == before[parked.sku]
         for update in result.acknowledged:
-            listing = state.listing(update.sku)
-            assert listing.available_quantity == whole_packs(
-                update.quantity, listing.unit_multiplier
-            )
+            assert state.listing(update.sku).stock_quantity == update.quantity
 
 
 async def test_a_variant_id_unknown_to_ankorstore_is_parked_and_the_others_land(
@@ -218,8 +229,9 @@ async def test_available_equals_pushed_sellable_with_existing_ankorstore_reserva
         assert all(state.listing(s).reserved_quantity > 0 for s in ordered)
         others = [s for s in ankorstore_skus(r.world) if s not in ordered][:25]
         desired = oracle(ordered + others, seed=9)
+        written = as_allocated(r.world, desired)
 
-        result = await push_all(r.channel, planned(desired, r.channel.per_request))
+        result = await push_all(r.channel, planned(written, r.channel.per_request))
 
         assert len(result.acknowledged) == 50
         for sku, quantity in desired.items():
@@ -232,6 +244,10 @@ async def test_available_equals_pushed_sellable_with_existing_ankorstore_reserva
         assert {s: v.sellable for s, v in live.items()} == {
             s: whole_packs(desired[s], state.listing(s).unit_multiplier) for s in ordered
         }
+        assert {s: v.written for s, v in live.items()} == {s: written[s] for s in ordered}
+        assert {s: v.reserved for s, v in live.items()} == {
+            s: state.listing(s).reserved_quantity for s in ordered
+        }
 
 
 async def test_six_unit_packs_publish_three_packs_for_twenty_sellable_units(tmp_path: Path) -> None:
@@ -239,8 +255,19 @@ async def test_six_unit_packs_publish_three_packs_for_twenty_sellable_units(tmp_
         sku = next(v.sku for v in r.world.catalog.variants if v.pack_size == 6)
         listing = r.world.ankorstore.listing(sku)
         assert listing.unit_multiplier == 6
+        await r.channel.read_live()  # the start-up read-back teaches syncd the pack
+        packs = r.channel.pack_sizes()
+        assert packs[sku] == 6
+        # 20 units sellable: allocation rounds with Ankorstore's pack, not the catalog's 1.
+        rule = ChannelRule("ankorstore", ("activeants",), pack_rounding=False, adds_own_orders=True)
+        balances = {Account("activeants", StockStatus.AVAILABLE, sku, ""): 20}
+        [desired] = allocate(
+            balances, [], Catalog(variants={sku: Variant(sku)}), [rule], packs={"ankorstore": packs}
+        )
+        assert desired.quantity == 18
+        assert desired.explanation.result == 18
 
-        result = await r.channel.push([single(sku, 20)])
+        result = await r.channel.push([single(sku, desired.quantity + listing.reserved_quantity)])
 
         assert [u.sku for u in result.acknowledged] == [sku]
         assert listing.stock_quantity == 18 + listing.reserved_quantity
@@ -266,8 +293,9 @@ async def test_always_in_stock_is_left_alone_unless_managed(tmp_path: Path) -> N
             AnkorstoreChannelConfig(locations=["activeants"], always_in_stock="manage"),
             clock=SystemClock(),
         )
-        result = await managed.push([single(sku, 4)])
         listing = r.world.ankorstore.listing(sku)
+        written = whole_packs(4, listing.unit_multiplier) + listing.reserved_quantity
+        result = await managed.push([single(sku, written)])
         assert [u.sku for u in result.acknowledged] == [sku]
         assert not listing.always_in_stock
         assert listing.available_quantity == whole_packs(4, listing.unit_multiplier)
@@ -331,7 +359,7 @@ async def test_lost_response_and_5xx_resend_the_same_absolute_values(tmp_path: P
             "status", status=503, count=1, methods={"POST"}, path_prefix="/api/v1/operations"
         )
 
-        result = await push_all(r.channel, planned(desired, 50))
+        result = await push_all(r.channel, planned(as_allocated(r.world, desired), 50))
 
         assert sorted(u.sku for u in result.acknowledged) == skus
         assert faults.fired == {"lose_response": 1, "status": 1}

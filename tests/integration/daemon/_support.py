@@ -70,7 +70,14 @@ def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0, what: st
 class DaemonProcess:
     """``syncd run`` in a subprocess; stderr (the log) goes to a file."""
 
-    def __init__(self, config: Path, directory: Path, *, notify: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        directory: Path,
+        *,
+        notify: Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
         self.socket = directory / "status.sock"
         self.log_path = directory / f"daemon-{time.monotonic_ns()}.log"
@@ -83,6 +90,7 @@ class DaemonProcess:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 env=env,
+                preexec_fn=preexec_fn,  # noqa: PLW1509  # resource limits for tests/hostile
             )
 
     @property
@@ -141,8 +149,15 @@ class DaemonProcess:
 
 
 @contextmanager
-def daemon(config: Path, directory: Path, *, notify: Path | None = None) -> Iterator[DaemonProcess]:
-    process = DaemonProcess(config, directory, notify=notify)
+def daemon(
+    config: Path,
+    directory: Path,
+    *,
+    notify: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[DaemonProcess]:
+    """``syncd run`` for the block; ``preexec_fn`` runs in the child first (e.g. setrlimit)."""
+    process = DaemonProcess(config, directory, notify=notify, preexec_fn=preexec_fn)
     try:
         yield process
     finally:

@@ -6,6 +6,7 @@ import socket
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.sandbox.world import SandboxWorld
 from tests.integration.daemon._support import daemon, short_dir, wait_until, write_config
@@ -39,14 +40,27 @@ def test_a_configured_metrics_port_serves_prometheus_text_on_loopback() -> None:
                 except httpx.HTTPError:
                     return ""
 
-            wait_until(lambda: "syncd_pushes" in scraped(), what="the metrics endpoint")
+            wait_until(lambda: "syncd_pushes_total" in scraped(), what="the metrics endpoint")
             body = scraped()
             counters = process.ask({"cmd": "metrics"})["counters"]
             assert process.stop()[0] == 0
-    series = dict(line.rsplit(" ", 1) for line in body.splitlines() if not line.startswith("#"))
-    assert "# TYPE syncd_pushes_total counter" in body
+    families = {family.name: family for family in text_string_to_metric_families(body)}
+    # Every family syncd exports is described (none fell through the catalogue)...
+    for family in families.values():
+        assert family.documentation, family.name
+        assert "not described yet" not in family.documentation, family.name
+    # ...in base units, with a start time and the process's own figures.
+    assert "syncd_start_time_seconds" in families
+    assert "syncd_cycle_duration_seconds" in families
+    assert "syncd_source_age_seconds" in families
+    assert "process_open_fds" in families
+    assert not any(name.endswith("_s") for name in families)
+    assert families["syncd_pushes"].type == "counter"
     # Both channels pushed, and the scrape agrees with the status socket's counters.
+    pushes = {s.labels["channel"]: s.value for s in families["syncd_pushes"].samples}
     for channel in ("ankorstore", "fabric"):
-        scraped_pushes = float(series[f'syncd_pushes_total{{channel="{channel}"}}'])
-        assert scraped_pushes > 0
-        assert scraped_pushes <= counters[f'pushes{{channel="{channel}"}}']
+        assert pushes[channel] > 0
+        assert pushes[channel] <= counters[f'pushes{{channel="{channel}"}}']
+    # A counter with nothing to count yet is there, at zero.
+    rate_limited = {s.labels["api"]: s.value for s in families["syncd_http_rate_limited"].samples}
+    assert set(rate_limited) >= {"ankorstore", "fabric"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -121,3 +122,35 @@ def test_syncd_once_against_it_publishes_what_it_computed_to_both_channels(
     assert again.returncode == 0, again.stdout + again.stderr
     after = httpx.get(f"{urls['ankorstore']}/_sandbox/state", timeout=5).json()
     assert after["counters"]["writeRequests"] == writes
+
+
+def _sandbox_leaves(tmp: Path, *args: str) -> list[str]:
+    """Start `syncd sandbox`, wait until ready, stop it; what is left in its $TMPDIR."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "sandbox", "--variants", "10", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if line.startswith("ready"):
+                break
+        else:
+            pytest.fail(f"syncd sandbox exited early: {process.stderr}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    return sorted(p.name for p in tmp.iterdir())
+
+
+def test_write_config_leaves_no_temporary_directory(tmp_path: Path) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    config = tmp_path / "here" / "syncd.toml"
+    assert _sandbox_leaves(tmp, "--write-config", str(config)) == []
+    assert config.exists()
+    # Without --write-config its files go to a temporary directory, removed when it stops.
+    assert _sandbox_leaves(tmp) == []

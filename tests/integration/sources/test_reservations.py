@@ -133,18 +133,21 @@ async def test_an_order_the_warehouse_holds_stops_reserving_once_its_stock_shows
 
         await rig.warehouse_read()
         await rig.poll()
-        await assert_state(rig)  # the warehouse figure carries them now: released once
+        # The warehouse figure carries them now: released once -- except Ankorstore's,
+        # which Ankorstore itself still subtracts until it ships it (syncd.allocation,
+        # step 5): that one keeps reserving (an undersell until shipped, by design).
+        await assert_state(rig, A)
         await rig.poll()
-        await assert_state(rig)
+        await assert_state(rig, A)
 
         # An Active Ants outage keeps the known state: nothing is reserved again.
         world.faults["activeants"].arm("status", status=403, count=-1, path_prefix="/v3/")
-        results = await rig.poll()
+        results = await rig.poll("fabric_orders", "fashiontrade")
         assert all(any("handover" in p for p in r.problems) for r in results.values())
-        await assert_state(rig)
+        await assert_state(rig, A)
         world.faults["activeants"].clear()
 
-        # The channels close the orders later: still nothing reserved, never negative.
+        # The channels close the orders later: nothing reserved, never negative.
         world.ankorstore.ship_order(a.id)
         world.fabric.ship_lines(f.order_id)
         world.fashiontrade.set_order_status(t.order_number, "SHIPPED")

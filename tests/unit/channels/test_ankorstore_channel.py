@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from structlog.testing import capture_logs
 
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.ankorstore_ops import (

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from syncd.config.apis import ActiveAntsApi
-from syncd.config.credentials import check_secret_choice, resolve_secret, secret_file_path
+from syncd.config.credentials import (
+    MAX_SECRET_BYTES,
+    check_secret_choice,
+    resolve_secret,
+    secret_file_path,
+)
 from syncd.config.problems import TomlKey
 
 SECTION = ("apis", "activeants")
@@ -67,7 +73,26 @@ def test_secret_file_path_rules(tmp_path: Path) -> None:
     ("setup", "secret", "message"),
     [
         ("none", {"password_file": "nope/x"}, "secret file {tmp}/nope/x does not exist"),
-        ("dir", {"password_file": "d/"}, "secret file {tmp}/d is a directory"),
+        (
+            "dir",
+            {"password_file": "d/"},
+            "secret file {tmp}/d is a directory; it must be a regular file",
+        ),
+        (
+            "fifo",
+            {"password_file": "./pipe"},
+            "secret file {tmp}/pipe is a FIFO (named pipe); it must be a regular file",
+        ),
+        (
+            "device",
+            {"password_file": "/dev/zero"},
+            "secret file /dev/zero is a device; it must be a regular file",
+        ),
+        (
+            "huge",
+            {"password_file": "./big"},
+            "secret file {tmp}/big is 16385 bytes; a secret is at most 16384 bytes",
+        ),
         ("empty", {"password_file": "e/x"}, "the secret is empty"),
         ("none", {"password_env": "AA_PASSWORD"}, "environment variable AA_PASSWORD is not set"),
         ("none", {"password_env": "EMPTY"}, "the secret is empty"),
@@ -77,6 +102,11 @@ def test_secret_file_path_rules(tmp_path: Path) -> None:
 def test_unusable_secrets(tmp_path: Path, setup: str, secret: dict[str, str], message: str) -> None:
     if setup == "dir":
         (tmp_path / "d").mkdir()
+    if setup == "fifo":
+        # Opening a FIFO for reading blocks until a writer comes: the loader must not.
+        os.mkfifo(tmp_path / "pipe")
+    if setup == "huge":
+        (tmp_path / "big").write_bytes(b"x" * (MAX_SECRET_BYTES + 1))
     if setup == "empty":
         (tmp_path / "e").mkdir()
         (tmp_path / "e" / "x").write_text("\n")

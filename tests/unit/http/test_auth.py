@@ -398,3 +398,31 @@ async def test_secrets_and_tokens_never_reach_logs_or_reprs() -> None:
     rendered = repr(logs) + repr(provider) + repr(bearer) + repr(provider.status())
     for secret in (SECRET, "tok-1", "tok-2", "ft-api-key"):
         assert secret not in rendered
+
+
+@pytest.mark.anyio
+async def test_a_refused_login_says_what_to_check_in_the_config() -> None:
+    clock = FakeClock()
+    server = TokenServer(clock)
+    server.answer = lambda: httpx.Response(
+        400, json={"error": "invalid_grant", "error_description": "wrong " + SECRET}
+    )
+    provider = PasswordGrant(
+        api="activeants",
+        http=server.http(),
+        token_url="https://shopapi.example.test/token",
+        clock=clock,
+        username="shopapi-user",
+        password=SecretStr(SECRET),
+    )
+    with pytest.raises(AuthError) as caught:
+        await provider.token()
+    assert str(caught.value) == (
+        "activeants POST /token: login refused (400 invalid_grant): check [apis.activeants] "
+        "username and password (password_file or password_env)"
+    )
+    server.answer = lambda: httpx.Response(401, json={"error": "invalid_client"})
+    with pytest.raises(AuthError) as refused:
+        await oauth(server, clock).token()
+    assert "client credentials refused (401 invalid_client): check [apis." in str(refused.value)
+    assert "client_secret (client_secret_file or client_secret_env)" in str(refused.value)

@@ -17,6 +17,7 @@ from syncd.ledger.schema import (
     migrate,
 )
 from syncd.ledger.store import Ledger
+from syncd.ledger.tokens import StoredToken, TokenKey
 
 from .builders import AV, VOID, acc, movement, snapshot, transfer
 
@@ -137,3 +138,60 @@ async def test_version_1_file_keeps_its_push_log_and_learns_unparked(ledger_path
         )
         async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'") as cursor:
             assert "push_log_item" in [row[0] for row in await cursor.fetchall()]
+
+
+@pytest.mark.anyio
+async def test_version_2_file_gains_the_token_cache_and_keeps_its_rows(ledger_path: Path) -> None:
+    """Migration 3 adds ``oauth_tokens``; everything a version 2 file holds stays as it was."""
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await configure(conn)
+        assert await migrate(conn, MIGRATIONS[:2]) == 2
+        await conn.execute(
+            "INSERT INTO push_log (id, channel, sku, seq, quantity, status, at)"
+            " VALUES (3, 'fabric', 'B', 2, 4, 'unparked', '2026-01-01T00:00:00Z')"
+        )
+    with capture_logs() as logs:
+        async with await Ledger.open(ledger_path) as ledger:
+            assert (await ledger.pragmas())["user_version"] == SCHEMA_VERSION
+            [kept] = await ledger.push_log("fabric", "B")
+            assert (kept.id, kept.status) == (3, "unparked")
+            key = TokenKey("ankorstore", "https://a.test/oauth/token", "client")
+            await ledger.save_token(key, StoredToken("tok", 10.0, 3610.0))
+            assert await ledger.load_token(key) == StoredToken("tok", 10.0, 3610.0)
+    assert {
+        "event": "ledger.migrated",
+        "from_version": 2,
+        "to_version": SCHEMA_VERSION,
+        "log_level": "info",
+    } in [
+        {k: v for k, v in e.items() if k in ("event", "from_version", "to_version", "log_level")}
+        for e in logs
+    ]
+    with sqlite3.connect(ledger_path) as raw, pytest.raises(sqlite3.IntegrityError):
+        raw.execute(
+            "INSERT INTO oauth_tokens VALUES ('a', 'u', 'c', 'tok', 10.0, 5.0)"
+        )  # an expiry before the token was obtained is refused
+
+
+@pytest.mark.anyio
+async def test_version_3_file_learns_own_reserved_and_keeps_its_outbox(ledger_path: Path) -> None:
+    """Migration 4 adds the units of a channel's own orders to each outbox row (0 before)."""
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await configure(conn)
+        assert await migrate(conn, MIGRATIONS[:3]) == 3
+        await conn.execute(
+            "INSERT INTO outbox (channel, sku, desired, acknowledged, seq, status, updated_at)"
+            " VALUES ('ankorstore', 'A', 5, 5, 1, 'acknowledged', '2026-01-01T00:00:00Z')"
+        )
+    async with await Ledger.open(ledger_path) as ledger:
+        assert (await ledger.pragmas())["user_version"] == SCHEMA_VERSION
+        [row] = await ledger.outbox_rows("ankorstore")
+        assert (row.desired, row.acknowledged, row.own_reserved, row.status) == (
+            5,
+            5,
+            0,
+            "acknowledged",
+        )
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        with pytest.raises(sqlite3.IntegrityError):  # never more own units than the value
+            await conn.execute("UPDATE outbox SET own_reserved = 6 WHERE sku = 'A'")

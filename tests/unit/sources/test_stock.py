@@ -14,11 +14,12 @@ from syncd.sources.stock import build_stock_sources
 from syncd.wiring import ApiClients, build_clients
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "syncd.example.toml"
+CREDENTIALS = {"CREDENTIALS_DIRECTORY": str(EXAMPLE.parent / "credentials.example")}
 
 
 @pytest.mark.anyio
 async def test_each_enabled_stock_source_is_built_on_its_shared_client() -> None:
-    config = load_config(EXAMPLE)
+    config = load_config(EXAMPLE, environ=CREDENTIALS)
     clients = build_clients(config, clock=FakeClock())
     try:
         activeants, astral = build_stock_sources(config, clients, FakeClock())
@@ -32,7 +33,7 @@ async def test_each_enabled_stock_source_is_built_on_its_shared_client() -> None
 
 
 def test_a_source_without_its_api_client_is_a_wiring_error() -> None:
-    config = load_config(EXAMPLE)
+    config = load_config(EXAMPLE, environ=CREDENTIALS)
     with pytest.raises(ValueError, match=r"needs \[apis.activeants\]"):
         build_stock_sources(config, ApiClients(), FakeClock())
 
