@@ -124,15 +124,21 @@ def source_truth(world: SandboxWorld, config: Config) -> SourceTruth:
 
 
 def _open_orders(world: SandboxWorld, held: set[str]) -> dict[OrderKey, int]:
-    """Units each open channel order reserves; orders Active Ants holds reserve nothing.
+    """Units each open channel order reserves.
 
-    The warehouse's ``externalOrderNumber`` is the channel's order ref (the
-    sandbox config's ``reference_templates`` are ``{order_ref}``).
+    A fabric or FashionTrade order Active Ants holds reserves nothing (the
+    warehouse's ``externalOrderNumber`` is the channel's order ref: the
+    sandbox config's ``reference_templates`` are ``{order_ref}``); its units
+    are already out of ``availableStock``. An Ankorstore order keeps reserving
+    until Ankorstore ships, cancels or rejects it, handed over or not: syncd
+    writes ``stockQuantity`` = sellable + what Ankorstore's own open orders
+    took, and Ankorstore subtracts them itself until it closes them, so the
+    handover window is a documented undersell (syncd/sources/handover.py).
     """
     units: dict[OrderKey, int] = {}
 
-    def add(channel: str, ref: str, sku: str, quantity: int) -> None:
-        if ref not in held and quantity > 0:
+    def add(channel: str, ref: str, sku: str, quantity: int, *, handed_over: bool) -> None:
+        if not handed_over and quantity > 0:
             units[channel, ref, sku] = units.get((channel, ref, sku), 0) + quantity
 
     ankorstore = world.ankorstore
@@ -140,13 +146,15 @@ def _open_orders(world: SandboxWorld, held: set[str]) -> dict[OrderKey, int]:
         if order.status in ANKORSTORE_RESERVING:
             for item in order.items:
                 sku = ankorstore.listings[item.listing_id].sku
-                add("ankorstore", str(order.reference), sku, item.multiplied_quantity)
+                ref = str(order.reference)
+                add("ankorstore", ref, sku, item.multiplied_quantity, handed_over=False)
     fabric = world.fabric
     with fabric.lock:
         for fabric_order in fabric.orders.values():
             for line in fabric_order.lines:
                 sku = fabric.items[line.inventory_id].brand_sku
-                add("fabric", str(fabric_order.order_id), sku, line.quantity_open)
+                ref = str(fabric_order.order_id)
+                add("fabric", ref, sku, line.quantity_open, handed_over=ref in held)
     prepacks = {p.barcode: p for p in world.catalog.prepacks}
     skus_by_barcode = {v.barcode: v.sku for v in world.catalog.variants}
     skus_by_barcode |= {b.barcode: b.sku for b in world.catalog.bundles}
@@ -159,9 +167,11 @@ def _open_orders(world: SandboxWorld, held: set[str]) -> dict[OrderKey, int]:
                 number = ft_order.order_number
                 if ft_line.type == "PREPACK":
                     for sku, per_pack in prepacks[ft_line.barcode].lines.items():
-                        add("fashiontrade", number, sku, per_pack * ft_line.quantity)
+                        pieces = per_pack * ft_line.quantity
+                        add("fashiontrade", number, sku, pieces, handed_over=number in held)
                 else:
-                    add("fashiontrade", number, skus_by_barcode[ft_line.barcode], ft_line.quantity)
+                    sku = skus_by_barcode[ft_line.barcode]
+                    add("fashiontrade", number, sku, ft_line.quantity, handed_over=number in held)
     return units
 
 

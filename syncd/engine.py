@@ -415,13 +415,30 @@ class Engine:
         return await self.ledger.unpark_items(channel, skus, self.now(), note)
 
     def _waits_for_second_read(self, channel: str, row: OutboxRow, policy: SafetyPolicy) -> bool:
+        seen = self._note_seen(channel, row)
+        reads = 2 if self._read_generation > seen[1] else 1
+        return increase_needs_second_read(row, policy=policy, consistent_reads=reads)
+
+    def _note_seen(self, channel: str, row: OutboxRow) -> tuple[int, int]:
+        """(desired value, read generation it was first computed in) for the row."""
         key = (channel, row.sku)
         seen = self._first_seen.get(key)
         if seen is None or seen[0] != row.desired:
             seen = (row.desired, self._read_generation)
             self._first_seen[key] = seen
-        reads = 2 if self._read_generation > seen[1] else 1
-        return increase_needs_second_read(row, policy=policy, consistent_reads=reads)
+        return seen
+
+    async def note_pending_computed(self) -> None:
+        """Remember every pending value as computed from the sources' current read.
+
+        `syncd once` calls this before it reads the sources a second time, so
+        that an increase from zero computed again from that second read counts
+        as confirmed; without it the run (a new process each time) would
+        first look at the value only when pushing and never push it.
+        """
+        for channel in self.channels:
+            for row in await self.ledger.pending(channel):
+                self._note_seen(channel, row)
 
     # --- push ----------------------------------------------------------------
 

@@ -341,6 +341,7 @@ async def _cycle(config: Config, args: argparse.Namespace, line: ProgressLine) -
         await assembly.engine.recompute(full=True)
         if await _needs_second_read(assembly):
             # An increase from zero goes out only after a second consistent read.
+            await assembly.engine.note_pending_computed()
             await run.read()
             await assembly.engine.recompute()
         if args.dry_run:

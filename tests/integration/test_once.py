@@ -206,3 +206,27 @@ def test_dry_run_writes_nothing_and_a_held_mass_zero_waits_for_confirmation(
     assert matches_outbox(world, anyio.run(outbox, database)) == {}
     assert set(fabric_inventory(world).values()) == {0}  # fabric publishes Active Ants only
     assert anyio.run(held_cycles, database) == {"ankorstore": 0, "fabric": 0}
+
+
+def test_a_product_back_in_stock_after_zero_is_published_by_the_next_run(
+    world: SandboxWorld, tmp_path: Path
+) -> None:
+    """An increase from zero waits for a second consistent read: `syncd once` makes it.
+
+    Each run is a new process, so the run itself must read the sources twice
+    before pushing such an increase; otherwise cron runs would leave the
+    product at 0 for ever.
+    """
+    config = sandbox_config(world, tmp_path)
+    [sku] = single_skus(world, "fabric", count=1, minimum=1)
+    world.activeants.set_stock(sku, 0)
+    first = run_once(config)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert fabric_inventory(world)[sku] == 0
+
+    world.activeants.set_stock(sku, 9)
+    back = run_once(config)
+
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert fabric_inventory(world)[sku] == 9
+    assert matches_outbox(world, anyio.run(outbox, tmp_path / "ledger.db")) == {}

@@ -6,21 +6,39 @@ first step that has any.
 1. The ledger's own invariants (sum of postings == balance, ...).
 2. Nothing negative was ever sent to a channel (every write the simulators
    received is inspected, whatever syncd thought it sent).
-3. An acknowledged outbox value is what the channel showed right after the
-   last write it applied for that SKU -- unless a write is in flight (the row
-   is ``sent`` or ``failed``, or ``pending`` after an unconfirmed send):
-   otherwise syncd believes a number the channel does not show, and nothing
-   will ever correct it.
+3. An acknowledged outbox value is what the channel held in the written
+   field (Ankorstore ``stockQuantity``, fabric ``inventory``) right after the
+   last write it applied for that SKU, or what a later read-back saw there
+   (a read-back replaces the cached acknowledgement) -- unless a write is in
+   flight (the row is ``sent`` or ``failed``, or ``pending`` after an
+   unconfirmed send): otherwise syncd believes a number the channel does not
+   show, and nothing will ever correct it. Not checked on a channel whose
+   ledger was rewound (restored from a copy, WAL lost) until its start-up
+   read-back succeeded: until then the cache is known to be old, and nothing
+   is pushed to that channel.
 4. The ledger never invents warehouse stock: every Active Ants level it holds
    is one the warehouse showed at some point (an empty or partial read that
    zeroed stock would break this).
 5. A reservation is never released while its order still holds stock and the
-   warehouse has not taken it over (a partial listing must release nothing).
+   warehouse has not taken it over (a partial listing must release nothing);
+   an Ankorstore order is never released by a handover at all (it reserves
+   until Ankorstore closes it: oracle.py).
 6. The engine's incremental recompute gives what a full recompute of the
    same ledger gives (checked whenever the engine is up to date).
 7. The simulators raised nothing unexpected, and served no 429 of their own
    outside the token endpoints (syncd stays within documented limits; a
    restarted process may legitimately ask for tokens again).
+8. An Ankorstore order, seen by syncd or not, never raises Ankorstore's
+   ``availableQuantity`` above the truth (:func:`~tests.sim.oracle.truth`: the
+   simulators' pool less every truly open order, in whole packs) -- except
+   that a line of an order the channel's values did not count when syncd
+   last caught up counts only on the listing it orders: Ankorstore subtracts it there itself, while on a listing
+   sharing its stock (a bundle and its components) it waits for the order
+   poll like any other channel's order. Checked
+   whenever the only world events since syncd last caught up are Ankorstore
+   orders (placed, accepted, cancelled, rejected, shipped, handed over) --
+   see :attr:`Invariants.caught_up`: any other change (stock read later, an
+   order on another channel) is a window every poller has, not this rule.
 
 :func:`superseded_sends` (no superseded value sent after a newer one was
 acknowledged) runs once at the end, over the whole push log.
@@ -38,7 +56,7 @@ from syncd.sandbox.world import SandboxWorld
 from tests.sim.events import WorldDriver
 from tests.sim.known import KnownIssue, strict
 from tests.sim.network import Network
-from tests.sim.oracle import open_orders
+from tests.sim.oracle import offers, open_orders
 
 IN_FLIGHT = frozenset({"sent", "failed"})
 """Outbox statuses of a row whose value is on its way (or failed and will be resent)."""
@@ -78,6 +96,21 @@ class Invariants:
         """(channel, SKU) -> ids of the known issues that left it wrong (see known.py)."""
         self.known: dict[str, list[str]] = {}
         """Known issue id -> what was seen, in order."""
+        self.rewound: set[str] = set()
+        """Channels whose ledger was rewound and not read back since (check 3 skipped)."""
+        self.caught_up = False
+        """syncd caught up with the world (a complete cycle: every source read, every
+        Ankorstore value acknowledged) and since then only Ankorstore orders moved
+        (check 8 applies)."""
+        self.accounted: set[str] = set()
+        """Ankorstore orders the values acknowledged when syncd last caught up counted."""
+
+    def ledger_rewound(self, channels: set[str]) -> None:
+        """The ledger was replaced by an older copy: its memory starts again from it."""
+        self.rewound = set(channels)
+        self._ever_reserved = set()
+        self._ever_stocked = set()
+        self.caught_up = False
 
     def note_known(self, issue: KnownIssue, key: tuple[str, str], detail: str) -> bool:
         """Record a known issue for ``key``; False in strict mode (then it is a failure)."""
@@ -97,6 +130,47 @@ class Invariants:
         problems += self._warehouse_levels(view)
         problems += self._reservations(view)
         problems += self._recompute(view, engine)
+        problems += self._ankorstore_within_truth()
+        return problems
+
+    def _ankorstore_within_truth(self) -> list[str]:
+        if not self.caught_up:
+            return []
+        orders = open_orders(self.world)
+        # Orders recorded since syncd last caught up may not be in what the
+        # channel shows yet, whether the ledger holds them or not.
+        unseen = {
+            ref: set(lines)
+            for (channel, ref), lines in orders.items()
+            if channel == "ankorstore" and ref not in self.accounted
+        }
+        known = {
+            key: lines
+            for key, lines in orders.items()
+            if key[0] != "ankorstore" or key[1] not in unseen
+        }
+        problems = []
+        for sku in self.world.catalog.published("ankorstore"):
+            listing = self.world.ankorstore.listing(sku)
+            available = listing.available_quantity
+            if available is None:
+                continue
+            # An order syncd has not read yet is subtracted by Ankorstore from the
+            # listing each of its lines orders, and only there; what a line takes from
+            # another listing sharing the stock (a bundle and its components) waits for
+            # the order poll, like any other channel's order.
+            own = {
+                ("ankorstore", ref): {sku: orders[("ankorstore", ref)][sku]}
+                for ref, skus in unseen.items()
+                if sku in skus
+            }
+            bound = offers(self.world, known | own)[("ankorstore", sku)]
+            if available > bound:
+                problems.append(
+                    f"ankorstore/{sku}: available {available} (stockQuantity "
+                    f"{listing.stock_quantity}, reserved {listing.reserved_quantity}) is above "
+                    f"the truth {bound}"
+                )
         return problems
 
     def _network(self) -> list[str]:
@@ -114,26 +188,31 @@ class Invariants:
         for row in view.outbox:
             if row.acknowledged is None or row.status in IN_FLIGHT or row.status == "parked":
                 continue
+            if row.channel in self.rewound:
+                continue
             key = (row.channel, row.sku)
-            last = self.network.last_applied.get(key)
-            if last is not None and last.shown == row.acknowledged:
+            known = self.network.known_value(key)
+            if known == row.acknowledged:
                 continue
             if row.status == "pending" and await _unconfirmed_send(ledger, row):
                 # A newer value was sent, never confirmed, and superseded: the row
                 # is waiting to send the newest one. ("acknowledged" with such a
                 # send outstanding would be a false claim, and is reported.)
                 continue
-            if last is None:
+            last = self.network.last_applied.get(key)
+            if known == "unknown":
                 problems.append(
                     f"{row.channel}/{row.sku}: outbox says acknowledged {row.acknowledged}, "
-                    "but the channel never applied a write for it"
+                    "but the channel never applied a write for it nor was it read back"
                 )
             else:
+                wrote = (
+                    f", last write sent {last.sent}, reserved then {last.reserved}" if last else ""
+                )
                 problems.append(
-                    f"{row.channel}/{row.sku}: outbox says the channel shows {row.acknowledged} "
-                    f"(status {row.status}, desired {row.desired}), but right after the last "
-                    f"write it applied the channel showed {last.shown} (sent {last.sent}, "
-                    f"reserved then {last.reserved})"
+                    f"{row.channel}/{row.sku}: outbox says the channel holds {row.acknowledged} "
+                    f"(status {row.status}, desired {row.desired}), but after the last write it "
+                    f"applied or the last read-back it held {known}{wrote}"
                 )
         return problems
 
@@ -160,7 +239,7 @@ class Invariants:
     def _reservations(self, view: _LedgerView) -> list[str]:
         reserved = {(r.channel, r.order_ref) for r in view.reservations}
         self._ever_reserved |= reserved
-        holding = open_orders(self.world)
+        holding = open_orders(self.world, keep_handed_over=frozenset({"ankorstore"}))
         return [
             f"{channel} order {ref}: reservation released while the order still holds "
             f"{holding[(channel, ref)]} and the warehouse has not taken it over"

@@ -10,7 +10,8 @@ The flows follow what a brand sees:
 - Active Ants: goods received, counted, written off, blocked or excluded;
 - ASTRAL: announced, received, found/lost, reserved, released, shipped, damaged;
 - orders on Ankorstore, fabric and FashionTrade: placed (within what the
-  channel offers), accepted, cancelled, rejected, shipped; an order may be
+  channel offers), accepted, cancelled, rejected, shipped -- on Ankorstore also
+  placed and closed again in one step, never seen open by syncd; an order may be
   handed over to the warehouse (Active Ants then holds it under the order's
   reference and its ``availableStock`` drops), and it ships from there;
 - credentials revoked (tokens; FashionTrade's static key until restored).
@@ -49,6 +50,8 @@ class WorldDriver:
         self.world = world
         self.rng = rng
         self.fashiontrade_key_revoked = False
+        self.last_event: str | None = None
+        """Name of the event :meth:`random_event` applied last (None: none applied)."""
         self.activeants_seen: dict[str, set[int]] = {}
         """Every ``availableStock`` each SKU has had: the ledger must never invent another."""
         self.note_activeants()
@@ -61,6 +64,7 @@ class WorldDriver:
             (self.astral_move, 4),
             (self.ankorstore_place, 4),
             (self.ankorstore_advance, 4),
+            (self.ankorstore_flash, 3),
             (self.fabric_place, 3),
             (self.fabric_advance, 3),
             (self.fashiontrade_place, 3),
@@ -81,8 +85,10 @@ class WorldDriver:
             event = self.rng.choices(events, weights)[0]
             done = event()
             if done is not None:
+                self.last_event = event.__name__
                 self.note_activeants()
                 return done
+        self.last_event = None
         return None
 
     # --- Active Ants -----------------------------------------------------------------
@@ -249,6 +255,31 @@ class WorldDriver:
         except OrderError:
             return None
         return f"ankorstore: order {ref} {action} -> {state.order(order.id).status}"
+
+    def ankorstore_flash(self) -> str | None:
+        """An order placed and closed again at once: syncd's order poll never sees it open.
+
+        Cancelled, rejected or shipped (shipping lowers ``stockQuantity`` on
+        Ankorstore and, unless the shipment is untracked, the warehouse's stock).
+        """
+        placed = self.ankorstore_place()
+        if placed is None:
+            return None
+        state = self.world.ankorstore
+        order = state.orders()[0]  # newest first: the one just placed
+        ref = str(order.reference)
+        action = self.rng.choice(("cancel", "reject", "ship", "ship"))
+        if action == "ship":
+            lines = {state.listings[i.listing_id].sku: i.multiplied_quantity for i in order.items}
+            if not self._warehouse_ship(ref, lines):
+                action = "cancel"
+            else:
+                state.ship_order(order.id)
+        if action == "reject":
+            state.advance_order(order.id, "rejected")
+        elif action == "cancel":
+            state.cancel_order(order.id)
+        return f"{placed}, then {action} before any poll -> {state.order(order.id).status}"
 
     # --- fabric orders -----------------------------------------------------------------
 

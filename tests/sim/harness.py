@@ -13,16 +13,33 @@ SQLite ledger file; only the transports are swapped for the simulated network
 A "cycle" is what ``syncd once`` does: read every source, recompute, push
 every channel (an operator confirms held cycles most of the time); a
 "read-back" is the daemon's drift check (:meth:`syncd.scheduler.Scheduler.read_back`),
-under ``drift_policy = "report"`` (the default) for half the seeds and
-``"overwrite"`` for the other half.
+under ``drift_policy = "protect"`` (the default) for half the seeds,
+``"overwrite"`` or ``"report"`` for a quarter each.
 
-After every step :class:`~tests.sim.checks.Invariants` runs. At the end every
-fault is healed, parked items are unparked, and cycles (each followed by a
-read-back) run until two in a row change nothing; then every channel must
-show exactly what the oracle (:mod:`tests.sim.oracle`) computes from the
-simulators' final state, and every outbox value must carry its explanation.
-A violation recognised as a reported, unfixed bug (:mod:`tests.sim.known`)
-is recorded instead of failing the seed, unless ``SYNCD_SIM_STRICT=1``.
+Every start of syncd (the first, after a crash, after a restore) does what
+the daemon does: it reads each channel back (``read_back(startup=True)``)
+before anything is pushed to it; a channel whose start-up read fails gets
+nothing pushed until a later attempt succeeds. Besides world events, faults,
+clock jumps and crashes, a seed may back the ledger up (SQLite's backup API,
+or a checkpoint and a file copy), later put that older copy in place of the
+live ledger and restart, or lose the WAL (the process dies and the ``-wal``
+file is gone: everything committed since the last checkpoint vanishes).
+With ``SYNCD_SIM_WALL_STEPS=1`` syncd's wall clock also steps back and
+forward (:mod:`tests.sim.simclock`); whatever the clock does, a channel fed by
+a source not read for longer than its ``stale_after`` (monotonic time) is
+never written, and one whose sources were all read within it is never
+blocked as stale.
+
+After every step :class:`~tests.sim.checks.Invariants` runs. After the last
+step every fault is healed, parked items are unparked, and ONE cycle runs
+(sources read, recompute, push, with the start-up read-back first if syncd
+was restarted): every channel must then show what the oracle
+(:mod:`tests.sim.oracle`) computes from the simulators' final state. Then
+cycles (each followed by a read-back) run until two in a row change nothing,
+and the comparison is made again; every outbox value must carry its
+explanation. A difference recognised as documented behaviour or a
+reported, unfixed bug (:mod:`tests.sim.known`) is recorded instead of
+failing the seed, unless ``SYNCD_SIM_STRICT=1``.
 """
 
 from __future__ import annotations
@@ -30,8 +47,11 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
+import shutil
+import sqlite3
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +63,10 @@ from syncd.assembly import Assembly, assemble
 from syncd.config import Config, load_config
 from syncd.engine import ChannelCycle
 from syncd.ledger import store
+from syncd.ledger.store import Ledger
 from syncd.metrics import Metrics
-from syncd.model import OutboxRow
+from syncd.model import FeedState, OutboxRow
+from syncd.once import _needs_second_read as needs_second_read
 from syncd.once import read_sources
 from syncd.sandbox import activeants, ankorstore, fabric, fashiontrade
 from syncd.sandbox.activeants_state import ActiveAntsState
@@ -55,12 +77,20 @@ from syncd.sandbox.fashiontrade_state import FashionTradeState
 from syncd.sandbox.faults import FaultPlan
 from syncd.sandbox.world import APIS, SandboxWorld
 from syncd.scheduler import Scheduler
+from syncd.sources.base import PollResult
 from tests.sim.checks import Invariants, superseded_sends
 from tests.sim.crashes import POINTS, Crash, CrashingLedger, CrashPlan
 from tests.sim.events import WorldDriver
-from tests.sim.known import CHANNEL_MOVED, KNOWN, KnownIssue, strict
+from tests.sim.known import CHANNEL_MOVED, HANDOVER_PENDING, KNOWN, KnownIssue, strict
 from tests.sim.network import NET_KINDS, AppliedWrite, NetFault, Network
-from tests.sim.oracle import expected, shown
+from tests.sim.oracle import (
+    ALL_CHANNELS,
+    expected,
+    offers,
+    open_orders,
+    shown,
+    warehouse_pools,
+)
 from tests.sim.simclock import SimTime
 
 MIN_VARIANTS = 8
@@ -73,33 +103,33 @@ SETTLE_STEP = 60.0
 seconds (enough to outlast the HTTP layer's 300 s cooldown of a rejected API key);
 two quiet ones in a row end it."""
 POLL_INTERVAL = 30.0
-WALL_STEPS = os.environ.get("SYNCD_SIM_WALL_STEPS") == "1"
-"""Step syncd's wall clock back and forth (30 s to 1 h) while the simulators keep theirs.
-
-Off by default (a weight of 0 leaves every seed's draws as they were). With
-it on, 200 seeds pass and about 1 in 500 does not settle (seed 10385):
-the held-cycle confirmation in syncd/engine.py compares wall times (a hold's
-``created_at`` and ``confirmed_at`` with each value's ``updated_at``), so
-after a step back every value computed before the step counts as newer than
-the confirmation and the cycle is held again until the wall catches up.
-Turn it on by default once that comparison no longer uses the wall clock."""
+WALL_STEPS = os.environ.get("SYNCD_SIM_WALL_STEPS", "") not in ("", "0")
+"""Step syncd's wall clock back and forward (off by default: see the module docstring)."""
 STEPS = (
     ("world", 40),
     ("cycle", 22),
     ("poll", 5),
     ("push", 4),
     ("clock", 9),
-    ("wall_step", 2 if WALL_STEPS else 0),
+    ("wall", 4 if WALL_STEPS else 0),
     ("net", 7),
     ("sim_fault", 3),
     ("revoke", 2),
     ("crash", 7),
     ("restart", 1),
     ("readback", 3),
+    ("backup", 2),
+    ("restore", 2),
+    ("wal_loss", 1),
 )
 """Step kinds and their weights: mostly the world moving and syncd cycling, with
-faults, clock jumps, steps of syncd's wall clock (the simulators keep theirs),
-crashes and clean restarts in between."""
+faults, clock jumps, crashes, clean restarts and damaged ledgers in between."""
+FINAL_WAIT = 301.0
+"""Simulated seconds between healing and the one cycle after the last event: long
+enough to outlast the HTTP layer's 300 s cooldown of a rejected API key."""
+ANKORSTORE_ORDER_EVENTS = frozenset({"ankorstore_place", "ankorstore_advance", "ankorstore_flash"})
+"""World events that only move Ankorstore orders (invariant 8 in checks.py)."""
+_STALE = re.compile(r"stale source\(s\): ([^;]*)")
 HOLD_CONFIRM_SHARE = 0.7
 """How often the simulated operator confirms a held cycle during the run (always at the end)."""
 
@@ -163,9 +193,9 @@ class Simulation:
         self.time = SimTime()
         self.world = self._world()
         self.world.urls = {api: f"https://{api}.sim" for api in APIS}
-        # Half the seeds run the shipped default (drift is only reported), half let
-        # the read-back write syncd's value over drift.
-        drawn = "overwrite" if self.rng.random() < 0.5 else "report"
+        # Half the seeds run the shipped default (a higher number is corrected at
+        # once, a lower one reported), a quarter each overwrite and report.
+        drawn = self.rng.choices(("protect", "overwrite", "report"), (2, 1, 1))[0]
         self.drift_policy = drift_policy or drawn
         self.config: Config = load_config(self._write_config(directory))
         self.apps = _apps(self.world)
@@ -177,6 +207,13 @@ class Simulation:
         self._process: _Process | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._settling = False
+        self._verified: set[str] = set()
+        """Channels whose start-up read-back succeeded in the running process."""
+        self._backup: Path | None = None
+        self._read_ok: dict[str, float] = {}
+        """Source -> monotonic time its last successful poll ended (any process)."""
+        self._read_ok_here: dict[str, float] = {}
+        """Source -> monotonic time its last successful poll in this process began."""
 
     def _world(self) -> SandboxWorld:
         rng = self.rng
@@ -231,13 +268,14 @@ class Simulation:
             await stack.aclose()
 
     async def run(self) -> SimReport:
-        """The whole seed: random steps, invariants after each, settle, compare."""
+        """The whole seed: random steps, invariants after each, one poll, settle, compare."""
         async with self:
             steps = self.rng.randint(MIN_STEPS, MAX_STEPS)
             self.report.steps = steps
             for number in range(steps):
                 await self._step(number)
                 await self.check(f"after step {number}")
+            await self.one_poll()
             await self.settle()
             await self.compare()
         self.report.requests = self.network.requests
@@ -288,7 +326,62 @@ class Simulation:
             monotonic=self.time.fake.monotonic,
             now=self.time.now,
         )
+        for source in assembly.sources:
+            source.poll = self._timed(source.name, source.poll)  # type: ignore[method-assign,assignment]
         self._process = _Process(ledger=ledger, assembly=assembly, scheduler=scheduler)
+        self._verified = set()
+        self._read_ok_here = {}
+        # The daemon reads every channel back before it pushes anything to it.
+        for channel in sorted(assembly.channels):
+            await self._verify(channel)
+
+    def _timed(
+        self, name: str, poll: Callable[[Ledger], Awaitable[PollResult]]
+    ) -> Callable[[Ledger], Coroutine[Any, Any, PollResult]]:
+        """``poll``, noting on monotonic time when a read of ``name`` succeeded."""
+
+        async def timed(ledger: Ledger) -> PollResult:
+            before = await self._feed(ledger, name)
+            began = self.time.fake.monotonic()
+            result = await poll(ledger)
+            after = await self._feed(ledger, name)
+            if after is None or after.last_error is None:
+                # Lenient (no error left): what "not read for too long" is measured from.
+                self._read_ok[name] = self.time.fake.monotonic()
+            if after is not None and after.last_success not in (
+                None,
+                before and before.last_success,
+            ):
+                # Strict (a success recorded): what "read recently" is measured from.
+                self._read_ok_here[name] = began
+            return result
+
+        return timed
+
+    @staticmethod
+    async def _feed(ledger: Ledger, name: str) -> FeedState | None:
+        return next((f for f in await ledger.feed_states() if f.feed == name), None)
+
+    async def _verify(self, channel: str) -> bool:
+        """The start-up read-back of ``channel``; False (nothing pushed yet) when it fails."""
+        try:
+            await self._proc.scheduler.read_back(channel, startup=True)
+        except Exception:  # the daemon's loop logs it and tries again
+            return False
+        self._verified.add(channel)
+        self.invariants.rewound.discard(channel)
+        # Every acknowledgement now matches the channel: it was, or was corrected.
+        for sku in self.world.catalog.published(channel):
+            value = self._written(channel, sku)
+            if value is not None:
+                self.network.note_sighting(channel, sku, value)
+        return True
+
+    def _written(self, channel: str, sku: str) -> int | None:
+        """The field syncd writes, as the channel holds it now."""
+        if channel == "ankorstore":
+            return self.world.ankorstore.listing(sku).stock_quantity
+        return self.world.fabric.item(sku).inventory
 
     async def _stop(self) -> None:
         process, self._process = self._process, None
@@ -321,38 +414,114 @@ class Simulation:
         """Read every source, recompute, push every channel (a crash restarts syncd)."""
         return await self.guarded(self._cycle)
 
-    async def _cycle(self) -> str:
+    async def _cycle(self, *, as_once: bool = False) -> str:
+        """``as_once``: as ``syncd once`` runs it, with the second read an increase from
+        zero asks for (``confirm_increase_after_zero``) before the push."""
         assembly = self._proc.assembly
         await read_sources(assembly)
         await assembly.engine.recompute()
-        parts = [await self._push(channel) for channel in assembly.channels]
+        channels = list(assembly.channels)
+        if as_once and await needs_second_read(assembly):
+            await assembly.engine.note_pending_computed()
+            await read_sources(assembly)
+            await assembly.engine.recompute()
+        if as_once:
+            # The daemon pushes every channel at once; one after the other, a channel
+            # whose increases wait for its own order feed (fabric: two polls at most)
+            # goes first, before a slow push elsewhere makes that read look overdue.
+            channels.sort(key=lambda name: not assembly.channels[name].lowers_on_order)
+        parts = [await self._push(channel) for channel in channels]
+        self.invariants.caught_up = await self._caught_up()
         return "cycle: " + ", ".join(parts)
 
+    async def _caught_up(self) -> bool:
+        """Every source read, every Ankorstore value acknowledged (invariant 8)."""
+        ledger = self._proc.ledger
+        if "ankorstore" not in self._verified:
+            return False
+        failing = {state.feed for state in await ledger.feed_states() if state.last_error}
+        sources = {source.name for source in self._proc.assembly.sources}
+        if failing or not sources <= self._read_ok.keys():
+            return False
+        rows = await ledger.outbox_rows("ankorstore")
+        if not all(
+            row.status == "acknowledged" and row.acknowledged == row.desired for row in rows
+        ):
+            return False
+        reservations = await ledger.open_reservations()
+        self.invariants.accounted = {r.order_ref for r in reservations if r.channel == "ankorstore"}
+        return True
+
     async def _push(self, channel: str) -> str:
+        if channel not in self._verified and not await self._verify(channel):
+            return f"{channel} waits for its start-up read-back"
         engine = self._proc.assembly.engine
-        cycle = await engine.push_channel(channel)
+        cycle = await self._push_once(channel)
         if cycle.held_id is not None and (self._settling or self.rng.random() < HOLD_CONFIRM_SHARE):
             await engine.confirm(channel, cycle.held_id)
-            cycle = await engine.push_channel(channel)
+            cycle = await self._push_once(channel)
         rounds = 1
         while cycle.deferred and rounds < 20:
             # The rate budget is spent: let simulated time pass, as the daemon would.
             rounds += 1
             self.time.advance(5.0)
-            cycle = await engine.push_channel(channel)
+            cycle = await self._push_once(channel)
         return _describe(cycle)
 
+    async def _push_once(self, channel: str) -> ChannelCycle:
+        """One push round, and the staleness rule: judged on monotonic time, whatever the wall."""
+        engine = self._proc.assembly.engine
+        now = self.time.fake.monotonic()
+        writes = self.network.applied_by_channel[channel]
+        cycle = await engine.push_channel(channel)
+        feeds = engine.feeds_for(channel)
+        if self.network.applied_by_channel[channel] > writes:
+            stale = [
+                feed.name
+                for feed in feeds
+                if now - self._read_ok.get(feed.name, float("-inf")) > feed.stale_after
+            ]
+            if stale:
+                raise self.fail(
+                    f"{channel} written while {', '.join(stale)} had not been read for longer "
+                    f"than stale_after (wall clock off by {self.time.fake.wall_offset:+.0f}s)"
+                )
+        named = _STALE.search(cycle.blocked or "")
+        if named:
+            blamed = {name.strip() for name in named.group(1).split(",")}
+            fresh = [
+                feed.name
+                for feed in feeds
+                if feed.name in blamed
+                and now - self._read_ok_here.get(feed.name, float("-inf")) <= feed.stale_after
+            ]
+            if fresh:
+                raise self.fail(
+                    f"{channel} blocked as stale although {', '.join(fresh)} was read within "
+                    f"stale_after in this process (wall clock off by "
+                    f"{self.time.fake.wall_offset:+.0f}s)"
+                )
+        return cycle
+
     async def _readback(self) -> str:
-        """The daemon's drift read-back of every channel (report, or overwrite per config)."""
+        """The daemon's drift read-back of every channel (the start-up one until it succeeded)."""
         parts = []
         for channel in self._proc.assembly.channels:
+            if channel not in self._verified:
+                verified = await self._verify(channel)
+                parts.append(f"{channel} start-up read-back {'done' if verified else 'failed'}")
+                continue
             try:
                 report = await self._proc.scheduler.read_back(channel)
             except Exception as exc:  # the daemon's loop logs it and tries again later
                 parts.append(f"{channel} failed ({type(exc).__name__})")
                 continue
+            shown_now = {d.sku: d.shown for d in report.drift}
+            for sku in report.corrected:
+                self.network.note_sighting(channel, sku, shown_now.get(sku))
             drift = report.drift
-            parts.append(f"{channel} drift {len(drift)}" if drift else f"{channel} clean")
+            fixed = f" ({len(report.corrected)} corrected)" if report.corrected else ""
+            parts.append(f"{channel} drift {len(drift)}{fixed}" if drift else f"{channel} clean")
         return f"read-back ({self.drift_policy}): " + ", ".join(parts)
 
     async def _poll_one(self) -> str:
@@ -366,7 +535,10 @@ class Simulation:
         return f"poll {source.name}: recorded {result.recorded}"
 
     async def _push_one(self) -> str:
-        channel = self.rng.choice(sorted(self._proc.assembly.channels))
+        return await self.push_one(self.rng.choice(sorted(self._proc.assembly.channels)))
+
+    async def push_one(self, channel: str) -> str:
+        """Push one channel, without reading any source first."""
         return f"push {await self._push(channel)}"
 
     # --- steps ---------------------------------------------------------------------------
@@ -380,7 +552,12 @@ class Simulation:
         kind = rng.choices(kinds, weights)[0]
         line: str | None
         if kind == "world":
+            pools = warehouse_pools(self.world)
             line = self.driver.random_event()
+            if self.driver.last_event not in ANKORSTORE_ORDER_EVENTS or _lowered(
+                pools, warehouse_pools(self.world)
+            ):
+                self.invariants.caught_up = False
             if self.driver.fashiontrade_key_revoked and rng.random() < 0.3:
                 line = f"{line}; {self.driver.restore_fashiontrade_key()}"
         elif kind == "cycle":
@@ -393,11 +570,11 @@ class Simulation:
             seconds = rng.choice((rng.uniform(1, 60), rng.uniform(60, 600), rng.uniform(600, 2000)))
             self.time.advance(seconds)
             line = f"clock +{seconds:.0f}s"
-        elif kind == "wall_step":
-            # Source ages run on the monotonic clock: a step either way must
-            # neither hide a stale source nor invent one (issue 13, item 8).
-            seconds = rng.choice((-1.0, 1.0)) * rng.uniform(30, 3600)
-            self.time.step_host_wall(seconds)
+        elif kind == "wall":
+            seconds = rng.choice((-1, 1)) * rng.choice(
+                (rng.uniform(5, 120), rng.uniform(600, 7200))
+            )
+            self.time.step_wall(seconds)
             line = f"syncd's wall clock stepped {seconds:+.0f}s"
         elif kind == "net":
             line = self._arm_network()
@@ -409,6 +586,12 @@ class Simulation:
             line = await self._crash_step()
         elif kind == "readback":
             line = await self.guarded(self._readback)
+        elif kind == "backup":
+            line = self.back_up()
+        elif kind == "restore":
+            line = await self.restore()
+        elif kind == "wal_loss":
+            line = await self.lose_wal()
         else:
             await self.restart("a clean stop")
             line = "restarted"
@@ -460,7 +643,113 @@ class Simulation:
             return f"crash at {point} armed, not reached; {line}"
         return line
 
+    # --- damaged ledgers -------------------------------------------------------------
+
+    @property
+    def _ledger_path(self) -> Path:
+        return Path(self.config.daemon.database)
+
+    def back_up(self, how: str | None = None) -> str:
+        """Copy the live ledger aside, as an operator's backup would.
+
+        ``how``: ``"backup"`` (SQLite's backup API) or ``"copy"`` (checkpoint, then
+        a file copy); drawn from the seed when None.
+        """
+        target = self.directory / "ledger-backup.db"
+        target.unlink(missing_ok=True)
+        live = str(self._ledger_path)
+        how = how or ("backup" if self.rng.random() < 0.5 else "copy")
+        if how == "backup":
+            with (
+                contextlib.closing(sqlite3.connect(live)) as source,
+                contextlib.closing(sqlite3.connect(str(target))) as copy,
+            ):
+                source.backup(copy)
+            how = "SQLite's backup API"
+        else:
+            with contextlib.closing(sqlite3.connect(live)) as conn:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy:
+                return "ledger checkpoint refused (busy): no backup"
+            shutil.copyfile(live, target)
+            how = "a checkpoint and a file copy"
+        self._backup = target
+        return f"ledger backed up ({how})"
+
+    def _rewound(self, why: str) -> None:
+        self.invariants.ledger_rewound(set(self.config.channels.enabled()))
+        self.note(why)
+
+    def _replace_ledger(self, older: Path) -> None:
+        live = self._ledger_path
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{live}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(older, live)
+
+    async def restore(self) -> str:
+        """Stop syncd, put the backup in place of the live ledger, start again."""
+        if self._backup is None:
+            return "no backup to restore"
+        await self._stop()
+        self._replace_ledger(self._backup)
+        self._rewound("ledger restored from the backup")
+        await self.restart("a restore")
+        return f"ledger restored from a backup; {self._started()}"
+
+    async def lose_wal(self) -> str:
+        """The process dies and the WAL is lost: what the last checkpoint wrote survives."""
+        # In WAL mode the main file changes only at a checkpoint: it holds exactly
+        # what a lost -wal file would leave behind.
+        survivor = self.directory / "ledger-main-file.db"
+        shutil.copyfile(self._ledger_path, survivor)
+        await self._stop()
+        self._replace_ledger(survivor)
+        survivor.unlink()
+        self._rewound("ledger WAL lost")
+        await self.restart("a lost WAL")
+        return f"process killed, WAL lost; {self._started()}"
+
+    def _started(self) -> str:
+        channels = sorted(self.config.channels.enabled())
+        verified = [c for c in channels if c in self._verified]
+        return f"restarted, read back at start: {', '.join(verified) or 'none'}"
+
     # --- the end -------------------------------------------------------------------------
+
+    def _heal(self) -> None:
+        self.network.heal()
+        for plan in self.world.faults.values():
+            plan.clear()
+        self.crash.disarm()
+        restored = self.driver.restore_fashiontrade_key()
+        if restored:
+            self.note(restored)
+
+    async def _unpark(self) -> None:
+        ledger = self._proc.ledger
+        for row in await ledger.outbox_rows():
+            if row.status == "parked":
+                self.note(f"operator unparks {row.channel}/{row.sku}: {row.reason}")
+                await ledger.unpark(row.channel, row.sku)
+                self.report.unparked += 1
+
+    async def one_poll(self) -> None:
+        """After the last event, one cycle must bring every channel to the oracle's value.
+
+        Faults are healed, parked items unparked and the HTTP layer's cooldowns
+        outlasted first; the cycle is what ``syncd once`` does: read every
+        source, recompute (and read again when an increase from zero asks for
+        its second consistent read), push (a restarted syncd reads its channels
+        back before that, as always).
+        """
+        self._settling = True
+        self._heal()
+        await self._unpark()
+        self.time.advance(FINAL_WAIT)
+        line = await self._cycle(as_once=True)
+        self.note(f"one poll after the last event: {line}")
+        await self.check("after the one poll that follows the last event")
+        await self.compare(one_poll=True)
 
     async def settle(self) -> None:
         """Heal everything, then run cycles until two in a row change nothing.
@@ -470,19 +759,8 @@ class Simulation:
         API key in its cooldown after a rejection -- is not settled yet).
         """
         self._settling = True
-        self.network.heal()
-        for plan in self.world.faults.values():
-            plan.clear()
-        self.crash.disarm()
-        restored = self.driver.restore_fashiontrade_key()
-        if restored:
-            self.note(restored)
-        ledger = self._proc.ledger
-        for row in await ledger.outbox_rows():
-            if row.status == "parked":
-                self.note(f"operator unparks {row.channel}/{row.sku}: {row.reason}")
-                await ledger.unpark(row.channel, row.sku)
-                self.report.unparked += 1
+        self._heal()
+        await self._unpark()
         quiet = 0
         for number in range(1, SETTLE_CYCLES + 1):
             self.time.advance(SETTLE_STEP)
@@ -503,8 +781,11 @@ class Simulation:
                 return
         raise self.fail(f"did not settle within {SETTLE_CYCLES} cycles after healing")
 
-    async def compare(self) -> None:
-        """Every channel must show what the oracle computes from the simulators."""
+    async def compare(self, *, one_poll: bool = False) -> None:
+        """Every channel must show what the oracle computes from the simulators.
+
+        ``one_poll``: right after the one cycle that follows the last event.
+        """
         ledger = self._proc.ledger
         problems = await superseded_sends(ledger)
         rows = {(r.channel, r.sku): r for r in await ledger.outbox_rows()}
@@ -515,6 +796,9 @@ class Simulation:
                 problems.append(f"{channel}/{sku}: desired {outbox.desired} unexplained")
         want = expected(self.world)
         have = shown(self.world)
+        # Every handed-over order still reserving: the documented undersell until a
+        # handover is confirmed and the warehouse read again (syncd/sources/handover.py).
+        unconfirmed = offers(self.world, open_orders(self.world, keep_handed_over=ALL_CHANNELS))
         for key in sorted(want):
             if have.get(key) == want[key]:
                 continue
@@ -525,49 +809,62 @@ class Simulation:
                 else "no outbox row"
             )
             line = f"shows {have.get(key)}, oracle says {want[key]} ({ledger_view})"
-            issue = await self._known_final(key, row, want[key], have.get(key))
+            issue = self._known_final(key, row, want[key], have.get(key), one_poll=one_poll)
+            if issue is None and one_poll and unconfirmed[key] <= have.get(key, -1) < want[key]:
+                issue = HANDOVER_PENDING
             if issue is not None and self.invariants.note_known(issue, key, line):
                 continue
             problems.append(f"{key[0]}/{key[1]} {line}")
         self.report.known = {k: list(v) for k, v in self.invariants.known.items()}
         if problems:
-            raise self.fail("after settling: " + "; ".join(problems[:8]))
+            when = "one poll after the last event" if one_poll else "after settling"
+            raise self.fail(f"{when}: " + "; ".join(problems[:8]))
         self.report.final = have
 
-    async def _known_final(
-        self, key: tuple[str, str], row: OutboxRow | None, want: int, have: int | None
+    def _known_final(
+        self,
+        key: tuple[str, str],
+        row: OutboxRow | None,
+        want: int,
+        have: int | None,
+        *,
+        one_poll: bool,
     ) -> KnownIssue | None:
-        """A final mismatch explained by a known issue (see known.py), or None."""
+        """A final mismatch explained by known.py, or None.
+
+        CHANNEL_MOVED (a documented undersell): syncd computed the oracle's
+        number, the channel held it when the write landed, and the channel's
+        own orders lowered it since. ``protect`` and ``report`` only report a
+        lower number; ``overwrite`` corrects it after a second sighting, so
+        under ``overwrite`` it is excused one poll after the last event only.
+        """
         tainted = self.invariants.tainted.get(key)
         if tainted:
             return KNOWN[min(tainted)]
         last = self.network.last_applied.get(key)
         if (
-            self.drift_policy == "report"
+            (one_poll or self.drift_policy != "overwrite")
             and have is not None
             and have < want
             and row is not None
             and last is not None
-            and row.desired == want
+            and row.sellable == want
             and row.acknowledged == row.desired
-            and last.shown == row.acknowledged
+            and last.written == row.acknowledged
             and self._own_orders_moved(key, last)
         ):
-            # syncd computed the right number and the channel showed it when the
-            # write landed: an order syncd never saw moved it down since.
             return CHANNEL_MOVED
         return None
 
     def _own_orders_moved(self, key: tuple[str, str], last: AppliedWrite) -> bool:
-        """Did the channel's own orders change what it shows since ``last`` landed?"""
+        """Did the channel's own orders lower what it holds since ``last`` landed?"""
         channel, sku = key
         if channel == "ankorstore":
-            listing = self.world.ankorstore.listing(sku)
-            return listing.reserved_quantity != last.reserved or any(
-                order.updated_at >= last.at and item.listing_id == listing.id
-                for order in self.world.ankorstore.orders()
-                for item in order.items
-            )
+            # Ankorstore lowers stockQuantity itself when it ships an order; an order
+            # it merely holds or releases is subtracted or given back by Ankorstore
+            # and is never a reason to show less.
+            stock = self.world.ankorstore.listing(sku).stock_quantity
+            return stock is not None and last.written is not None and stock < last.written
         item = self.world.fabric.item(sku)
         return any(
             order.ordered_at >= last.at and line.inventory_id == item.inventory_id
@@ -584,6 +881,15 @@ def _apps(world: SandboxWorld) -> dict[str, Any]:
         "fabric": fabric.create_app(world.fabric, world.faults["fabric"]),
         "fashiontrade": fashiontrade.create_app(world.fashiontrade, world.faults["fashiontrade"]),
     }
+
+
+def _lowered(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> bool:
+    """Did any channel's warehouse pool go down for any SKU?"""
+    return any(
+        units < before.get(channel, {}).get(sku, 0)
+        for channel, pool in after.items()
+        for sku, units in pool.items()
+    )
 
 
 def _describe(cycle: ChannelCycle) -> str:

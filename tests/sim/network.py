@@ -33,7 +33,7 @@ of it and:
 - records every stock write the simulators received: negative values (never
   allowed), and per (channel, SKU) what the channel showed right after the
   last write it applied -- the invariants compare syncd's acknowledged
-  values with it.
+  values with it, or with what a later read-back saw (:meth:`Network.note_sighting`).
 """
 
 from __future__ import annotations
@@ -93,6 +93,19 @@ class AppliedWrite:
     reserved: int
     """Ankorstore ``reservedQuantity`` when the write landed (0 for fabric)."""
     at: float
+    written: int | None = None
+    """The written field right after the write (Ankorstore ``stockQuantity``, fabric
+    ``inventory``): what syncd acknowledges."""
+    tick: int = 0
+    """Order among every write and read-back sighting (:attr:`Network.tick`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A value a read-back of syncd's saw in the written field, and may have cached."""
+
+    written: int | None
+    tick: int
 
 
 @dataclass(slots=True)
@@ -118,6 +131,31 @@ class Network:
     simulator_429: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     writes_applied: int = 0
+    applied_by_channel: Counter[str] = field(default_factory=Counter)
+    sightings: dict[tuple[str, str], Sighting] = field(default_factory=dict)
+    """(channel, SKU) -> the last value a read-back saw and syncd may have cached."""
+    tick: int = 0
+
+    def next_tick(self) -> int:
+        self.tick += 1
+        return self.tick
+
+    def note_sighting(self, channel: str, sku: str, written: int | None) -> None:
+        self.sightings[(channel, sku)] = Sighting(written, self.next_tick())
+
+    def known_value(self, key: tuple[str, str]) -> int | str | None:
+        """What syncd may legitimately believe the channel holds in the written field.
+
+        The written field right after the last write the channel applied, or what
+        a later read-back saw; ``"unknown"`` when neither happened.
+        """
+        applied = self.last_applied.get(key)
+        seen = self.sightings.get(key)
+        if seen is not None and (applied is None or seen.tick > applied.tick):
+            return seen.written
+        if applied is not None:
+            return applied.written
+        return "unknown"
 
     def transport(self, api: str, app: ASGIApp) -> SimTransport:
         return SimTransport(api, app, self)
@@ -181,6 +219,7 @@ class Network:
             if index in refused or not isinstance(value, int):
                 continue
             self.writes_applied += 1
+            self.applied_by_channel[write.channel] += 1
             if write.channel == "ankorstore":
                 listing = self.world.ankorstore.listings.get(target)
                 if listing is None:
@@ -192,13 +231,22 @@ class Network:
                     listing.available_quantity,
                     listing.reserved_quantity,
                     self.time.wall(),
+                    written=listing.stock_quantity,
+                    tick=self.next_tick(),
                 )
             else:
                 item = self.world.fabric.items.get(int(target))
                 if item is None:
                     continue
                 applied = AppliedWrite(
-                    "fabric", item.brand_sku, value, item.inventory, 0, self.time.wall()
+                    "fabric",
+                    item.brand_sku,
+                    value,
+                    item.inventory,
+                    0,
+                    self.time.wall(),
+                    written=item.inventory,
+                    tick=self.next_tick(),
                 )
             self.last_applied[(applied.channel, applied.sku)] = applied
 

@@ -1,23 +1,42 @@
 """What each channel should show, computed from the simulators alone.
 
-The oracle never reads syncd's ledger: it takes the warehouse figures and the
-open orders straight from the simulators' state and runs them through the
-pure :func:`syncd.allocation.allocate` with rules written out here from
-ARCHITECTURE.md and the sandbox config (not parsed from it):
+The oracle never reads syncd's ledger and never calls syncd's allocation: it
+takes the warehouse figures and the open orders straight from the simulators'
+state and applies the rules of ARCHITECTURE.md and the sandbox config, written
+out here (a bug in :mod:`syncd.allocation` then shows as a difference instead
+of being copied into the expected values):
 
-- pool: Active Ants ``availableStock`` (location ``activeants``; below zero
-  -- backorders -- counts as zero, as syncd's Active Ants source documents), plus for
-  Ankorstore the ASTRAL warehouse's ``available`` batches x ``unitMultiplier``
-  (``astral:*``); ``reserved``/``damaged``/``incoming`` never count;
+- pool per single SKU: Active Ants ``availableStock`` (location ``activeants``;
+  below zero -- backorders -- counts as zero, as syncd's Active Ants source
+  documents), plus for Ankorstore the ASTRAL warehouse's ``available`` batches
+  x the batch's ``unitMultiplier`` (``astral:*``); ``reserved``/``damaged``/
+  ``incoming`` never count;
 - reservations, all on ``activeants`` (every order feed is ``fulfilled_from =
-  "activeants"``): Ankorstore orders in ``ankor_confirmed``,
-  ``brand_confirmed``, ``shipping_labels_generated`` (``multipliedQuantity``
-  pieces), fabric ``quantity_open``, FashionTrade lines in SUBMITTED /
-  ACKNOWLEDGED / CONFIRMED / PARTIALLY_SHIPPED (prepacks expanded through the
-  catalog); an order Active Ants holds under the order's reference
-  (``[handover] match = "external_reference"``) reserves nothing -- the
-  warehouse's ``availableStock`` already excludes it;
-- Ankorstore publishes whole packs, fabric single units, nothing below zero.
+  "activeants"``), subtracted from every channel's pool: Ankorstore orders in
+  ``ankor_confirmed``, ``brand_confirmed``, ``shipping_labels_generated``
+  (``multipliedQuantity`` pieces), fabric ``quantity_open``, FashionTrade lines
+  in SUBMITTED / ACKNOWLEDGED / CONFIRMED / PARTIALLY_SHIPPED (prepacks
+  expanded through the catalog); a bundle reserves its components, times
+  their multipliers, recursively; net = max(0, pool - reserved);
+- a bundle offers min over its components of floor(their net / multiplier)
+  (a nested bundle: its own figure);
+- Ankorstore publishes whole packs of the listing's ``unitMultiplier`` (the
+  channel's pack: syncd takes it from Ankorstore), fabric single units,
+  nothing below zero.
+
+Two answers differ in one documented respect, the warehouse handover:
+
+- :func:`truth`: what is physically for sale. An order Active Ants holds under
+  the order's reference (``[handover] match = "external_reference"``) reserves
+  nothing: the warehouse's ``availableStock`` already excludes it.
+- :func:`expected`: what syncd is designed to publish. The same, except that
+  an Ankorstore order keeps reserving until Ankorstore ships, cancels or
+  rejects it, even once the warehouse holds it: Ankorstore subtracts its open
+  orders from the ``stockQuantity`` syncd writes, so syncd adds them back and
+  keeps subtracting them for as long (syncd/sources/handover.py,
+  syncd/allocation.py step 5). For that window the order counts twice -- an
+  accepted undersell, never an oversell -- on every channel fed by the
+  warehouse.
 
 What a channel *shows* (:func:`shown`): Ankorstore ``availableQuantity``
 (= ``stockQuantity - reservedQuantity``), fabric ``inventory``.
@@ -25,57 +44,32 @@ What a channel *shows* (:func:`shown`): Ankorstore ``availableQuantity``
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from syncd.allocation import allocate
-from syncd.model import Account, ChannelRule, Reservation, StockStatus
 from syncd.sandbox.world import SandboxWorld
-from tests.sim.simclock import WALL_START
 
-ASTRAL_PREFIX = "astral"
 ANKORSTORE_HOLDING = frozenset({"ankor_confirmed", "brand_confirmed", "shipping_labels_generated"})
 FASHIONTRADE_RESERVING = frozenset({"SUBMITTED", "ACKNOWLEDGED", "CONFIRMED", "PARTIALLY_SHIPPED"})
 CHANNELS = ("ankorstore", "fabric")
+ALL_CHANNELS = frozenset({"ankorstore", "fabric", "fashiontrade"})
+"""Every channel that takes orders."""
 
 Expected = dict[tuple[str, str], int]
 """(channel, SKU) -> units."""
 
 
-def rules(world: SandboxWorld) -> list[ChannelRule]:
-    catalog = world.catalog
-    return [
-        ChannelRule(
-            channel="ankorstore",
-            locations=("activeants", f"{ASTRAL_PREFIX}:*"),
-            pack_rounding=True,
-            skus=frozenset(catalog.published("ankorstore")),
-        ),
-        ChannelRule(
-            channel="fabric",
-            locations=("activeants",),
-            pack_rounding=False,
-            skus=frozenset(catalog.published("fabric")),
-        ),
-    ]
-
-
-def warehouse_balances(world: SandboxWorld) -> dict[Account, int]:
-    """Sellable stock per location as the simulators hold it now (units)."""
-    balances: dict[Account, int] = {}
-    for product in world.activeants.products.values():
-        account = Account("activeants", StockStatus.AVAILABLE, product.brand_sku)
-        # Backorders can take availableStock below zero (seed 001 L461): that
-        # warehouse has nothing to sell, and what it owes is its own to fill --
-        # it does not eat into another location's stock.
-        balances[account] = max(0, product.available)
+def warehouse_pools(world: SandboxWorld) -> dict[str, dict[str, int]]:
+    """Sellable units per single SKU, per channel, as the simulators hold them now."""
+    activeants = {p.brand_sku: max(0, p.available) for p in world.activeants.products.values()}
+    # Backorders can take availableStock below zero (seed 001 L461): that
+    # warehouse has nothing to sell, and what it owes is its own to fill --
+    # it does not eat into another location's stock.
     astral = world.ankorstore.astral
-    location = f"{ASTRAL_PREFIX}:{astral.warehouse.id}"
+    ankorstore = dict(activeants)
     for variant in world.catalog.variants:
         if variant.at_astral:
             batches = astral.balance(variant.astral_variant_id, "available")
-            account = Account(location, StockStatus.AVAILABLE, variant.sku)
-            balances[account] = batches * variant.astral_unit_multiplier
-    return balances
+            units = batches * variant.astral_unit_multiplier
+            ankorstore[variant.sku] = ankorstore.get(variant.sku, 0) + units
+    return {"ankorstore": ankorstore, "fabric": activeants}
 
 
 def handed_over(world: SandboxWorld) -> set[str]:
@@ -83,13 +77,19 @@ def handed_over(world: SandboxWorld) -> set[str]:
     return set(world.activeants.orders)
 
 
-def open_orders(world: SandboxWorld) -> dict[tuple[str, str], dict[str, int]]:
-    """(channel, order ref) -> units per SKU, for every order that reserves stock now."""
+def open_orders(
+    world: SandboxWorld, *, keep_handed_over: frozenset[str] = frozenset()
+) -> dict[tuple[str, str], dict[str, int]]:
+    """(channel, order ref) -> units per SKU, for every order that reserves stock now.
+
+    An order the warehouse holds reserves nothing, unless its channel is in
+    ``keep_handed_over``.
+    """
     held = handed_over(world)
     orders: dict[tuple[str, str], dict[str, int]] = {}
 
     def add(channel: str, ref: str, sku: str, units: int) -> None:
-        if ref in held or units <= 0:
+        if (ref in held and channel not in keep_handed_over) or units <= 0:
             return
         lines = orders.setdefault((channel, ref), {})
         lines[sku] = lines.get(sku, 0) + units
@@ -125,21 +125,57 @@ def open_orders(world: SandboxWorld) -> dict[tuple[str, str], dict[str, int]]:
     return orders
 
 
-def reservations(world: SandboxWorld) -> list[Reservation]:
-    since = datetime.fromtimestamp(WALL_START, UTC)
-    return [
-        Reservation(channel, ref, sku, units, "activeants", since)
-        for (channel, ref), lines in sorted(open_orders(world).items())
-        for sku, units in sorted(lines.items())
-    ]
+def _reserved_singles(
+    world: SandboxWorld, orders: dict[tuple[str, str], dict[str, int]]
+) -> dict[str, int]:
+    """Units reserved per single SKU, bundle lines expanded through their components."""
+    bundles = {b.sku: b.components for b in world.catalog.bundles}
+    reserved: dict[str, int] = {}
+    stack = [(sku, units) for lines in orders.values() for sku, units in lines.items()]
+    while stack:
+        sku, units = stack.pop()
+        if sku in bundles:
+            stack.extend((part, units * per) for part, per in bundles[sku].items())
+        else:
+            reserved[sku] = reserved.get(sku, 0) + units
+    return reserved
+
+
+def offers(
+    world: SandboxWorld, orders: dict[tuple[str, str], dict[str, int]]
+) -> dict[tuple[str, str], int]:
+    """Units each published (channel, SKU) may show, given these open orders."""
+    bundles = {b.sku: b.components for b in world.catalog.bundles}
+    reserved = _reserved_singles(world, orders)
+    result: dict[tuple[str, str], int] = {}
+    for channel, pool in warehouse_pools(world).items():
+        memo: dict[str, int] = {}
+
+        def base(sku: str, pool: dict[str, int] = pool, memo: dict[str, int] = memo) -> int:
+            if sku not in memo:
+                if sku in bundles:
+                    memo[sku] = min(base(part) // per for part, per in bundles[sku].items())
+                else:
+                    memo[sku] = max(0, pool.get(sku, 0) - reserved.get(sku, 0))
+            return memo[sku]
+
+        for sku in world.catalog.published(channel):
+            units = base(sku)
+            if channel == "ankorstore":
+                pack = world.ankorstore.listing(sku).unit_multiplier
+                units -= units % pack
+            result[(channel, sku)] = max(0, units)
+    return result
+
+
+def truth(world: SandboxWorld) -> Expected:
+    """Units physically for sale per published (channel, SKU), every open order subtracted once."""
+    return offers(world, open_orders(world))
 
 
 def expected(world: SandboxWorld) -> Expected:
-    """Desired units per published (channel, SKU) for the simulators' state now."""
-    desired = allocate(
-        warehouse_balances(world), reservations(world), world.catalog.to_model(), rules(world)
-    )
-    return {(d.channel, d.sku): d.quantity for d in desired}
+    """What syncd is designed to publish per (channel, SKU) (the module docstring)."""
+    return offers(world, open_orders(world, keep_handed_over=frozenset({"ankorstore"})))
 
 
 def shown(world: SandboxWorld) -> Expected:

@@ -2,11 +2,14 @@
 
 syncd's HTTP layer reads time through a :class:`~syncd.http.clock.Clock`; the
 simulators read it through a :class:`~syncd.sandbox.limits.SimClock`. The
-simulation hands both the same :class:`~syncd.http.clock.FakeClock`, so a
-token that expires, a rate window that slides or a ``Retry-After`` that is
-waited out all happen on one timeline, without real sleeping. syncd's wall
-clock can be stepped on its own (:meth:`SimTime.step_host_wall`), as a
-host's is by NTP; the servers' clocks do not move with it.
+simulation hands both the same :class:`HostClock`, so a token that expires, a
+rate window that slides or a ``Retry-After`` that is waited out all happen on
+one timeline, without real sleeping.
+
+syncd's host has a wall clock of its own that can be stepped (NTP, an
+operator, a VM resumed): :meth:`SimTime.step_wall` moves only syncd's wall
+time (``HostClock.wall``, the engine's and the ledger's "now"); monotonic
+time and the simulators' clocks (the APIs' servers) keep going as they were.
 """
 
 from __future__ import annotations
@@ -20,17 +23,31 @@ WALL_START = 1_750_000_000.0
 """Fixed epoch start (June 2025): a run never depends on the real date."""
 
 
-class SharedSimClock(SimClock):
-    """The simulators' clock, reading syncd's fake clock instead of ``time.time``."""
+class HostClock(FakeClock):
+    """syncd's clock: the shared monotonic time, and a wall clock that may be stepped."""
 
-    def __init__(self, fake: FakeClock) -> None:
+    def __init__(self, *, start: float, wall_start: float) -> None:
+        super().__init__(start=start, wall_start=wall_start)
+        self.wall_offset = 0.0
+        """Seconds syncd's wall clock is off the true time (the sum of its steps)."""
+
+    def wall(self) -> float:
+        return super().wall() + self.wall_offset
+
+    def true_wall(self) -> float:
+        """The servers' (true) wall time."""
+        return FakeClock.wall(self)
+
+
+class SharedSimClock(SimClock):
+    """The simulators' clock, reading the true wall time instead of ``time.time``."""
+
+    def __init__(self, fake: HostClock) -> None:
         super().__init__()
         self._fake = fake
-        self.host_steps = 0.0
-        """How far syncd's host clock was stepped: the simulators' clocks do not follow."""
 
     def now(self) -> float:
-        return self._fake.wall() - self.host_steps
+        return self._fake.true_wall()
 
     def advance(self, seconds: float) -> None:
         self._fake.advance(seconds)
@@ -40,20 +57,20 @@ class SimTime:
     """The simulation's timeline: ``fake`` for syncd, ``sim`` for the simulators."""
 
     def __init__(self, wall_start: float = WALL_START) -> None:
-        self.fake = FakeClock(start=1_000.0, wall_start=wall_start)
+        self.fake = HostClock(start=1_000.0, wall_start=wall_start)
         self.sim = SharedSimClock(self.fake)
 
     def wall(self) -> float:
-        return self.fake.wall()
+        """The true wall time (the simulators' clocks)."""
+        return self.fake.true_wall()
 
     def now(self) -> datetime:
-        """What syncd's engine uses as "now" (it must agree with the sources' timestamps)."""
+        """What syncd's engine and ledger use as "now": syncd's host wall clock."""
         return datetime.fromtimestamp(self.fake.wall(), UTC)
 
     def advance(self, seconds: float) -> None:
         self.fake.advance(seconds)
 
-    def step_host_wall(self, seconds: float) -> None:
-        """Step syncd's wall clock (NTP, an administrator); the APIs' servers keep theirs."""
-        self.fake.step_wall(seconds)
-        self.sim.host_steps += seconds
+    def step_wall(self, seconds: float) -> None:
+        """Step syncd's wall clock by ``seconds`` (either sign); nothing else moves."""
+        self.fake.wall_offset += seconds
