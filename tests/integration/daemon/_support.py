@@ -59,7 +59,8 @@ def set_channel_keys(config: Path, channel: str, keys: str) -> None:
     config.write_text(text.replace(header, header + keys, 1), encoding="utf-8")
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "") -> None:
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``predicate`` until true; fail after ``timeout`` s (generous: CI machines are loaded)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
