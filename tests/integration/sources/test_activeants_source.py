@@ -42,6 +42,17 @@ def bulk_requests(rig: Rig) -> int:
     return rig.world.activeants.counters.requests.get(BULK, 0)
 
 
+def past_the_cut(rig: Rig) -> None:
+    """Move the simulators' clock past the current millisecond.
+
+    An incremental read stops at "now" cut to the millisecond, excluding it
+    (seed 001 L2874-2893): a change made an instant before the read may fall
+    in that millisecond and belong to the next read, as it would at the real
+    warehouse. Tests that expect the very next read to carry a change say so.
+    """
+    rig.world.clock.advance(0.002)
+
+
 async def test_full_then_incremental_reads_equal_a_full_reread_and_the_warehouse(
     tmp_path: Path,
 ) -> None:
@@ -60,6 +71,7 @@ async def test_full_then_incremental_reads_equal_a_full_reread_and_the_warehouse
         aa.ship_order("AK-1001")
         aa.cancel_order("AK-1002")
         aa.set_levels(e, excluded=2)
+        past_the_cut(rig)
         second = await source.poll(ledger)
         assert not second.complete
         assert second.recorded == 1
@@ -81,6 +93,7 @@ async def test_a_crash_between_fetch_and_commit_loses_nothing_and_counts_nothing
                 await rig.source("activeants").poll(ledger)
                 aa.move_stock(a, 3)
                 aa.add_order(f"AK-{after_commit}", {b: 1})
+                past_the_cut(rig)
                 crashing = CrashingLedger(ledger, after_commit=after_commit)
                 with pytest.raises(Crash):
                     await rig.source("activeants").poll(crashing)  # type: ignore[arg-type]
@@ -98,9 +111,11 @@ async def test_expired_and_revoked_tokens_and_429s_are_survived(tmp_path: Path) 
 
         rig.world.clock.advance(TOKEN_LIFETIME + 60)  # the simulator's token has expired
         aa.move_stock(a, 4)
+        past_the_cut(rig)
         await source.poll(ledger)
         aa.revoke_tokens()  # "intrusion detection" (seed 001 L28)
         aa.move_stock(b, 5)
+        past_the_cut(rig)
         await source.poll(ledger)
         assert aa.counters.unauthorized.get(BULK) == 2
         assert aa.tokens.issued == 3
@@ -109,6 +124,7 @@ async def test_expired_and_revoked_tokens_and_429s_are_survived(tmp_path: Path) 
             "status", status=429, count=2, retry_after=1, path_prefix="/v2/stock/bulk"
         )
         aa.move_stock(c, 6)
+        past_the_cut(rig)
         result = await source.poll(ledger)
         assert rig.world.faults["activeants"].fired["status"] == 2
         assert result.recorded == 1
@@ -124,6 +140,7 @@ async def test_a_malformed_response_records_nothing_and_the_next_read_recovers(
         cursor = await ledger.cursor("activeants")
         [a] = stocked(rig, 1)
         rig.world.activeants.move_stock(a, 2)
+        past_the_cut(rig)
         rig.world.faults["activeants"].arm("malformed_json", path_prefix="/v2/stock/bulk")
         before = await ledger.last_txn_id()
         with pytest.raises(InvalidResponse):
@@ -151,6 +168,7 @@ async def test_bad_products_are_skipped_and_reported_while_the_rest_is_recorded(
         level = aa.product(backordered).available
         aa.add_order("AK-2001", {backordered: level + 3})  # available goes to -3
         aa.move_stock(other, 1)
+        past_the_cut(rig)
         result = await source.poll(ledger)
         assert result.problems == [
             "1 item(s) below zero at the warehouse, recorded as 0: "
