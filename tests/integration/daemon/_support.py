@@ -111,7 +111,7 @@ class DaemonProcess:
         return found
 
     def ask(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return query(self.socket, payload, timeout=10.0)
+        return query(self.socket, payload, timeout=60.0)
 
     def answers(self) -> bool:
         if self.proc.poll() is not None:
