@@ -33,11 +33,11 @@ def test_a_configured_metrics_port_serves_prometheus_text_on_loopback() -> None:
 
             bodies: list[str] = []
 
-            def scraped_pushes() -> bool:
+            def pushes_scraped() -> bool:
                 bodies.append(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text)
                 return "syncd_pushes_total" in bodies[-1]
 
-            wait_until(scraped_pushes, what="the pushes in the metrics")
+            wait_until(pushes_scraped, what="the pushes in the metrics")
             body = bodies[-1]
             counters = process.ask({"cmd": "metrics"})["counters"]
             assert process.stop()[0] == 0
