@@ -34,7 +34,7 @@ def test_a_configured_metrics_port_serves_prometheus_text_on_loopback() -> None:
             bodies: list[str] = []
 
             def pushes_scraped() -> bool:
-                bodies.append(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text)
+                bodies.append(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text)
                 return "syncd_pushes_total" in bodies[-1]
 
             wait_until(pushes_scraped, what="the pushes in the metrics")

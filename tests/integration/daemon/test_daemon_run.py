@@ -75,7 +75,7 @@ def test_a_daemon_lifetime(world: SandboxWorld) -> None:
                 [sys.executable, "-m", "syncd", "run", "--config", str(config)],
                 capture_output=True,
                 text=True,
-                timeout=30,
+                timeout=120,
                 check=False,
             )
             assert second.returncode == 1

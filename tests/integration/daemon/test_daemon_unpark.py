@@ -19,7 +19,7 @@ def syncd_unpark(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "syncd", "unpark", *args],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
         check=False,
     )
 

@@ -58,7 +58,7 @@ def _serve(board: tuple[Switchboard, str], state: ActiveAntsState) -> Iterator[S
     switch, url = board
     plan = FaultPlan("activeants")
     switch.app = activeants.create_app(state, plan)
-    with httpx.Client(base_url=url, timeout=5) as client:
+    with httpx.Client(base_url=url, timeout=60) as client:
         yield Sim(state, plan, client)
 
 
