@@ -188,7 +188,7 @@ def _send_huge_line(path: Path, total: int) -> tuple[int, bytes]:
     chunk = memoryview(b"x" * 65_536)
     sent = 0
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(10)
+        sock.settimeout(60)
         sock.connect(str(path))
         try:
             while sent < total:
