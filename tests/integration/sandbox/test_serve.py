@@ -142,7 +142,7 @@ def _sandbox_leaves(tmp: Path, *args: str) -> list[str]:
             pytest.fail(f"syncd sandbox exited early: {process.stderr}")
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=60) == 0
     return sorted(p.name for p in tmp.iterdir())
 
 
