@@ -82,6 +82,31 @@ async def test_full_then_incremental_reads_equal_a_full_reread_and_the_warehouse
             assert await activeants_available(fresh) == await activeants_available(ledger)
 
 
+async def test_a_change_in_the_reads_own_millisecond_is_carried_by_the_next_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``to`` excludes its own millisecond; the next read starts there, so nothing falls between."""
+    async with stock_rig(tmp_path) as rig, rig.ledger() as ledger:
+        aa = rig.world.activeants
+        source = rig.source("activeants")
+        await source.poll(ledger)
+        a, b = stocked(rig, 2)
+        before = await activeants_available(ledger)
+        aa.move_stock(a, 2)
+        past_the_cut(rig)
+        # The warehouse's clock stands still: b's change and the next read share a millisecond.
+        now = [aa.now_us()]
+        monkeypatch.setattr(aa, "now_us", lambda: now[0])
+        aa.move_stock(b, 3)
+        await source.poll(ledger)
+        read = await activeants_available(ledger)
+        assert (read[a], read[b]) == (before[a] + 2, before[b])  # b is not in [from, to)
+        now[0] += 1000
+        await source.poll(ledger)
+        assert (await activeants_available(ledger))[b] == before[b] + 3
+        assert await activeants_available(ledger) == rig.activeants_truth()
+
+
 async def test_a_crash_between_fetch_and_commit_loses_nothing_and_counts_nothing_twice(
     tmp_path: Path,
 ) -> None:
