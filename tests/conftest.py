@@ -1,15 +1,22 @@
-"""Shared pytest configuration: anyio's plugin pinned to asyncio, and the spec
-conformance check of every integration test's simulator traffic."""
+"""Shared pytest configuration: anyio's plugin pinned to asyncio, Hypothesis's settings,
+and the spec conformance check of every integration test's simulator traffic."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from syncd.sandbox.traffic import TrafficLog
+
+# Property tests run the same examples every time and judge no example by how long it
+# took: Hypothesis's "ci" profile (derandomize, no deadline, no too_slow health check).
+# Random exploration is one variable away: SYNCD_HYPOTHESIS_PROFILE=default.
+settings.load_profile(os.environ.get("SYNCD_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -42,8 +42,12 @@ class DaemonSection(Section):
     shutdown_timeout: Seconds = 8.0
     lock_file: OptionalConfigPath = None
     """Default: ``<database>.lock`` next to the ledger's resolved path (see `lock_path`)."""
-    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    """Serve Prometheus text on ``127.0.0.1:<port>/metrics``; off when absent. Read at start."""
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    """Serve Prometheus text on ``127.0.0.1:<port>/metrics``; off when absent. Read at start.
+
+    0 lets the kernel pick a free port, logged as ``metrics.listening``: a port
+    probed free and then bound by syncd could be taken by anyone in between.
+    """
 
     @property
     def lock_path(self) -> Path:

@@ -30,6 +30,9 @@ import uvicorn
 from syncd.sandbox.faults import DroppedConnection
 
 LOOPBACK = "127.0.0.1"
+START_TIMEOUT_S = 60.0
+"""How long a server may take to start: generous, since only a broken start waits it out
+(a loaded machine can take seconds where an idle one takes milliseconds)."""
 
 
 def bind_loopback(port: int = 0) -> socket.socket:
@@ -99,7 +102,7 @@ async def serve(app: Any, port: int = 0) -> AsyncIterator[str]:
     host, bound_port = sock.getsockname()[:2]
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve, [sock])
-        with anyio.fail_after(10):
+        with anyio.fail_after(START_TIMEOUT_S):
             await server.ready.wait()
         try:
             yield f"http://{host}:{bound_port}"
@@ -122,7 +125,7 @@ class ThreadedServer:
     def _run(self) -> None:
         self._server.run(sockets=[self._sock])
 
-    def start(self, timeout: float = 10.0) -> ThreadedServer:
+    def start(self, timeout: float = START_TIMEOUT_S) -> ThreadedServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:

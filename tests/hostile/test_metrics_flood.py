@@ -27,13 +27,6 @@ DAEMON_NOFILE = 1024
 FLOOD = 1100
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _limit_descriptors() -> None:
     """In the daemon's child process, before exec: `ulimit -n 1024`."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (DAEMON_NOFILE, DAEMON_NOFILE))
@@ -69,18 +62,27 @@ def _scrape(port: int) -> dict[str, float]:
 @pytest.mark.usefixtures("room_for_the_flood")
 def test_a_connection_flood_under_ulimit_1024_leaves_the_daemon_up_and_answering() -> None:
     world = SandboxWorld.create(variants=20, seed=5)
-    port = _free_port()
     with world.threaded(), short_dir() as directory:
         config = write_config(world, directory)
         text = config.read_text(encoding="utf-8")
+        # Port 0: the kernel picks a free port and the daemon logs it (a port probed free
+        # here could be taken by another process before the daemon binds it).
         config.write_text(
-            text.replace("[daemon]\n", f"[daemon]\nmetrics_port = {port}\n", 1), encoding="utf-8"
+            text.replace("[daemon]\n", "[daemon]\nmetrics_port = 0\n", 1), encoding="utf-8"
         )
         with daemon(config, directory, preexec_fn=_limit_descriptors) as process:
             wait_until(process.answers, timeout=60, what="the daemon")
-            wait_until(lambda: bool(_scrape(port)), timeout=60, what="the metrics endpoint")
+            wait_until(lambda: bool(process.events("metrics.listening")), what="metrics.listening")
+            port = int(process.events("metrics.listening")[0]["port"])
+            before: dict[str, float] = {}
+
+            def first_scrape() -> bool:
+                before.update(_scrape(port))
+                return bool(before)
+
+            wait_until(first_scrape, timeout=60, what="the metrics endpoint")
             # The limit really applies to the daemon (the endpoint reports its own).
-            assert _scrape(port)["process_max_fds"] == DAEMON_NOFILE
+            assert before["process_max_fds"] == DAEMON_NOFILE
 
             flood: list[socket.socket] = []
             try:

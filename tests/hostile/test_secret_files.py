@@ -75,7 +75,7 @@ def test_a_reload_onto_the_secret_file_is_rejected_and_sigterm_still_stops_syncd
 ) -> None:
     config = write_config(world, directory)
     with daemon(config, directory) as syncd:
-        wait_until(syncd.answers, timeout=30, what="the status socket")
+        wait_until(syncd.answers, what="the status socket")
         set_api_key(
             config, "ankorstore", "client_secret_file", f'"{_hostile_secret(directory, kind)}"'
         )
@@ -99,7 +99,7 @@ def test_sigterm_during_a_reload_exits_within_10_s(
 ) -> None:
     config = write_config(world, directory)
     with daemon(config, directory) as syncd:
-        wait_until(syncd.answers, timeout=30, what="the status socket")
+        wait_until(syncd.answers, what="the status socket")
         set_api_key(
             config, "ankorstore", "client_secret_file", f'"{_hostile_secret(directory, kind)}"'
         )
@@ -120,7 +120,7 @@ def test_sigterm_during_a_reload_that_blocks_reading_the_config_exits_within_10_
     """The reload runs off the signal path: even a read that never returns cannot hold SIGTERM."""
     config = write_config(world, directory)
     with daemon(config, directory) as syncd:
-        wait_until(syncd.answers, timeout=30, what="the status socket")
+        wait_until(syncd.answers, what="the status socket")
         config.unlink()
         os.mkfifo(config)  # opening it for reading blocks until a writer comes: none will
         syncd.signal(signal.SIGHUP)

@@ -203,7 +203,13 @@ class Rig:
     traffic: dict[str, Recording]
 
     async def cycle(self, *, push: bool = True) -> dict[str, ChannelCycle]:
-        """What `syncd once` does: read every source, recompute, push every channel."""
+        """What `syncd once` does: read every source, recompute, push every channel.
+
+        The simulators' clock first moves past the current millisecond: Active Ants'
+        incremental read stops at "now" cut to the millisecond, excluding it, so a
+        change the test made an instant ago would otherwise belong to the next read.
+        """
+        self.world.clock.advance(0.002)
         await read_sources(self.assembly)
         await self.assembly.engine.recompute()
         return await push_all(self.assembly, confirm=False) if push else {}

@@ -106,6 +106,7 @@ async def test_a_value_superseded_in_flight_is_followed_by_the_newer_one(tmp_pat
             ):
                 syncd.traffic["fabric"].before_write = None
                 world.activeants.move_stock(sku, 5)
+                world.clock.advance(0.002)  # past Active Ants' millisecond cut (see Rig.cycle)
                 await syncd.source("activeants").poll(syncd.ledger)
                 await syncd.assembly.engine.recompute()
 

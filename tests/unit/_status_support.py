@@ -66,7 +66,7 @@ async def exchange(path: Path, data: bytes) -> list[dict[str, Any]]:
         await stream.send(data)
         await stream.send_eof()
         received = b""
-        with anyio.fail_after(5):
+        with anyio.fail_after(60):
             while True:
                 try:
                     received += await stream.receive()

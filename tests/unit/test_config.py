@@ -497,13 +497,14 @@ def test_large_csv_catalog_loads_quickly(tmp_path: Path) -> None:
     rows += [f"S{i:05},AA{i:05},v-{i},87{i:011},{1 + i % 6},ankorstore" for i in range(10_000)]
     (tmp_path / "big.csv").write_text("\n".join(rows) + "\n")
     path = _write(tmp_path, MINIMAL + '[catalog]\ncsv = "big.csv"\n')
-    started = time.perf_counter()
+    # CPU time, not wall time: other processes on a loaded machine do not count.
+    started = time.process_time()
     config = load_config(path, environ={})
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     catalog = config.catalog_model()
     assert len(catalog.variants) == 10_002
     assert catalog.variants["S09999"].pack_size == 1 + 9999 % 6
-    assert elapsed < 2.0, f"10 000-row catalog took {elapsed:.2f} s"
+    assert elapsed < 2.0, f"10 000-row catalog took {elapsed:.2f} s of CPU"
 
 
 # --- the command --------------------------------------------------------------------

@@ -151,7 +151,8 @@ async def test_start_reload_reject_and_stop(short_dir: Path, rig: Rig) -> None:
 
             started = anyio.current_time()
             os.kill(os.getpid(), signal.SIGTERM)
-        assert anyio.current_time() - started < 3.0
+        # Nothing is in flight: far less than a hung shutdown (generous for a loaded machine).
+        assert anyio.current_time() - started < 30.0
     assert codes == [0]
     assert rig.notify.saw("STOPPING=1")
     assert not status_socket.exists()

@@ -56,7 +56,7 @@ async def running(
         async with anyio.create_task_group() as tg:
             await tg.start(scheduler.run)
             yield service, scheduler, ledger
-            await scheduler.drain(1.0)
+            await scheduler.drain(60.0)
     finally:
         await ledger.close()
 
@@ -76,6 +76,16 @@ async def ask_as(service: StatusService, caller: Caller, request: dict[str, Any]
 
 ME = Caller(uid=os.getuid(), gid=os.getgid(), pid=os.getpid())
 MY_NAME = f"{pwd.getpwuid(os.getuid()).pw_name} (uid {os.getuid()})"
+
+
+async def status_once(service: StatusService, health: str, *, timeout: float = 60.0) -> Any:
+    """The first status reply whose health is ``health`` (fails after ``timeout`` s)."""
+    with anyio.fail_after(timeout):
+        while True:
+            reply = await ask(service, {"cmd": "status"})
+            if reply["health"] == health:
+                return reply
+            await anyio.sleep(0.02)
 
 
 async def test_a_healthy_daemon_reports_its_sources_channels_and_counters(
@@ -116,9 +126,8 @@ async def test_a_channel_blocked_by_a_stale_source_makes_the_daemon_failing(
     async with running(tmp_path, [source], [channel]) as (service, _, _):
         await wait_for(lambda: len(channel.shown) == len(SKUS))
         source.always_fail = True
-        await anyio.sleep(0.5)
-        reply = await ask(service, {"cmd": "status"})
-    assert reply["health"] == "failing"
+        # Stale once no poll has succeeded for 0.3 s (a poll in flight may still succeed).
+        reply = await status_once(service, "failing")
     assert reply["reasons"][0].startswith("channel fabric blocked: stale source activeants")
     assert any(r.startswith("source activeants failing") for r in reply["reasons"])
     assert reply["sources"][0]["stale"] is True

@@ -188,7 +188,7 @@ def _send_huge_line(path: Path, total: int) -> tuple[int, bytes]:
     chunk = memoryview(b"x" * 65_536)
     sent = 0
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(10)
+        sock.settimeout(60)
         sock.connect(str(path))
         try:
             while sent < total:
@@ -294,7 +294,7 @@ async def test_replies_always_carry_ok_and_unencodable_replies_are_internal_erro
 async def test_an_idle_connection_is_closed(sock_path: Path) -> None:
     async with running(StatusServer(sock_path, echo, read_timeout=0.2)):
         async with await anyio.connect_unix(sock_path) as stream:
-            with anyio.fail_after(3), pytest.raises(anyio.EndOfStream):
+            with anyio.fail_after(60), pytest.raises(anyio.EndOfStream):
                 await stream.receive()
         assert (await ping(sock_path))["ok"] is True
 
@@ -324,7 +324,7 @@ async def test_a_hundred_concurrent_clients_are_all_answered_together(sock_path:
         answers.append(reply["n"])
 
     async with running(StatusServer(sock_path, gather)):
-        with anyio.fail_after(10):
+        with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
                 for n in range(clients):
                     tg.start_soon(client, n)

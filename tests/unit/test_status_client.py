@@ -127,7 +127,7 @@ async def test_something_that_is_not_syncd_is_reported(
     async with anyio.create_task_group() as tg:
         tg.start_soon(impostor)
         with pytest.raises(error):
-            await request(sock_path, {"cmd": "status"}, timeout=2)
+            await request(sock_path, {"cmd": "status"}, timeout=30)
 
 
 @pytest.mark.anyio

@@ -59,7 +59,8 @@ def set_channel_keys(config: Path, channel: str, keys: str) -> None:
     config.write_text(text.replace(header, header + keys, 1), encoding="utf-8")
 
 
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str = "") -> None:
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``predicate`` until true; fail after ``timeout`` s (generous: CI machines are loaded)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -110,7 +111,7 @@ class DaemonProcess:
         return found
 
     def ask(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return query(self.socket, payload, timeout=10.0)
+        return query(self.socket, payload, timeout=60.0)
 
     def answers(self) -> bool:
         if self.proc.poll() is not None:

@@ -88,21 +88,19 @@ def test_a_product_listed_twice_never_publishes_the_larger_figure() -> None:
         database = directory / "ledger.db"
         with daemon(config, directory) as process:
             wait_until(process.answers, what="the daemon")
-            wait_until(process.settled, timeout=30, what="the first publication")
+            wait_until(process.settled, what="the first publication")
             world.activeants.set_stock(variant.sku, 50)
             wait_until(
                 lambda: world.fabric.inventory(variant.sku) > low,
-                timeout=30,
                 what="fabric above the figure to come",
             )
-            wait_until(process.settled, timeout=30, what="settled at 50 units")
+            wait_until(process.settled, what="settled at 50 units")
             before = world.fabric.inventory(variant.sku)
             # A faulty read lists the product twice, the larger (stale) figure first.
             world.activeants.list_twice(variant.sku, high - low)
             world.activeants.set_stock(variant.sku, low)
             wait_until(
                 lambda: world.fabric.inventory(variant.sku) <= low,
-                timeout=30,
                 what="fabric lowered to the smaller of the two figures",
             )
             skipped = [
@@ -114,7 +112,7 @@ def test_a_product_listed_twice_never_publishes_the_larger_figure() -> None:
             assert skipped[0]["item"] == variant.activeants_sku
             counters = process.ask({"cmd": "metrics"})["counters"]
             assert counters['skipped{source="activeants"}'] >= 1  # counted, as status reports
-            wait_until(process.settled, timeout=30, what="settled")
+            wait_until(process.settled, what="settled")
             assert world.fabric.inventory(variant.sku) <= low
             assert process.stop()[0] == 0
         assert anyio.run(_balance, database, variant.sku, "activeants") == low
@@ -138,7 +136,7 @@ def first_ledger(config: Path, directory: Path) -> None:
     """Run the daemon until it published once, then stop it cleanly (the WAL checkpointed)."""
     with daemon(config, directory) as process:
         wait_until(process.answers, what="the daemon")
-        wait_until(process.settled, timeout=30, what="the first publication")
+        wait_until(process.settled, what="the first publication")
         assert process.stop()[0] == 0
 
 
@@ -173,7 +171,7 @@ def test_an_edited_balance_is_refused_until_rebuilt_from_the_postings() -> None:
         assert syncd("ledger", "check", "--config", str(config)).returncode == 0
         with daemon(config, database.parent) as process:
             wait_until(process.answers, what="the daemon on the rebuilt ledger")
-            wait_until(process.settled, timeout=30, what="publication after the rebuild")
+            wait_until(process.settled, what="publication after the rebuild")
             assert process.stop()[0] == 0
 
 
@@ -200,7 +198,7 @@ def test_a_damaged_page_is_refused_with_the_recovery() -> None:
         os.rename(database, database.with_name("ledger.db.damaged"))
         with daemon(config, database.parent) as process:
             wait_until(process.answers, what="the daemon on a fresh ledger")
-            wait_until(process.settled, timeout=30, what="publication from a fresh ledger")
+            wait_until(process.settled, what="publication from a fresh ledger")
             assert process.stop()[0] == 0
 
 
@@ -209,7 +207,7 @@ def test_a_ledger_file_lost_while_running_stops_the_daemon_with_a_failure(how: s
     world = SandboxWorld.create(variants=20, seed=23)
     with sandbox_dir(world) as (config, database), daemon(config, database.parent) as process:
         wait_until(process.answers, what="the daemon")
-        wait_until(process.settled, timeout=30, what="the first publication")
+        wait_until(process.settled, what="the first publication")
         if how == "unlinked":
             database.unlink()
         else:
@@ -269,7 +267,7 @@ def test_once_beside_a_running_daemon_is_refused_and_writes_nothing() -> None:
         assert f'database = "{alias}"' in linked.read_text(encoding="utf-8")
         with daemon(config, database.parent) as process:
             wait_until(process.answers, what="the daemon")
-            wait_until(process.settled, timeout=30, what="the first publication")
+            wait_until(process.settled, what="the first publication")
             with paused(process):
                 before, served = _fingerprint(database.parent), _requests(world)
                 for path, named in ((config, database), (linked, alias)):

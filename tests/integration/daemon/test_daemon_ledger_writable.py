@@ -48,7 +48,7 @@ def world() -> Iterator[SandboxWorld]:
 
 def _works(command: list[str]) -> bool:
     """Whether this machine lets root do ``command`` (a container may withhold the capability)."""
-    result = subprocess.run([*command, "true"], capture_output=True, timeout=30, check=False)
+    result = subprocess.run([*command, "true"], capture_output=True, timeout=60, check=False)
     return result.returncode == 0
 
 
@@ -156,8 +156,8 @@ def test_the_same_daemon_starts_once_the_ledger_is_writable_again(world: Sandbox
         )
         process = _run(_prefix("read-only file", state), config, notify, directory / "d.log")
         try:
-            wait_until(lambda: notify.saw("READY=1"), timeout=30, what="READY=1")
+            wait_until(lambda: notify.saw("READY=1"), what="READY=1")
             assert process.poll() is None
         finally:
             process.terminate()
-            assert process.wait(timeout=30) == 0
+            assert process.wait(timeout=60) == 0

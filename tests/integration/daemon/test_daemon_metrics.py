@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,34 +12,33 @@ from tests.integration.daemon._support import daemon, short_dir, wait_until, wri
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_a_configured_metrics_port_serves_prometheus_text_on_loopback() -> None:
     world = SandboxWorld.create(variants=20, seed=11)
-    port = _free_port()
     with world.threaded(), short_dir() as directory:
         config = write_config(world, directory)
         text = config.read_text(encoding="utf-8")
+        # Port 0: the kernel picks a free port and the daemon logs it (a port probed free
+        # here could be taken by another process before the daemon binds it).
         config.write_text(
-            text.replace("[daemon]\n", f"[daemon]\nmetrics_port = {port}\n", 1), encoding="utf-8"
+            text.replace("[daemon]\n", "[daemon]\nmetrics_port = 0\n", 1), encoding="utf-8"
         )
         with daemon(config, directory) as process:
             wait_until(process.answers, what="the daemon")
-            wait_until(process.settled, timeout=20, what="first publication")
+            wait_until(lambda: bool(process.events("metrics.listening")), what="metrics.listening")
+            [listening] = process.events("metrics.listening")
+            assert listening["host"] == "127.0.0.1"
+            port = int(listening["port"])
+            assert port > 0
+            wait_until(process.settled, what="first publication")
 
-            def scraped() -> str:
-                try:
-                    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-                except httpx.HTTPError:
-                    return ""
+            bodies: list[str] = []
 
-            wait_until(lambda: "syncd_pushes_total" in scraped(), what="the metrics endpoint")
-            body = scraped()
+            def pushes_scraped() -> bool:
+                bodies.append(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text)
+                return "syncd_pushes_total" in bodies[-1]
+
+            wait_until(pushes_scraped, what="the pushes in the metrics")
+            body = bodies[-1]
             counters = process.ask({"cmd": "metrics"})["counters"]
             assert process.stop()[0] == 0
     families = {family.name: family for family in text_string_to_metric_families(body)}

@@ -90,7 +90,7 @@ def test_a_long_push_shows_done_total_rate_and_eta(world: SandboxWorld) -> None:
                 seen.update(fabric)
                 return True
 
-            wait_until(waiting_with_a_rate, timeout=40, what="fabric's progress with a rate")
+            wait_until(waiting_with_a_rate, what="fabric's progress with a rate")
 
             progress = seen["progress"]
             assert set(progress) == {"done", "total", "rate_per_min", "eta_s"}
@@ -113,7 +113,7 @@ def test_a_long_push_shows_done_total_rate_and_eta(world: SandboxWorld) -> None:
                     for line in notify.lines()
                 )
 
-            wait_until(status_line_shows_it, timeout=20, what="progress in the STATUS= line")
+            wait_until(status_line_shows_it, what="progress in the STATUS= line")
             line = next(
                 line
                 for line in reversed(notify.lines())

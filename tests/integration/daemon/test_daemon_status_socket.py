@@ -43,7 +43,7 @@ def running() -> Iterator[DaemonProcess]:
 
 def connect(process: DaemonProcess) -> socket.socket:
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.settimeout(10)
+    client.settimeout(60)
     client.connect(str(process.socket))
     return client
 
@@ -82,7 +82,7 @@ def test_a_10_mb_line_is_refused_without_hurting_the_daemon(running: DaemonProce
         try:
             reply = read_reply(client)
         finally:
-            sender.join(timeout=10)
+            sender.join(timeout=60)
     assert reply == {"ok": False, "error": "request too large"}
     assert running.answers()
 

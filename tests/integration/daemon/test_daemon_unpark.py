@@ -19,7 +19,7 @@ def syncd_unpark(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "syncd", "unpark", *args],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
         check=False,
     )
 
@@ -43,7 +43,7 @@ def test_unparked_variant_is_published_after_the_listing_is_fixed() -> None:
                 ]
                 return [item["sku"] for item in channel["parked"]]
 
-            wait_until(lambda: parked() == [variant.sku], timeout=20, what="the variant parked")
+            wait_until(lambda: parked() == [variant.sku], what="the variant parked")
             assert world.ankorstore.listing(key).always_in_stock  # nothing was written over it
 
             # The brand switches "always in stock" off on Ankorstore, then unparks.

@@ -56,7 +56,7 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=60) == 0
 
 
 def test_it_serves_every_api_and_writes_a_config_syncd_accepts(
@@ -65,13 +65,13 @@ def test_it_serves_every_api_and_writes_a_config_syncd_accepts(
     urls, config = sandbox
     assert set(urls) == set(APIS)
     # The simulators enforce auth from the first request on.
-    me = httpx.get(f"{urls['ankorstore']}/api/v1/me", timeout=5)
+    me = httpx.get(f"{urls['ankorstore']}/api/v1/me", timeout=60)
     assert me.status_code == 401
     checked = subprocess.run(
         [sys.executable, "-m", "syncd", "check-config", str(config)],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
         check=False,
     )
     assert checked.returncode == 0, checked.stderr
@@ -101,8 +101,8 @@ def test_syncd_once_against_it_publishes_what_it_computed_to_both_channels(
         check=False,
     )
     assert first.returncode == 0, first.stdout + first.stderr
-    ankorstore = httpx.get(f"{urls['ankorstore']}/_sandbox/state", timeout=5).json()
-    fabric = httpx.get(f"{urls['fabric']}/_sandbox/state", timeout=5).json()
+    ankorstore = httpx.get(f"{urls['ankorstore']}/_sandbox/state", timeout=60).json()
+    fabric = httpx.get(f"{urls['fabric']}/_sandbox/state", timeout=60).json()
     shown = {("ankorstore", v["sku"]): v["availableQuantity"] for v in ankorstore["variants"]}
     shown |= {("fabric", sku): item["inventory"] for sku, item in fabric["items"].items()}
     computed = _outbox(config)
@@ -120,7 +120,7 @@ def test_syncd_once_against_it_publishes_what_it_computed_to_both_channels(
         check=False,
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    after = httpx.get(f"{urls['ankorstore']}/_sandbox/state", timeout=5).json()
+    after = httpx.get(f"{urls['ankorstore']}/_sandbox/state", timeout=60).json()
     assert after["counters"]["writeRequests"] == writes
 
 
@@ -142,7 +142,7 @@ def _sandbox_leaves(tmp: Path, *args: str) -> list[str]:
             pytest.fail(f"syncd sandbox exited early: {process.stderr}")
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=60) == 0
     return sorted(p.name for p in tmp.iterdir())
 
 

@@ -42,6 +42,17 @@ def bulk_requests(rig: Rig) -> int:
     return rig.world.activeants.counters.requests.get(BULK, 0)
 
 
+def past_the_cut(rig: Rig) -> None:
+    """Move the simulators' clock past the current millisecond.
+
+    An incremental read stops at "now" cut to the millisecond, excluding it
+    (seed 001 L2874-2893): a change made an instant before the read may fall
+    in that millisecond and belong to the next read, as it would at the real
+    warehouse. Tests that expect the very next read to carry a change say so.
+    """
+    rig.world.clock.advance(0.002)
+
+
 async def test_full_then_incremental_reads_equal_a_full_reread_and_the_warehouse(
     tmp_path: Path,
 ) -> None:
@@ -60,6 +71,7 @@ async def test_full_then_incremental_reads_equal_a_full_reread_and_the_warehouse
         aa.ship_order("AK-1001")
         aa.cancel_order("AK-1002")
         aa.set_levels(e, excluded=2)
+        past_the_cut(rig)
         second = await source.poll(ledger)
         assert not second.complete
         assert second.recorded == 1
@@ -68,6 +80,31 @@ async def test_full_then_incremental_reads_equal_a_full_reread_and_the_warehouse
         async with rig.ledger("fresh.db") as fresh:
             await rig.source("activeants").poll(fresh)
             assert await activeants_available(fresh) == await activeants_available(ledger)
+
+
+async def test_a_change_in_the_reads_own_millisecond_is_carried_by_the_next_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``to`` excludes its own millisecond; the next read starts there, so nothing falls between."""
+    async with stock_rig(tmp_path) as rig, rig.ledger() as ledger:
+        aa = rig.world.activeants
+        source = rig.source("activeants")
+        await source.poll(ledger)
+        a, b = stocked(rig, 2)
+        before = await activeants_available(ledger)
+        aa.move_stock(a, 2)
+        past_the_cut(rig)
+        # The warehouse's clock stands still: b's change and the next read share a millisecond.
+        now = [aa.now_us()]
+        monkeypatch.setattr(aa, "now_us", lambda: now[0])
+        aa.move_stock(b, 3)
+        await source.poll(ledger)
+        read = await activeants_available(ledger)
+        assert (read[a], read[b]) == (before[a] + 2, before[b])  # b is not in [from, to)
+        now[0] += 1000
+        await source.poll(ledger)
+        assert (await activeants_available(ledger))[b] == before[b] + 3
+        assert await activeants_available(ledger) == rig.activeants_truth()
 
 
 async def test_a_crash_between_fetch_and_commit_loses_nothing_and_counts_nothing_twice(
@@ -81,6 +118,7 @@ async def test_a_crash_between_fetch_and_commit_loses_nothing_and_counts_nothing
                 await rig.source("activeants").poll(ledger)
                 aa.move_stock(a, 3)
                 aa.add_order(f"AK-{after_commit}", {b: 1})
+                past_the_cut(rig)
                 crashing = CrashingLedger(ledger, after_commit=after_commit)
                 with pytest.raises(Crash):
                     await rig.source("activeants").poll(crashing)  # type: ignore[arg-type]
@@ -98,9 +136,11 @@ async def test_expired_and_revoked_tokens_and_429s_are_survived(tmp_path: Path) 
 
         rig.world.clock.advance(TOKEN_LIFETIME + 60)  # the simulator's token has expired
         aa.move_stock(a, 4)
+        past_the_cut(rig)
         await source.poll(ledger)
         aa.revoke_tokens()  # "intrusion detection" (seed 001 L28)
         aa.move_stock(b, 5)
+        past_the_cut(rig)
         await source.poll(ledger)
         assert aa.counters.unauthorized.get(BULK) == 2
         assert aa.tokens.issued == 3
@@ -109,6 +149,7 @@ async def test_expired_and_revoked_tokens_and_429s_are_survived(tmp_path: Path) 
             "status", status=429, count=2, retry_after=1, path_prefix="/v2/stock/bulk"
         )
         aa.move_stock(c, 6)
+        past_the_cut(rig)
         result = await source.poll(ledger)
         assert rig.world.faults["activeants"].fired["status"] == 2
         assert result.recorded == 1
@@ -124,6 +165,7 @@ async def test_a_malformed_response_records_nothing_and_the_next_read_recovers(
         cursor = await ledger.cursor("activeants")
         [a] = stocked(rig, 1)
         rig.world.activeants.move_stock(a, 2)
+        past_the_cut(rig)
         rig.world.faults["activeants"].arm("malformed_json", path_prefix="/v2/stock/bulk")
         before = await ledger.last_txn_id()
         with pytest.raises(InvalidResponse):
@@ -151,6 +193,7 @@ async def test_bad_products_are_skipped_and_reported_while_the_rest_is_recorded(
         level = aa.product(backordered).available
         aa.add_order("AK-2001", {backordered: level + 3})  # available goes to -3
         aa.move_stock(other, 1)
+        past_the_cut(rig)
         result = await source.poll(ledger)
         assert result.problems == [
             "1 item(s) below zero at the warehouse, recorded as 0: "

@@ -108,7 +108,7 @@ def plug(
     board.app = create_app(state, faults)
     # verify=False: plain-http loopback, and it spares loading the CA bundle per test.
     client = httpx.Client(
-        base_url=board.url, timeout=10, verify=False, event_hooks=event_hooks or {}
+        base_url=board.url, timeout=60, verify=False, event_hooks=event_hooks or {}
     )
     sim = Sim(state, faults, client)
     sim.login()

@@ -58,7 +58,7 @@ def _serve(board: tuple[Switchboard, str], state: ActiveAntsState) -> Iterator[S
     switch, url = board
     plan = FaultPlan("activeants")
     switch.app = activeants.create_app(state, plan)
-    with httpx.Client(base_url=url, timeout=5) as client:
+    with httpx.Client(base_url=url, timeout=60) as client:
         yield Sim(state, plan, client)
 
 
@@ -179,6 +179,10 @@ def test_full_then_incremental_from_to_reproduces_the_state(sim: Sim) -> None:
     sim.state.move_stock(skus[1], 4)
     sim.state.add_order("ANK-1", {stocked: 2}, channel="ankorstore")
     sim.state.ship_order("ANK-1")
+    # `to` is "now" truncated to the millisecond and excludes itself; a loopback
+    # round trip takes well under a millisecond, so without moving the clock the
+    # changes could fall in the cut's own millisecond (the next window's).
+    sim.state.clock.advance(0.002)
 
     changes = _bulk(sim, token, **{"from": cursor})
     assert changes[activeants.BULK_PERIOD_KEY]["from"] == cursor

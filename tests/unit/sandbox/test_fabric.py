@@ -83,7 +83,7 @@ def _serve(board: tuple[Switchboard, str], state: FabricState) -> Iterator[Sim]:
     switch, url = board
     plan = FaultPlan("fabric")
     switch.app = fabric.create_app(state, plan)
-    with httpx.Client(base_url=url, timeout=5) as client:
+    with httpx.Client(base_url=url, timeout=60) as client:
         yield Sim(state, plan, client)
 
 

@@ -54,7 +54,7 @@ def _serve(board: tuple[Switchboard, str], state: FashionTradeState) -> Iterator
     switch, url = board
     plan = FaultPlan("fashiontrade")
     switch.app = fashiontrade.create_app(state, plan)
-    with httpx.Client(base_url=url, timeout=10) as client:
+    with httpx.Client(base_url=url, timeout=60) as client:
         yield Sim(state, plan, client)
 
 
