@@ -88,7 +88,9 @@ def test_a_server_dripping_a_byte_every_4_s_is_abandoned_at_the_deadline(
             assert first.closed is not None
             # Abandoned within its deadline (plus one drip for the server to notice),
             # although no single read ever waited longer than 4 s.
-            assert first.closed - first.opened < deadline + 4.0 + 2.0
+            # (+10 s for a loaded machine's event loop; without the deadline the
+            # drip never ends and the connection is never closed).
+            assert first.closed - first.opened < deadline + 4.0 + 10.0
             assert syncd.answers()
             assert source(syncd, "activeants")["last_success"] is not None
             code, _ = syncd.stop()

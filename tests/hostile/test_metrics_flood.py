@@ -106,7 +106,9 @@ def test_a_connection_flood_under_ulimit_1024_leaves_the_daemon_up_and_answering
                 elapsed = time.monotonic() - started
                 assert status.returncode in (0, 1, 2), status.stderr  # 3 would be "no answer"
                 assert "syncd" in status.stdout
-                assert elapsed < 15
+                # Generous (a loaded CI machine): a daemon stuck behind the flood would
+                # not answer at all -- the client's own deadline makes that exit 3.
+                assert elapsed < 60
 
                 # A scrape still gets through the flood, and the daemon's descriptors
                 # stayed far from the limit it runs under.

@@ -100,10 +100,13 @@ def test_thirty_a_minute_is_all_ankorstore_gets_in_the_first_window(
         while time.monotonic() < observe_until:
             assert len(log.times()) <= LIMIT, "more than the configured limit in one minute"
             time.sleep(0.5)
-        assert len(log.times()) == LIMIT
-        assert time.monotonic() < first + 58.0  # all of it inside the first minute
+        # Judged on arrival times, not on how fast this machine got here: within the
+        # first request's minute exactly the configured number arrived.
+        assert len([t for t in log.times() if t < first + 60.0]) == LIMIT
         window = _minute_window(syncd.ask({"cmd": "status"}))
-        assert (window["limit"], window["remaining"]) == (LIMIT, 0)
+        if time.monotonic() < first + 58.0:  # still inside that minute: the budget is spent
+            assert (window["limit"], window["remaining"]) == (LIMIT, 0)
+        assert window["limit"] == LIMIT
         syncd.stop()
     assert world.ankorstore.counters.rate_limited == 0
 
