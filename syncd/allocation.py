@@ -486,7 +486,11 @@ class _Channel:
             single: ordered * per_unit
             for single, per_unit in self.index.leaves.get(sku, {sku: 1}).items()
         }
-        return self._base_without(sku, removed, {}) - self.base[sku]
+        # Never more than the orders themselves: Ankorstore subtracts exactly their
+        # units. (A bundle sharing a single between two of its components counts
+        # that single once per component, so "without these orders" can rise by
+        # more than they hold; adding that back would offer units that are not there.)
+        return min(ordered, self._base_without(sku, removed, {}) - self.base[sku])
 
     def _base_without(self, sku: Sku, removed: Mapping[Sku, int], memo: dict[Sku, int]) -> int:
         """Step 1-3's base of ``sku`` had the ``removed`` reserved units never been ordered."""

@@ -237,3 +237,16 @@ def test_an_ankorstore_order_seen_or_not_never_raises_available_above_the_truth(
     # Seen, then cancelled before the next poll: never more than is physically there.
     physical = max(0, pool - others)
     assert shown_by_ankorstore(written, 0) <= physical
+
+
+def test_a_bundle_sharing_a_single_between_components_adds_back_no_more_than_its_orders() -> None:
+    # BND = 1 x B0 + 2 x L, and B0 = 1 x L: one BND holds 3 L. One BND ordered on
+    # Ankorstore reserves 3 L; Ankorstore subtracts exactly 1 BND from what syncd writes.
+    catalog = Catalog(
+        variants={"L": Variant("L")},
+        bundles={"B0": Bundle("B0", {"L": 1}), "BND": Bundle("BND", {"B0": 1, "L": 2})},
+    )
+    result = by_key(allocate(stock(L=10), [order("ankorstore", "BND", 1)], catalog, [ANKORSTORE]))
+    bnd = result[("ankorstore", "BND")]
+    assert bnd.own_reserved <= 1
+    assert shown_by_ankorstore(bnd, reserved_on_ankorstore=1) <= bnd.sellable
