@@ -18,7 +18,7 @@ import pytest
 from syncd.daemon import EXIT_CONFIG
 from syncd.sandbox.world import SandboxWorld
 from tests.hostile._support import set_api_key
-from tests.integration.daemon._support import short_dir, write_config
+from tests.integration.daemon._support import write_config
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +28,6 @@ def world() -> Iterator[SandboxWorld]:
     sandbox = SandboxWorld.create(variants=10, seed=16)
     with sandbox.threaded():
         yield sandbox
-
-
-@pytest.fixture
-def directory() -> Iterator[Path]:
-    with short_dir() as path:
-        yield path
 
 
 def _line_of(config: Path, api: str, key: str) -> int:

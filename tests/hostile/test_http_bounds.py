@@ -16,7 +16,7 @@ import pytest
 from syncd.sandbox.world import SandboxWorld
 from tests.hostile._servers import HostileServer
 from tests.hostile._support import failing_with, peak_rss_mb, set_api_key, source
-from tests.integration.daemon._support import daemon, short_dir, wait_until, write_config
+from tests.integration.daemon._support import daemon, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +28,6 @@ def world() -> Iterator[SandboxWorld]:
     sandbox = SandboxWorld.create(variants=40, seed=14)
     with sandbox.threaded():
         yield sandbox
-
-
-@pytest.fixture
-def directory() -> Iterator[Path]:
-    with short_dir() as path:
-        yield path
 
 
 def test_a_200_mb_token_answer_is_cut_at_the_cap_and_reported(

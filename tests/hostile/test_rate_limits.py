@@ -20,7 +20,7 @@ import pytest
 from syncd.sandbox.traffic import Exchange, TrafficLog
 from syncd.sandbox.world import SandboxWorld
 from tests.hostile._support import set_api_key
-from tests.integration.daemon._support import daemon, short_dir, wait_until, write_config
+from tests.integration.daemon._support import daemon, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +61,6 @@ def world() -> Iterator[SandboxWorld]:
     sandbox.traffic = ArrivalLog()
     with sandbox.threaded():
         yield sandbox
-
-
-@pytest.fixture
-def directory() -> Iterator[Path]:
-    with short_dir() as path:
-        yield path
 
 
 def _log(world: SandboxWorld) -> ArrivalLog:

@@ -20,7 +20,7 @@ import pytest
 from syncd.daemon import EXIT_CONFIG
 from syncd.sandbox.world import SandboxWorld
 from tests.hostile._support import set_api_key
-from tests.integration.daemon._support import daemon, short_dir, wait_until, write_config
+from tests.integration.daemon._support import daemon, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +32,6 @@ def world() -> Iterator[SandboxWorld]:
     sandbox = SandboxWorld.create(variants=20, seed=15)
     with sandbox.threaded():
         yield sandbox
-
-
-@pytest.fixture
-def directory() -> Iterator[Path]:
-    with short_dir() as path:
-        yield path
 
 
 def _hostile_secret(directory: Path, kind: str) -> str:

@@ -16,7 +16,6 @@ import pytest
 from syncd.sandbox.traffic import TrafficLog
 from syncd.sandbox.world import SandboxWorld
 from tests.integration._cycle_support import run_once, sandbox_config
-from tests.integration.daemon._support import short_dir
 
 pytestmark = pytest.mark.integration
 
@@ -33,12 +32,6 @@ def world() -> Iterator[SandboxWorld]:
     sandbox.traffic = TrafficLog()
     with sandbox.threaded():
         yield sandbox
-
-
-@pytest.fixture
-def directory() -> Iterator[Path]:
-    with short_dir() as path:
-        yield path
 
 
 def test_ten_once_runs_ask_each_token_endpoint_once(world: SandboxWorld, directory: Path) -> None:
