@@ -82,7 +82,7 @@ from tests.sim.checks import Invariants, superseded_sends
 from tests.sim.crashes import POINTS, Crash, CrashingLedger, CrashPlan
 from tests.sim.events import WorldDriver
 from tests.sim.known import CHANNEL_MOVED, HANDOVER_PENDING, KNOWN, KnownIssue, strict
-from tests.sim.network import NET_KINDS, AppliedWrite, NetFault, Network
+from tests.sim.network import NET_KINDS, NetFault, Network
 from tests.sim.oracle import (
     ALL_CHANNELS,
     expected,
@@ -841,33 +841,35 @@ class Simulation:
         tainted = self.invariants.tainted.get(key)
         if tainted:
             return KNOWN[min(tainted)]
-        last = self.network.last_applied.get(key)
+        # What syncd may believe the channel holds: its last applied write, or what a
+        # later read-back saw (the start-up read-back corrects acknowledgements).
+        believed = self.network.believed(key)
         if (
             (one_poll or self.drift_policy != "overwrite")
             and have is not None
             and have < want
             and row is not None
-            and last is not None
+            and believed is not None
             and row.sellable == want
             and row.acknowledged == row.desired
-            and last.written == row.acknowledged
-            and self._own_orders_moved(key, last)
+            and believed[0] == row.acknowledged
+            and self._own_orders_moved(key, believed[0], since=believed[1])
         ):
             return CHANNEL_MOVED
         return None
 
-    def _own_orders_moved(self, key: tuple[str, str], last: AppliedWrite) -> bool:
-        """Did the channel's own orders lower what it holds since ``last`` landed?"""
+    def _own_orders_moved(self, key: tuple[str, str], written: int | None, *, since: float) -> bool:
+        """Did the channel's own orders lower what it holds since it held ``written``?"""
         channel, sku = key
         if channel == "ankorstore":
             # Ankorstore lowers stockQuantity itself when it ships an order; an order
             # it merely holds or releases is subtracted or given back by Ankorstore
             # and is never a reason to show less.
             stock = self.world.ankorstore.listing(sku).stock_quantity
-            return stock is not None and last.written is not None and stock < last.written
+            return stock is not None and written is not None and stock < written
         item = self.world.fabric.item(sku)
         return any(
-            order.ordered_at >= last.at and line.inventory_id == item.inventory_id
+            order.ordered_at >= since and line.inventory_id == item.inventory_id
             for order in self.world.fabric.orders.values()
             for line in order.lines
         )

@@ -106,6 +106,8 @@ class Sighting:
 
     written: int | None
     tick: int
+    at: float = 0.0
+    """The simulators' wall time of the read-back."""
 
 
 @dataclass(slots=True)
@@ -141,7 +143,17 @@ class Network:
         return self.tick
 
     def note_sighting(self, channel: str, sku: str, written: int | None) -> None:
-        self.sightings[(channel, sku)] = Sighting(written, self.next_tick())
+        self.sightings[(channel, sku)] = Sighting(written, self.next_tick(), self.time.wall())
+
+    def believed(self, key: tuple[str, str]) -> tuple[int | None, float] | None:
+        """What syncd may believe the written field holds, and since when (see known_value)."""
+        applied = self.last_applied.get(key)
+        seen = self.sightings.get(key)
+        if seen is not None and (applied is None or seen.tick > applied.tick):
+            return seen.written, seen.at
+        if applied is not None:
+            return applied.written, applied.at
+        return None
 
     def known_value(self, key: tuple[str, str]) -> int | str | None:
         """What syncd may legitimately believe the channel holds in the written field.
