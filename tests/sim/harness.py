@@ -24,8 +24,8 @@ clock jumps and crashes, a seed may back the ledger up (SQLite's backup API,
 or a checkpoint and a file copy), later put that older copy in place of the
 live ledger and restart, or lose the WAL (the process dies and the ``-wal``
 file is gone: everything committed since the last checkpoint vanishes).
-With ``SYNCD_SIM_WALL_STEPS=1`` syncd's wall clock also steps back and
-forward (:mod:`tests.sim.simclock`); whatever the clock does, a channel fed by
+Syncd's wall clock also steps back and forward (``SYNCD_SIM_WALL_STEPS=0``
+turns that off, to tell its effects apart) (:mod:`tests.sim.simclock`); whatever the clock does, a channel fed by
 a source not read for longer than its ``stale_after`` (monotonic time) is
 never written, and one whose sources were all read within it is never
 blocked as stale.
@@ -103,8 +103,8 @@ SETTLE_STEP = 60.0
 seconds (enough to outlast the HTTP layer's 300 s cooldown of a rejected API key);
 two quiet ones in a row end it."""
 POLL_INTERVAL = 30.0
-WALL_STEPS = os.environ.get("SYNCD_SIM_WALL_STEPS", "") not in ("", "0")
-"""Step syncd's wall clock back and forward (off by default: see the module docstring)."""
+WALL_STEPS = os.environ.get("SYNCD_SIM_WALL_STEPS", "1") not in ("", "0")
+"""Step syncd's wall clock back and forward (on unless ``SYNCD_SIM_WALL_STEPS=0``)."""
 STEPS = (
     ("world", 40),
     ("cycle", 22),
