@@ -33,7 +33,6 @@ from typing import Any
 from _common import proc_cpu_seconds, progress
 
 from syncd.assembly import assemble
-from syncd.channels.ankorstore_ops import stock_quantity
 from syncd.config import Config
 from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
@@ -106,9 +105,9 @@ async def settle(world: SandboxWorld, config: Config, benchmark: str = "settle")
 def _show(world: SandboxWorld, channel: str, sku: str, sellable: int) -> None:
     if channel == "ankorstore":
         listing = world.ankorstore.listing(sku)
-        stock = stock_quantity(
-            sellable, reserved=listing.reserved_quantity, pack=listing.unit_multiplier
-        )
+        # What syncd writes: whole packs, plus Ankorstore's own orders it subtracts itself.
+        pack = listing.unit_multiplier
+        stock = sellable - sellable % pack + listing.reserved_quantity
         world.ankorstore.set_stock(sku, stock)
     elif channel == "fabric":
         world.fabric.submit_inventory(sku, sellable)

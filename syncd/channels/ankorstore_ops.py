@@ -6,23 +6,19 @@ No I/O and no clock: :mod:`syncd.channels.ankorstore` does the talking.
 reserved: the documented sample shows ``availableQuantity`` 125,
 ``reservedQuantity`` 25, ``stockQuantity`` 150 (seed 000 L1180-1190,
 L1605-1607, L1806-1811), and the published spec describes it as "Total
-number of units in stock (available + reserved)". syncd's allocation has
-already subtracted the open Ankorstore orders from the pool (they are
-reservations in the ledger), so the sellable number it hands the channel is
-what Ankorstore should show as *available*. To make Ankorstore show exactly
-that, the channel adds back what Ankorstore itself holds reserved::
-
-    stockQuantity = whole_packs(sellable) + reservedQuantity
-
-Sending the sellable number alone would subtract those orders a second time
-(brief seed-ankorstore-catalog 8.5).
+number of units in stock (available + reserved)". So syncd writes the
+sellable quantity plus what Ankorstore's own open orders took off the pool,
+and Ankorstore, subtracting its ``reservedQuantity``, shows the sellable
+number (:mod:`syncd.allocation`, step 5). Sending the sellable number alone
+would subtract those orders a second time (brief seed-ankorstore-catalog 8.5).
 
 **Units, not packs.** ``stockQuantity`` counts units (pieces): the spec says
 "units", and order items reserve ``multipliedQuantity`` pieces, i.e. packs x
 the product's ``unitMultiplier`` (seed 000 L795-798; spec Order Item). A
-product sold in cases of 6 can only be ordered 6 at a time, so the channel
-publishes whole packs of units: 20 sellable units in cases of 6 publish 18.
-Rounding is always down, so it can only undersell.
+product sold in cases of 6 can only be ordered 6 at a time, so allocation
+rounds to whole packs of units with the product's ``unitMultiplier``: 20
+sellable units in cases of 6 publish 18. Rounding is always down, so it can
+only undersell.
 """
 
 from __future__ import annotations
@@ -31,8 +27,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-
-from syncd.sources.jsonvalues import MAX_UNITS, describe_number, in_range
 
 VARIANT_TYPE = "product-variants"
 """The resource type the spec and every response use (specs/SOURCES.md: send this one)."""
@@ -67,38 +61,6 @@ class Listing:
     def written(self, stock: int) -> Listing:
         """The listing as Ankorstore computes it after syncd wrote ``stock``."""
         return replace(self, stock=stock, available=stock - self.reserved, always_in_stock=False)
-
-
-def whole_pack_units(units: int, pack: int) -> int:
-    """The largest multiple of ``pack`` not above ``units`` (never oversells)."""
-    if pack < 1:
-        raise ValueError(f"a pack holds at least one unit, not {pack}")
-    if units < 0:
-        raise ValueError(f"refusing a negative quantity ({units})")
-    return units - units % pack
-
-
-def plausible_reserved(reserved: int) -> bool:
-    """Whether a ``reservedQuantity`` can be added to what syncd publishes.
-
-    Above :data:`~syncd.sources.jsonvalues.MAX_UNITS` (a trillion units) the
-    figure is corrupt or hostile (``10**30``): adding it would publish an
-    absurd ``stockQuantity``, and counting it as 0 would quietly publish a
-    different number than intended, so the channel parks the variant instead.
-    """
-    return in_range(reserved, MAX_UNITS)
-
-
-def stock_quantity(sellable: int, *, reserved: int, pack: int) -> int:
-    """``stockQuantity`` that makes Ankorstore's ``availableQuantity`` equal ``sellable``.
-
-    ``reserved`` below zero (never documented) counts as zero: that can only
-    lower the number sent. An implausibly large one is refused
-    (:func:`plausible_reserved`; the channel checks it first).
-    """
-    if not plausible_reserved(reserved):
-        raise ValueError(f"refusing reservedQuantity {describe_number(reserved)}: beyond MAX_UNITS")
-    return whole_pack_units(sellable, pack) + max(0, reserved)
 
 
 def update_operation(variant_id: str, stock: int) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.ankorstore_ops import (
     attributed_errors,
     unconfirmed_reason,
-    whole_pack_units,
 )
 from syncd.channels.planner import Move, PlannedUpdate
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
@@ -228,14 +227,6 @@ def sent_operations(fake: FakeAnkorstore) -> list[list[dict[str, Any]]]:
 
 
 # --- pure rules ---------------------------------------------------------------
-
-
-def test_whole_pack_units_rounds_down_and_refuses_negatives() -> None:
-    assert whole_pack_units(20, 6) == 18
-    assert whole_pack_units(5, 6) == 0
-    assert whole_pack_units(7, 1) == 7
-    with pytest.raises(ValueError, match="negative"):
-        whole_pack_units(-1, 1)
 
 
 A, B = vid(1), vid(2)
