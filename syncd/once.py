@@ -135,14 +135,9 @@ async def verify_channels(assembly: Assembly) -> dict[str, str]:
     failed, why: such a channel is not pushed in this run.
     """
     failed: dict[str, str] = {}
-    sections = assembly.config.channels.enabled()
     for name in assembly.channels:
-        section = sections.get(name)
-        readback = ReadBack(
-            assembly.engine, name, policy=section.drift_policy if section else "protect"
-        )
         try:
-            await readback.run(startup=True)
+            await ReadBack.for_assembly(assembly, name).run(startup=True)
         except Exception as exc:  # one unreadable channel never stops the others
             failed[name] = f"{type(exc).__name__}: {exc}"
             log.error("channel.readback_failed", channel=name, startup=True, error=failed[name])

@@ -35,6 +35,7 @@ from datetime import datetime
 
 import structlog
 
+from syncd.assembly import Assembly
 from syncd.channels.drift import (
     Drift,
     DriftPolicy,
@@ -100,6 +101,15 @@ class ReadBack:
         self.policy = policy
         self._now = now
         self._seen: dict[str, Sighting] = {}
+
+    @classmethod
+    def for_assembly(
+        cls, assembly: Assembly, channel: str, *, now: Callable[[], datetime] = now_utc
+    ) -> ReadBack:
+        """The read-back of ``channel`` with the ``drift_policy`` of its config section."""
+        section = assembly.config.channels.enabled().get(channel)
+        policy: DriftPolicy = section.drift_policy if section is not None else "protect"
+        return cls(assembly.engine, channel, policy=policy, now=now)
 
     async def run(self, *, startup: bool = False) -> ReadBackReport:
         """Read the channel, correct what the policy allows; raises when the read fails."""

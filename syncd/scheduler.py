@@ -216,15 +216,8 @@ class Scheduler:
         self._push_wake = {name: Wakeup() for name in self.channels}
         self._readback_wake = {name: Wakeup() for name in self.channels}
         self._verified = {name: anyio.Event() for name in self.channels}
-        sections = assembly.config.channels.enabled()
         self._readbacks = {
-            name: ReadBack(
-                assembly.engine,
-                name,
-                policy=sections[name].drift_policy if name in sections else "protect",
-                now=now,
-            )
-            for name in self.channels
+            name: ReadBack.for_assembly(assembly, name, now=now) for name in self.channels
         }
         self._busy: dict[str, float] = {}
         self._cancel: anyio.CancelScope | None = None
