@@ -37,47 +37,25 @@ Push (ARCHITECTURE.md, "Planner", "Safety interlocks"):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import structlog
 
-from syncd.allocation import allocate
 from syncd.bundles import affected_skus, catalog_index
 from syncd.channels.base import Channel, PushResult
 from syncd.channels.planner import Move, PlannedUpdate, plan
-from syncd.health import stale_source
-from syncd.ledger.freshness import is_stale as freshness_is_stale
+from syncd.engine.feeds import FeedInfo, Feeds
+from syncd.engine.recompute import Recompute
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, OutboxRow, now_utc
 from syncd.safety import Assessment, SafetyPolicy, assess, increase_needs_second_read
 
 log = structlog.get_logger("syncd.engine")
 
-_NEVER = datetime.min.replace(tzinfo=UTC)
-"""When a feed that never succeeded was last read: nothing happened "since" it."""
-
-_TICK = timedelta(microseconds=1)
-"""The ledger's time resolution: consecutive record stamps differ by at least this."""
-
 CONFIRM_TTL = 900.0
 """Seconds an operator's confirmation of a held cycle stays valid."""
-
-
-@dataclass(frozen=True, slots=True)
-class FeedInfo:
-    """What the engine needs to know of a source to judge a channel's inputs."""
-
-    name: str
-    locations: tuple[str, ...]
-    stale_after: float
-    channel: str | None = None
-    """For order feeds: the channel whose orders they are (fabric_orders -> fabric)."""
-    overdue_after: float | None = None
-    """Seconds after its last success an order feed counts as overdue (about two
-    poll intervals); None falls back to ``stale_after``."""
 
 
 @dataclass(slots=True)
@@ -118,30 +96,6 @@ class ChannelCycle:
         )
 
 
-def _overlaps(a: str, b: str) -> bool:
-    """True when two location names or ``prefix*`` patterns can name the same location."""
-    a_prefix, a_wild = (a[:-1], True) if a.endswith("*") else (a, False)
-    b_prefix, b_wild = (b[:-1], True) if b.endswith("*") else (b, False)
-    if a_wild and b_wild:
-        return a_prefix.startswith(b_prefix) or b_prefix.startswith(a_prefix)
-    if a_wild:
-        return b.startswith(a_prefix)
-    if b_wild:
-        return a.startswith(b_prefix)
-    return a == b
-
-
-def is_stale(age: float | None, stale_after: float) -> bool:
-    """A feed is stale when it has not succeeded in this process or did too long ago.
-
-    ``age`` is monotonic seconds since the last success in this process
-    (``ledger.freshness.age``), so a wall-clock step neither hides nor
-    invents staleness; see :mod:`syncd.ledger.freshness` for why a success
-    recorded by an earlier process does not count.
-    """
-    return freshness_is_stale(age, stale_after)
-
-
 class Engine:
     def __init__(
         self,
@@ -167,28 +121,30 @@ class Engine:
             for rule in rules
         }
         self.policies = dict(policies)
-        self.feeds = list(feeds)
         self.now = now
         self.confirm_ttl = confirm_ttl
-        self._last_txn: int | None = None
+        self._feeds = Feeds(ledger, feeds, self.rules, now)
+        self.feeds = self._feeds.all
+        self._recompute = Recompute(ledger, self.index, self.rules, now)
         self._read_generation = 0
         """Bumped by :meth:`note_source_read`; an increase after zero needs a newer one."""
         self._first_seen: dict[tuple[str, str], tuple[int, int]] = {}
         """(channel, sku) -> (desired value, read generation when first computed)."""
         self.last_cycle: dict[str, ChannelCycle] = {}
-        self.last_recompute_s = 0.0
         self._resend: dict[str, set[str]] = {}
         """channel -> SKUs to write again although their value did not change."""
         self._resend_mark: dict[str, int] = {}
         """channel -> the last transaction already looked at for :meth:`_collect_resends`."""
-        self._packs: dict[str, Mapping[str, int]] = {}
-        """channel -> the channel's own pack sizes the desired values were computed with."""
-        self._stamp_floor: datetime | None = None
-        """The latest record stamp (see :meth:`stamp`)."""
-        self._repack: set[str] = set()
-        """SKUs whose channel pack changed since the last recompute."""
 
-    # --- recompute -----------------------------------------------------------
+    # --- recompute (syncd.engine.recompute) --------------------------------------
+
+    @property
+    def last_recompute_s(self) -> float:
+        return self._recompute.last_seconds
+
+    @property
+    def _last_txn(self) -> int | None:
+        return self._recompute.last_txn
 
     def note_source_read(self) -> None:
         """A source recorded a successful read (called by the daemon and `once`)."""
@@ -196,155 +152,32 @@ class Engine:
 
     async def recompute(self, *, full: bool = False) -> int:
         """Recompute desired values for what changed; returns how many outbox values changed."""
-        started = time.perf_counter()
-        current = await self.ledger.last_txn_id()
-        skus: set[str] | None
-        if full or self._last_txn is None:
-            skus = None
-        else:
-            if current == self._last_txn and not self._repack:
-                return 0
-            changed = set(self._repack)
-            if current != self._last_txn:
-                changed |= await self.ledger.changed_skus_since(self._last_txn)
-            skus = affected_skus(changed, self.index)
-            if not skus:
-                self._last_txn = current
-                self._repack.clear()
-                return 0
-        self._repack.clear()
-        needed = self._inputs_for(skus)
-        balances = await self.ledger.balances(needed)
-        reservations = await self.ledger.open_reservations(needed)
-        desired = allocate(
-            balances,
-            reservations,
-            self.index,
-            list(self.rules.values()),
-            skus=skus,
-            packs=self._packs,
-        )
-        changed_count = await self.ledger.set_desired(desired, await self.stamp())
-        self._last_txn = current
-        self.last_recompute_s = time.perf_counter() - started
-        log.info(
-            "engine.recomputed",
-            skus="all" if skus is None else len(skus),
-            desired=len(desired),
-            changed=changed_count,
-            seconds=round(self.last_recompute_s, 3),
-        )
-        return changed_count
+        return await self._recompute.run(full=full)
 
     async def stamp(self) -> datetime:
-        """Wall time for the records confirmations are judged by; it never runs backwards.
-
-        A confirmation covers the desired values stamped up to its hold
-        (:meth:`_confirmed_until`). Were the wall clock set back, values
-        computed after a confirmation would be stamped before it and go out
-        unheld; so a stamp is never earlier than the latest one the ledger
-        holds (a clock set back waits until it catches up, which can only
-        keep a confirmation valid that much longer). Stamps are strictly
-        increasing, a microsecond apart at least.
-        """
-        if self._stamp_floor is None:
-            self._stamp_floor = await self.ledger.latest_record_time() or _NEVER
-        now = self.now()
-        # Strictly later than every earlier stamp: a value computed after a hold
-        # must never tie with it (a tie would count as covered by its confirmation).
-        self._stamp_floor = max(self._stamp_floor + _TICK, now)
-        return self._stamp_floor
+        """The next record stamp (:meth:`syncd.engine.recompute.Recompute.stamp`)."""
+        return await self._recompute.stamp()
 
     def take_packs(self, channel: str) -> bool:
-        """Adopt the channel's own pack sizes; True when some SKU must be computed again.
+        """Adopt the channel's own pack sizes; True when some SKU must be computed again."""
+        return self._recompute.take_packs(channel, self.channels[channel].pack_sizes())
 
-        Ankorstore sells in its products' ``unitMultiplier`` packs, learnt from
-        its listings: allocation rounds to them (the explanation then shows
-        the number sent), so a changed pack means a new desired value.
-        """
-        packs = self.channels[channel].pack_sizes()
-        previous = self._packs.get(channel)
-        if packs is previous:
-            return False
-        self._packs[channel] = packs
-        old = previous or {}
-        moved = {sku for sku in packs.keys() | old.keys() if packs.get(sku) != old.get(sku)}
-        self._repack |= moved
-        return bool(moved)
-
-    def _inputs_for(self, skus: Collection[str] | None) -> set[str] | None:
-        """Every SKU whose balances the given SKUs are computed from (bundles read components)."""
-        if skus is None:
-            return None
-        needed = set(skus)
-        for sku in skus:
-            needed |= self.index.closure.get(sku, frozenset())
-        # An open order for another bundle that shares a component reserves
-        # that component too: its reservation must be read, or a single (or a
-        # bundle) recomputed after an unrelated change would be published
-        # without that order subtracted -- an oversell until a full recompute.
-        sharing = affected_skus(needed, self.index) - needed
-        for sku in sharing:
-            needed |= self.index.closure.get(sku, frozenset())
-        return needed | sharing
-
-    # --- staleness -----------------------------------------------------------
+    # --- feeds (syncd.engine.feeds) -------------------------------------------------
 
     def feeds_for(self, channel: str) -> list[FeedInfo]:
-        rule = self.rules[channel]
-        return [
-            feed
-            for feed in self.feeds
-            if any(_overlaps(mine, theirs) for mine in feed.locations for theirs in rule.locations)
-        ]
+        return self._feeds.feeds_for(channel)
 
     async def stale_feeds(self, channel: str) -> list[str]:
-        fresh = self.ledger.freshness
-        return [
-            feed.name
-            for feed in self.feeds_for(channel)
-            if is_stale(fresh.age(feed.name), feed.stale_after)
-        ]
+        return await self._feeds.stale_feeds(channel)
 
     async def stale_causes(self, channel: str) -> list[str]:
-        """The channel's stale feeds, each as ``name (why)``: how long unread and its last error.
-
-        What blocked pushes say, so a person reads the cause (a refused login, an
-        unreachable API) where the block is reported, not only in the source's log.
-        """
-        stale = await self.stale_feeds(channel)
-        if not stale:
-            return []
-        states = {state.feed: state for state in await self.ledger.feed_states()}
-        now = self.now()
-        fresh = self.ledger.freshness
-        return [
-            stale_source(name, states.get(name), now, measured=fresh.age(name)) for name in stale
-        ]
+        return await self._feeds.stale_causes(channel)
 
     async def overdue_order_feeds(self, channel: str) -> list[str]:
-        """The channel's own order feeds that are overdue, each with why.
+        return await self._feeds.overdue_order_feeds(channel)
 
-        Overdue: not read successfully in this process, failing since its
-        last success (the poll that was due did not happen), or last
-        succeeded more than ``overdue_after`` (else ``stale_after``) seconds
-        ago on the monotonic clock.
-        """
-        states = {state.feed: state for state in await self.ledger.feed_states()}
-        found: list[str] = []
-        for feed in self.feeds:
-            if feed.channel != channel:
-                continue
-            state = states.get(feed.name)
-            age = self.ledger.freshness.age(feed.name)
-            limit = feed.overdue_after if feed.overdue_after is not None else feed.stale_after
-            if age is None:
-                found.append(f"{feed.name} (not read since syncd started)")
-            elif state is not None and state.last_error is not None:
-                found.append(f"{feed.name} (failing: {state.last_error})")
-            elif is_stale(age, limit):
-                found.append(f"{feed.name} (last read {age:.0f} s ago)")
-        return found
+    async def orders_read_at(self, channel: str) -> datetime | None:
+        return await self._feeds.orders_read_at(channel)
 
     # --- interlocks ----------------------------------------------------------
 
@@ -452,8 +285,8 @@ class Engine:
         # woken between a source's commit and the engine's recompute would
         # otherwise act on stale numbers (and a hold raised on them would ask
         # an operator to confirm the wrong thing).
-        repacked = self.take_packs(channel)
-        if repacked or await self.ledger.last_txn_id() != self._last_txn:
+        self.take_packs(channel)
+        if not await self._recompute.is_current():
             await self.recompute()
         await self._collect_resends(channel)
         pending = await self.ledger.pending(channel)
@@ -580,7 +413,7 @@ class Engine:
             # read-back reports); writing it again could erase a sale syncd
             # has not read yet.
             return
-        feeds = sorted({feed.name for feed in self.feeds if feed.channel == channel})
+        feeds = self._feeds.own_order_feeds(channel)
         if not feeds:
             return
         current = await self.ledger.last_txn_id()
@@ -613,17 +446,6 @@ class Engine:
         if rows:
             log.info("push.resend_for_orders", channel=channel, variants=len(rows))
         return rows
-
-    async def orders_read_at(self, channel: str) -> datetime | None:
-        """Oldest last success of the channel's own order feeds; None when it has none."""
-        names = {feed.name for feed in self.feeds if feed.channel == channel}
-        if not names:
-            return None
-        states = {state.feed: state for state in await self.ledger.feed_states()}
-        times = [states[n].last_success if n in states else None for n in sorted(names)]
-        known = [t for t in times if t is not None]
-        # A feed never read counts as read at the epoch: nothing is "since" it.
-        return min(known) if len(known) == len(times) else _NEVER
 
     async def _send(
         self, channel: str, sender: Channel, batch: Sequence[PlannedUpdate]
