@@ -77,7 +77,7 @@ from syncd.channels.ankorstore_ops import (
     update_operation,
 )
 from syncd.channels.base import LiveValue, PushResult, larger_shown
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
 from syncd.http.client import ApiClient, response_json
 from syncd.http.clock import Clock

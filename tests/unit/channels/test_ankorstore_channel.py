@@ -22,7 +22,7 @@ from syncd.channels.ankorstore_ops import (
     attributed_errors,
     unconfirmed_reason,
 )
-from syncd.channels.planner import Move, PlannedUpdate
+from syncd.channels.updates import Move, PlannedUpdate
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
 from syncd.http.clock import FakeClock
 from syncd.http.presets import ankorstore_client
