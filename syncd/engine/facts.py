@@ -16,7 +16,7 @@ counts the interlock's figures in SQL.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +26,7 @@ from syncd.bundles import CatalogIndex, affected_skus
 from syncd.channels.base import Channel
 from syncd.engine.feeds import Feeds
 from syncd.engine.plan import PushFacts, order_key
+from syncd.ledger.interlock import HeldCycle
 from syncd.ledger.store import Ledger
 from syncd.model import ChannelRule, OutboxRow
 from syncd.safety import SafetyPolicy, increase_needs_second_read, is_change, is_zeroing
@@ -106,14 +107,18 @@ class PushMemory:
             return len(rule.skus)
         return len(self._index.skus)
 
-    async def confirmed_until(self, channel: str) -> datetime | None:
+    async def confirmed_until(
+        self, channel: str, holds: Sequence[HeldCycle] | None = None
+    ) -> datetime | None:
         """Creation time of the newest held cycle an operator confirmed within ``confirm_ttl``.
 
         A confirmation covers the changes that hold was about -- desired
         values computed up to then -- and nothing computed later: a second
-        bad read shortly after a confirmed one must be held again.
+        bad read shortly after a confirmed one must be held again. ``holds``:
+        the channel's holds, confirmed ones included, when already read.
         """
-        holds = await self.ledger.held_cycles(channel, include_confirmed=True)
+        if holds is None:
+            holds = await self.ledger.held_cycles(channel, include_confirmed=True)
         now = await self._stamp()
         covered = [
             hold.created_at
@@ -196,7 +201,9 @@ class PushMemory:
         ``skip``: SKUs already sent by an earlier round of the same push -- one
         that failed is retried by the next push, not at once.
         """
-        confirmed_until = await self.confirmed_until(channel)
+        holds = await self.ledger.held_cycles(channel, include_confirmed=True)
+        confirmed_until = await self.confirmed_until(channel, holds)
+        open_holds = [hold for hold in holds if hold.confirmed_at is None]
         figures = await _pending_figures(self.ledger, channel, confirmed_until)
         per_request = sender.per_request
         capacity = None if budget is None else max(0, budget) * per_request
@@ -206,7 +213,6 @@ class PushMemory:
             tuple(await self._feeds.overdue_order_feeds(channel)) if sender.lowers_on_order else ()
         )
         single = frozenset(row.sku for row in candidates if self._single_read(channel, row))
-        holds = await self.ledger.held_cycles(channel) if figures.unconfirmed else []
         return PushFacts(
             channel=channel,
             candidates=candidates,
@@ -220,7 +226,7 @@ class PushMemory:
             orders_overdue=overdue,
             single_read=single,
             resends=await self._resend_rows(channel),
-            open_hold=holds[-1].id if holds else None,
+            open_hold=open_holds[-1].id if open_holds else None,
             beyond=max(1, figures.pending - len(candidates) - len(skip)) if more else 0,
         )
 
