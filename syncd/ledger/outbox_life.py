@@ -43,6 +43,7 @@ The rules, one event at a time (the states are :class:`OutboxStatus`):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum, StrEnum
 
@@ -175,6 +176,19 @@ Event = Computed | Sent | Acknowledged | Failed | Refused | Unparked | ReadBack
 def returns_to_acknowledged(state: RowState | None, quantity: int) -> bool:
     """True when a new value equals the acknowledged one (then ask the push log)."""
     return state is not None and quantity != state.desired and state.acknowledged == quantity
+
+
+def sent_since_acknowledged(state: RowState, sent: Iterable[PushedValue]) -> bool:
+    """Whether a value other than the acknowledged one was sent since it was acknowledged.
+
+    ``sent`` are the push log's ``sent`` entries of the row. Such a send may
+    have reached the channel (reply lost, crash before it was recorded). The
+    acknowledged seq itself counts: after a read-back corrected the cache, the
+    acknowledged value is not the one that seq carries, and a resend of that
+    seq may be what the channel shows now (found by the property test).
+    :func:`syncd.ledger.outbox_log.unconfirmed_send` asks the same in SQL.
+    """
+    return any(v.seq >= state.acked_seq and v.quantity != state.acknowledged for v in sent)
 
 
 def _settled(status: OutboxStatus, desired: int, acknowledged: int | None) -> OutboxStatus:

@@ -93,10 +93,11 @@ async def unconfirmed_send(
     Such a send may have reached the channel (a lost reply, a crash before the
     acknowledgement was recorded), so the acknowledged value is no longer
     known to be what the channel shows (found by the simulation, tests/sim).
+    The rule is :func:`syncd.ledger.outbox_life.sent_since_acknowledged`.
     """
     async with conn.execute(
         "SELECT 1 FROM push_log WHERE channel = ? AND sku = ? AND status = 'sent'"
-        " AND seq > ? AND quantity IS NOT ? LIMIT 1",
+        " AND seq >= ? AND quantity IS NOT ? LIMIT 1",
         (channel, sku, state.acked_seq, state.acknowledged),
     ) as cursor:
         return await cursor.fetchone() is not None
