@@ -65,21 +65,23 @@ PushItem = tuple[Sku, int, int]
 
 
 @dataclass(frozen=True, slots=True)
-class _Current:
+class CurrentRow:
+    """What the writes need of a row: its life, and what a new value is compared with."""
+
     state: RowState
     explanation: str | None
     own_reserved: int
 
 
-async def _current(
+async def current_rows(
     conn: aiosqlite.Connection,
     keys: Sequence[tuple[str, Sku]],
-) -> dict[tuple[str, Sku], _Current]:
+) -> dict[tuple[str, Sku], CurrentRow]:
     """Current rows for ``keys``: one indexed query per channel."""
     by_channel: dict[str, list[Sku]] = {}
     for channel, sku in keys:
         by_channel.setdefault(channel, []).append(sku)
-    found: dict[tuple[str, Sku], _Current] = {}
+    found: dict[tuple[str, Sku], CurrentRow] = {}
     for channel, skus in by_channel.items():
         async with conn.execute(
             "SELECT sku, desired, acknowledged, acked_seq, seq, status, explanation, own_reserved"
@@ -94,7 +96,7 @@ async def _current(
                     acked_seq=int(r[3]),
                     status=OutboxStatus(r[5]),
                 )
-                found[(channel, r[0])] = _Current(state, r[6], int(r[7]))
+                found[(channel, r[0])] = CurrentRow(state, r[6], int(r[7]))
     return found
 
 
@@ -122,7 +124,7 @@ async def _replay(
 ) -> list[_Step]:
     """Apply ``event`` to each item's row in turn; refuses the whole call on an impossible one."""
     values = [PushedValue(*item) for item in items]
-    current = await _current(conn, [(channel, v.sku) for v in values])
+    current = await current_rows(conn, [(channel, v.sku) for v in values])
     states = {sku: row.state for (_, sku), row in current.items()}
     steps = []
     for value in values:
@@ -165,7 +167,7 @@ class OutboxMixin(OutboxQueueMixin, PushLogMixin):
             keys.add((row.channel, row.sku))
         encoder = ExplanationEncoder()
         async with self._db.write() as conn:
-            current = await _current(conn, [(r.channel, r.sku) for r in rows])
+            current = await current_rows(conn, [(r.channel, r.sku) for r in rows])
             changed: list[tuple[str, Sku, int, int, str, int | None, str, str, int]] = []
             same: list[tuple[str, int, str, Sku]] = []
             for row in rows:
@@ -333,7 +335,7 @@ class OutboxMixin(OutboxQueueMixin, PushLogMixin):
         """
         stamp = encode_time(at)
         async with self._db.write() as conn:
-            row = (await _current(conn, [(channel, sku)])).get((channel, sku))
+            row = (await current_rows(conn, [(channel, sku)])).get((channel, sku))
             before = None if row is None else row.state
             after = _move(channel, sku, before, Refused(seq))
             assert before is not None  # only a computed value creates a row
