@@ -166,8 +166,8 @@ class PushMemory:
             return ()
         rows = tuple(
             row
-            for row in await self.ledger.outbox_rows(channel)
-            if row.sku in wanted and row.status != "parked" and row.acknowledged == row.desired
+            for row in await self.ledger.outbox_rows(channel, wanted)
+            if row.status != "parked" and row.acknowledged == row.desired
         )
         # A SKU pending with a new value goes out anyway; one syncd does not
         # publish here, or parked: nothing to write.
