@@ -12,8 +12,7 @@ from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.base import Channel
 from syncd.channels.fabric import FabricChannel
 from syncd.config import Config
-from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
-from syncd.config.sections import FabricChannel as FabricChannelConfig
+from syncd.config.sections import AnkorstoreChannelSection, FabricChannelSection
 from syncd.http.clock import Clock
 from syncd.wiring import ApiClients
 
@@ -28,7 +27,7 @@ def build_channels(config: Config, clients: ApiClients, clock: Clock) -> dict[st
     catalog = config.catalog_model()
     channels: dict[str, Channel] = {}
     for name, section in config.channels.enabled().items():
-        if isinstance(section, AnkorstoreChannelConfig):
+        if isinstance(section, AnkorstoreChannelSection):
             if clients.ankorstore is None:
                 raise ValueError("channel 'ankorstore' needs [apis.ankorstore]")
             channels[name] = AnkorstoreChannel(
@@ -37,7 +36,7 @@ def build_channels(config: Config, clients: ApiClients, clock: Clock) -> dict[st
                 section,
                 clock=clock,
             )
-        elif isinstance(section, FabricChannelConfig):
+        elif isinstance(section, FabricChannelSection):
             api = config.apis.fabric
             if clients.fabric is None or api is None:
                 raise ValueError("channel 'fabric' needs [apis.fabric]")

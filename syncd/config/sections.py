@@ -73,7 +73,7 @@ class SourceSection(Section):
     """A source whose last successful read is older than this is stale."""
 
 
-class ActiveAntsSource(SourceSection):
+class ActiveAntsSourceSection(SourceSection):
     """``[sources.activeants]``: warehouse stock from ``v2/stock/bulk`` (seed 001 L2852-2952)."""
 
     poll_interval: Seconds = 60.0
@@ -86,7 +86,7 @@ class ActiveAntsSource(SourceSection):
     stale_after: Seconds = 900.0
 
 
-class AstralSource(SourceSection):
+class AstralSourceSection(SourceSection):
     """``[sources.astral]``: ASTRAL postings feed and stock state (seed 000 L13097-13171)."""
 
     poll_interval: Seconds = 30.0
@@ -98,7 +98,7 @@ class AstralSource(SourceSection):
     stale_after: Seconds = 600.0
 
 
-class OrderSource(SourceSection):
+class OrderSourceSection(SourceSection):
     """``[sources.ankorstore_orders]``, ``[sources.fabric_orders]``, ``[sources.fashiontrade]``."""
 
     poll_interval: Seconds = 120.0
@@ -107,7 +107,7 @@ class OrderSource(SourceSection):
     stale_after: Seconds = 900.0
 
 
-class AnkorstoreOrdersSource(OrderSource):
+class AnkorstoreOrdersSection(OrderSourceSection):
     """``[sources.ankorstore_orders]``: orders in the statuses that hold stock (seed 000)."""
 
     page_size: Annotated[int, Field(ge=1, le=100)] = 100
@@ -123,7 +123,7 @@ def _check_fabric_orders_path(value: str) -> str:
     return value
 
 
-class FabricOrdersSource(OrderSource):
+class FabricOrdersSection(OrderSourceSection):
     """``[sources.fabric_orders]``: open fabric order lines (``quantity_open``, seed 003)."""
 
     orders_path: Annotated[str, AfterValidator(_check_fabric_orders_path)] = (
@@ -136,7 +136,7 @@ class FabricOrdersSource(OrderSource):
     """``status`` query filter; empty string or absent key in TOML keeps the default."""
 
 
-class FashionTradeSource(OrderSource):
+class FashionTradeSourceSection(OrderSourceSection):
     """``[sources.fashiontrade]``: there is no "updated since" filter (seed 002), so
     recent orders are re-listed by creation date and older open ones swept."""
 
@@ -150,11 +150,11 @@ class FashionTradeSource(OrderSource):
 
 
 class SourcesSection(Section):
-    activeants: ActiveAntsSource | None = None
-    astral: AstralSource | None = None
-    ankorstore_orders: AnkorstoreOrdersSource | None = None
-    fabric_orders: FabricOrdersSource | None = None
-    fashiontrade: FashionTradeSource | None = None
+    activeants: ActiveAntsSourceSection | None = None
+    astral: AstralSourceSection | None = None
+    ankorstore_orders: AnkorstoreOrdersSection | None = None
+    fabric_orders: FabricOrdersSection | None = None
+    fashiontrade: FashionTradeSourceSection | None = None
 
     def enabled(self) -> dict[str, SourceSection]:
         """Enabled sources by name, in a fixed order."""
@@ -178,7 +178,7 @@ def _check_reference(value: str) -> str:
 ReferenceTemplate = Annotated[str, AfterValidator(_check_reference)]
 
 
-class ReferenceTemplates(Section):
+class ReferenceTemplatesSection(Section):
     """The warehouse order number each channel's orders carry, built from the channel's ref."""
 
     ankorstore: ReferenceTemplate = "{order_ref}"
@@ -199,7 +199,9 @@ class HandoverSection(Section):
     """
 
     match: Literal["external_reference", "none"] = "none"
-    reference_templates: ReferenceTemplates = Field(default_factory=ReferenceTemplates)
+    reference_templates: ReferenceTemplatesSection = Field(
+        default_factory=ReferenceTemplatesSection
+    )
     batch_size: Annotated[int, Field(ge=1, le=100)] = 50
     """Order references asked of Active Ants per request (its page size is 100)."""
     max_requests_per_poll: Annotated[int, Field(ge=1)] = 20
@@ -240,7 +242,7 @@ class ChannelSection(Section):
     """Share of the API's rate budget this channel may spend; the rest is left to sources."""
 
 
-class AnkorstoreChannel(ChannelSection):
+class AnkorstoreChannelSection(ChannelSection):
     """``[channels.ankorstore]``: bulk ``POST /api/v1/operations`` (seed 000 L636-669)."""
 
     always_in_stock: Literal["leave", "manage"] = "leave"
@@ -271,7 +273,7 @@ def _check_json_field(value: str) -> str:
     return value
 
 
-class FabricChannel(ChannelSection):
+class FabricChannelSection(ChannelSection):
     """``[channels.fabric]``: one write per SKU on the supplier inventory resource.
 
     The write is not in the seed; fabric's public docs point to ``PATCH
@@ -299,8 +301,8 @@ class FabricChannel(ChannelSection):
 
 
 class ChannelsSection(Section):
-    ankorstore: AnkorstoreChannel | None = None
-    fabric: FabricChannel | None = None
+    ankorstore: AnkorstoreChannelSection | None = None
+    fabric: FabricChannelSection | None = None
 
     def enabled(self) -> dict[str, ChannelSection]:
         """Enabled channels by name, in a fixed order."""

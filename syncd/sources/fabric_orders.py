@@ -28,7 +28,7 @@ before publishing increases (``ORDER_FEED_CHANNEL`` in syncd.assembly).
 
 from __future__ import annotations
 
-from syncd.config.sections import OrderSource
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
 from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
@@ -83,7 +83,7 @@ class FabricOrdersSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: OrderSource,
+        section: OrderSourceSection,
         *,
         handover: Handover | None,
         clock: Clock,

@@ -9,7 +9,7 @@ budget, seed 000 L200-228), so no source closes a client --
 from __future__ import annotations
 
 from syncd.config import Config
-from syncd.config.sections import ActiveAntsSource, AstralSource
+from syncd.config.sections import ActiveAntsSourceSection, AstralSourceSection
 from syncd.http.clock import Clock
 from syncd.sources.activeants import ActiveAntsStockSource
 from syncd.sources.astral import AstralStockSource
@@ -27,12 +27,12 @@ def build_stock_sources(config: Config, clients: ApiClients, clock: Clock) -> li
     enabled = config.sources.enabled()
     sources: list[Source] = []
     activeants = enabled.get("activeants")
-    if isinstance(activeants, ActiveAntsSource):
+    if isinstance(activeants, ActiveAntsSourceSection):
         if clients.activeants is None:
             raise ValueError("source 'activeants' needs [apis.activeants]")
         sources.append(ActiveAntsStockSource(clients.activeants, catalog, activeants, clock=clock))
     astral = enabled.get("astral")
-    if isinstance(astral, AstralSource):
+    if isinstance(astral, AstralSourceSection):
         if clients.ankorstore is None:
             raise ValueError("source 'astral' needs [apis.ankorstore]")
         sources.append(AstralStockSource(clients.ankorstore, catalog, astral, clock=clock))

@@ -25,7 +25,7 @@ from syncd.channels.base import PushResult
 from syncd.channels.planner import PlannedUpdate, plan
 from syncd.channels.registry import build_channels
 from syncd.config import load_config
-from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
+from syncd.config.sections import AnkorstoreChannelSection
 from syncd.http.client import ApiClient
 from syncd.http.clock import SystemClock
 from syncd.model import Account, Catalog, ChannelRule, OutboxRow, StockStatus, Variant
@@ -200,7 +200,7 @@ async def test_a_variant_id_unknown_to_ankorstore_is_parked_and_the_others_land(
         channel = AnkorstoreChannel(
             r.client,
             catalog,
-            AnkorstoreChannelConfig(locations=["activeants"]),
+            AnkorstoreChannelSection(locations=["activeants"]),
             clock=SystemClock(),
         )
         skus = ankorstore_skus(r.world)[:9]
@@ -290,7 +290,7 @@ async def test_always_in_stock_is_left_alone_unless_managed(tmp_path: Path) -> N
         managed = AnkorstoreChannel(
             r.client,
             r.catalog,
-            AnkorstoreChannelConfig(locations=["activeants"], always_in_stock="manage"),
+            AnkorstoreChannelSection(locations=["activeants"], always_in_stock="manage"),
             clock=SystemClock(),
         )
         listing = r.world.ankorstore.listing(sku)
@@ -330,7 +330,7 @@ async def test_every_request_the_channel_sends_conforms_to_the_published_spec(
         channel = AnkorstoreChannel(
             r.client,
             catalog,
-            AnkorstoreChannelConfig(locations=["activeants"]),
+            AnkorstoreChannelSection(locations=["activeants"]),
             clock=SystemClock(),
         )
         await channel.read_live()

@@ -20,7 +20,7 @@ from syncd.channels.fabric import FabricChannel
 from syncd.channels.planner import Move, PlannedUpdate
 from syncd.channels.registry import build_channels
 from syncd.config import load_config
-from syncd.config.sections import FabricChannel as FabricChannelConfig
+from syncd.config.sections import FabricChannelSection
 from syncd.http.client import ApiClient
 from syncd.http.clock import SystemClock
 from syncd.model import Catalog, Variant
@@ -44,7 +44,7 @@ class Rig:
         return FabricChannel(
             self.client,
             catalog,
-            FabricChannelConfig(locations=["activeants"]),
+            FabricChannelSection(locations=["activeants"]),
             brand_id=str(self.world.fabric.brand_id),
             retailer_id=str(self.world.fabric.retailer_id),
             clock=SystemClock(),
