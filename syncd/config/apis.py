@@ -16,7 +16,16 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, PrivateAttr, SecretStr
 
-from syncd.config.fields import BaseUrl, ByteSize, Limit, NonEmpty, Seconds, Section, Url
+from syncd.config.fields import (
+    BaseUrl,
+    ByteSize,
+    Limit,
+    NonEmpty,
+    Seconds,
+    Section,
+    Url,
+    present_sections,
+)
 
 Secret = SecretStr
 """A resolved secret: ``str()``, ``repr()`` and JSON dumps show ``**********``."""
@@ -179,10 +188,4 @@ class ApisSection(Section):
 
     def present(self) -> dict[str, ApiSection]:
         """The configured API sections by name."""
-        sections: dict[str, ApiSection | None] = {
-            "ankorstore": self.ankorstore,
-            "activeants": self.activeants,
-            "fabric": self.fabric,
-            "fashiontrade": self.fashiontrade,
-        }
-        return {name: section for name, section in sections.items() if section is not None}
+        return present_sections(self, ApiSection)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -25,6 +25,7 @@ from syncd.config.fields import (
     Section,
     Share,
     check_path_template,
+    present_sections,
 )
 
 # --- daemon ------------------------------------------------------------------
@@ -67,6 +68,9 @@ class DaemonSection(Section):
 
 
 class SourceSection(Section):
+    API: ClassVar[str]
+    """The ``[apis.*]`` section this source reads through (one client per API, shared)."""
+
     enabled: bool = True
     poll_interval: Seconds
     stale_after: Seconds
@@ -75,6 +79,8 @@ class SourceSection(Section):
 
 class ActiveAntsSourceSection(SourceSection):
     """``[sources.activeants]``: warehouse stock from ``v2/stock/bulk`` (seed 001 L2852-2952)."""
+
+    API: ClassVar[str] = "activeants"
 
     poll_interval: Seconds = 60.0
     full_reconcile_interval: Seconds = 86_400.0
@@ -88,6 +94,9 @@ class ActiveAntsSourceSection(SourceSection):
 
 class AstralSourceSection(SourceSection):
     """``[sources.astral]``: ASTRAL postings feed and stock state (seed 000 L13097-13171)."""
+
+    API: ClassVar[str] = "ankorstore"
+    """ASTRAL lives on Ankorstore's API, with its orders and the channel (seed 000 L13045-13078)."""
 
     poll_interval: Seconds = 30.0
     reconcile_interval: Seconds = 3_600.0
@@ -110,6 +119,8 @@ class OrderSourceSection(SourceSection):
 class AnkorstoreOrdersSection(OrderSourceSection):
     """``[sources.ankorstore_orders]``: orders in the statuses that hold stock (seed 000)."""
 
+    API: ClassVar[str] = "ankorstore"
+
     page_size: Annotated[int, Field(ge=1, le=100)] = 100
     """``page[limit]`` of the orders list; larger pages mean fewer requests from the
     budget the Ankorstore channel shares."""
@@ -126,6 +137,8 @@ def _check_fabric_orders_path(value: str) -> str:
 class FabricOrdersSection(OrderSourceSection):
     """``[sources.fabric_orders]``: open fabric order lines (``quantity_open``, seed 003)."""
 
+    API: ClassVar[str] = "fabric"
+
     orders_path: Annotated[str, AfterValidator(_check_fabric_orders_path)] = (
         "/v1/brands/{brand_id}/orders/"
     )
@@ -139,6 +152,8 @@ class FabricOrdersSection(OrderSourceSection):
 class FashionTradeSourceSection(OrderSourceSection):
     """``[sources.fashiontrade]``: there is no "updated since" filter (seed 002), so
     recent orders are re-listed by creation date and older open ones swept."""
+
+    API: ClassVar[str] = "fashiontrade"
 
     lookback: Seconds = 30 * 86_400.0
     """Orders created within this window are re-listed every poll."""
@@ -156,16 +171,21 @@ class SourcesSection(Section):
     fabric_orders: FabricOrdersSection | None = None
     fashiontrade: FashionTradeSourceSection | None = None
 
+    def configured(self) -> dict[str, SourceSection]:
+        """Sources present in the file (enabled or not) by name, in the fields' order."""
+        return present_sections(self, SourceSection)
+
     def enabled(self) -> dict[str, SourceSection]:
-        """Enabled sources by name, in a fixed order."""
-        sections: dict[str, SourceSection | None] = {
-            "activeants": self.activeants,
-            "astral": self.astral,
-            "ankorstore_orders": self.ankorstore_orders,
-            "fabric_orders": self.fabric_orders,
-            "fashiontrade": self.fashiontrade,
+        """Enabled sources by name, in a fixed order: stock sources before order feeds."""
+        return {name: s for name, s in self.configured().items() if s.enabled}
+
+    def order_feeds(self) -> dict[str, OrderSourceSection]:
+        """Enabled order feeds by name (the sources that record reservations)."""
+        return {
+            name: section
+            for name, section in self.enabled().items()
+            if isinstance(section, OrderSourceSection)
         }
-        return {name: s for name, s in sections.items() if s is not None and s.enabled}
 
 
 # --- handover ----------------------------------------------------------------
@@ -198,6 +218,9 @@ class HandoverSection(Section):
     warehouse.
     """
 
+    API: ClassVar[str] = "activeants"
+    """``external_reference`` asks Active Ants which channel orders it already holds."""
+
     match: Literal["external_reference", "none"] = "none"
     reference_templates: ReferenceTemplatesSection = Field(
         default_factory=ReferenceTemplatesSection
@@ -213,6 +236,9 @@ class HandoverSection(Section):
 
 class ChannelSection(Section):
     """Rule and safety keys every channel has."""
+
+    API: ClassVar[str]
+    """The ``[apis.*]`` section this channel writes through (shared with the sources on it)."""
 
     enabled: bool = True
     locations: Annotated[list[LocationRef], Field(min_length=1)]
@@ -244,6 +270,8 @@ class ChannelSection(Section):
 
 class AnkorstoreChannelSection(ChannelSection):
     """``[channels.ankorstore]``: bulk ``POST /api/v1/operations`` (seed 000 L636-669)."""
+
+    API: ClassVar[str] = "ankorstore"
 
     always_in_stock: Literal["leave", "manage"] = "leave"
     """``leave``: never push to variants flagged ``isAlwaysInStock``; ``manage``: push a
@@ -282,6 +310,8 @@ class FabricChannelSection(ChannelSection):
     configurable.
     """
 
+    API: ClassVar[str] = "fabric"
+
     pack_rounding: bool = False
     """fabric sells single units; pack sizes are Ankorstore's."""
     write_method: Literal["PATCH", "PUT", "POST"] = "PATCH"
@@ -304,14 +334,14 @@ class ChannelsSection(Section):
     ankorstore: AnkorstoreChannelSection | None = None
     fabric: FabricChannelSection | None = None
 
+    def configured(self) -> dict[str, ChannelSection]:
+        """Channels present in the file (enabled or not) by name, in the fields' order."""
+        return present_sections(self, ChannelSection)
+
     def enabled(self) -> dict[str, ChannelSection]:
         """Enabled channels by name, in a fixed order."""
-        sections: dict[str, ChannelSection | None] = {
-            "ankorstore": self.ankorstore,
-            "fabric": self.fabric,
-        }
-        return {name: s for name, s in sections.items() if s is not None and s.enabled}
+        return {name: s for name, s in self.configured().items() if s.enabled}
 
 
-CHANNEL_NAMES = frozenset({"ankorstore", "fabric"})
+CHANNEL_NAMES = frozenset(ChannelsSection.model_fields)
 """Channels syncd can publish to (the values allowed in a catalog row's ``channels``)."""

@@ -23,7 +23,7 @@ numbers over a set that changed while it was read can skip an order.
 
 fabric decrements its own "managed" inventory when an order arrives (brief
 seed-fabric 4, 8.3), which is why the fabric channel waits for this feed
-before publishing increases (``ORDER_FEED_CHANNEL`` in syncd.assembly).
+before publishing increases (its description in syncd.integrations).
 """
 
 from __future__ import annotations

@@ -23,15 +23,14 @@ from syncd.allocation import allocate
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.base import PushResult
 from syncd.channels.planner import PlannedUpdate, plan
-from syncd.channels.registry import build_channels
 from syncd.config import load_config
 from syncd.config.sections import AnkorstoreChannelSection
 from syncd.http.client import ApiClient
 from syncd.http.clock import SystemClock
+from syncd.integrations import build_channels, build_clients
 from syncd.model import Account, Catalog, ChannelRule, OutboxRow, StockStatus, Variant
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld
-from syncd.wiring import build_clients
 from tests.conformance.specs import Recorder, spec_checker
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -59,8 +58,7 @@ async def rig(tmp_path: Path, *, variants: int, seed: int = 11) -> AsyncIterator
         try:
             channel = build_channels(config, clients, clock)["ankorstore"]
             assert isinstance(channel, AnkorstoreChannel)
-            assert clients.ankorstore is not None
-            yield Rig(world, channel, clients.ankorstore, config.catalog_model())
+            yield Rig(world, channel, clients["ankorstore"], config.catalog_model())
         finally:
             await clients.aclose()
 
