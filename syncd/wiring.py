@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 import httpx
 
@@ -18,6 +18,7 @@ from syncd.config import Config
 from syncd.config.apis import (
     ActiveAntsApiSection,
     AnkorstoreApiSection,
+    ApiSection,
     FabricApiSection,
     FashionTradeApiSection,
 )
@@ -36,6 +37,8 @@ from syncd.model import Catalog
 
 if TYPE_CHECKING:
     from syncd.sources.handover import Handover
+
+A = TypeVar("A", bound=ApiSection)
 
 
 class ApiClients:
@@ -90,9 +93,41 @@ class BuildContext:
     handover: Handover | None = None
     """The one handover lookup the order feeds share (None: ``match = "none"`` or no client)."""
 
+    def api_section(self, name: str, kind: type[A]) -> A:
+        """``[apis.<name>]``, for a builder that needs more of it than its client (ids)."""
+        section = self.config.apis.present().get(name)
+        if not isinstance(section, kind):
+            # Unreachable through build_*: a client exists only where its section does.
+            raise ValueError(f"[apis.{name}] is missing")
+        return section
+
+
+class _Bounds(TypedDict):
+    """What every ``[apis.*]`` section sets on its client the same way."""
+
+    transport: httpx.AsyncBaseTransport | None
+    timeout: httpx.Timeout
+    deadline: float
+    max_body_bytes: int
+
+
+def _bounds(
+    api: ApiSection, transport: httpx.AsyncBaseTransport | None, timeout: httpx.Timeout
+) -> _Bounds:
+    return _Bounds(
+        transport=transport,
+        timeout=timeout,
+        deadline=api.deadline,
+        max_body_bytes=api.max_response_bytes,
+    )
+
 
 def _timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(10.0, seconds))
+
+
+def _per_minute(limit: int) -> tuple[Window, ...]:
+    return (Window(limit, 60.0),)
 
 
 def ankorstore_api_client(
@@ -109,26 +144,22 @@ def ankorstore_api_client(
             per_day=api.requests_per_day,
         ),
         token_windows=token_budget(api.token_requests_per_hour),
-        transport=transport,
-        timeout=_timeout(api.timeout),
-        deadline=api.deadline,
-        max_body_bytes=api.max_response_bytes,
+        **_bounds(api, transport, _timeout(api.timeout)),
     )
 
 
 def activeants_api_client(
     api: ActiveAntsApiSection, clock: Clock, transport: httpx.AsyncBaseTransport | None
 ) -> ApiClient:
+    # A full v2/stock/bulk read streams for long (seed 001 L2685): reads wait at least 2 minutes.
+    timeout = httpx.Timeout(api.timeout, read=max(api.timeout, 120.0))
     return activeants_client(
         base_url=api.base_url,
         username=api.username,
         password=api.secret("password"),
         clock=clock,
-        windows=(Window(api.requests_per_minute, 60.0),),
-        transport=transport,
-        timeout=httpx.Timeout(api.timeout, read=max(api.timeout, 120.0)),
-        deadline=api.deadline,
-        max_body_bytes=api.max_response_bytes,
+        windows=_per_minute(api.requests_per_minute),
+        **_bounds(api, transport, timeout),
     )
 
 
@@ -141,11 +172,8 @@ def fabric_api_client(
         client_id=api.client_id,
         client_secret=api.secret("client_secret"),
         clock=clock,
-        windows=(Window(api.requests_per_minute, 60.0),),
-        transport=transport,
-        timeout=_timeout(api.timeout),
-        deadline=api.deadline,
-        max_body_bytes=api.max_response_bytes,
+        windows=_per_minute(api.requests_per_minute),
+        **_bounds(api, transport, _timeout(api.timeout)),
     )
 
 
@@ -156,9 +184,6 @@ def fashiontrade_api_client(
         base_url=api.base_url,
         api_key=api.secret("api_key"),
         clock=clock,
-        windows=(Window(api.requests_per_minute, 60.0),),
-        transport=transport,
-        timeout=_timeout(api.timeout),
-        deadline=api.deadline,
-        max_body_bytes=api.max_response_bytes,
+        windows=_per_minute(api.requests_per_minute),
+        **_bounds(api, transport, _timeout(api.timeout)),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.base import Channel
 from syncd.channels.fabric import FabricChannel
+from syncd.config.apis import FabricApiSection
 from syncd.config.sections import AnkorstoreChannelSection, FabricChannelSection
 from syncd.http.client import ApiClient
 from syncd.wiring import BuildContext
@@ -24,9 +25,7 @@ def build_ankorstore(
 
 
 def build_fabric(client: ApiClient, section: FabricChannelSection, ctx: BuildContext) -> Channel:
-    api = ctx.config.apis.fabric
-    if api is None:
-        raise ValueError("channel 'fabric' needs [apis.fabric]")
+    api = ctx.api_section("fabric", FabricApiSection)
     return FabricChannel(
         client,
         ctx.catalog,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import structlog
 
 from syncd.config import Config
+from syncd.config.apis import FabricApiSection
 from syncd.config.sections import (
     ActiveAntsSourceSection,
     AnkorstoreOrdersSection,
@@ -93,9 +94,7 @@ def build_ankorstore_orders(
 def build_fabric_orders(
     client: ApiClient, section: FabricOrdersSection, ctx: BuildContext
 ) -> Source:
-    api = ctx.config.apis.fabric
-    if api is None:
-        raise ValueError("source 'fabric_orders' needs [apis.fabric]")
+    api = ctx.api_section("fabric", FabricApiSection)
     return FabricOrdersSource(
         client,
         ctx.catalog,
