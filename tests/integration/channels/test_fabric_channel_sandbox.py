@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from syncd.channels.fabric import FabricChannel
-from syncd.channels.planner import Move, PlannedUpdate
+from syncd.channels.updates import Move, PlannedUpdate
 from syncd.config import load_config
 from syncd.config.sections import FabricChannelSection
 from syncd.http.client import ApiClient
