@@ -22,7 +22,12 @@ from syncd.config.apis import ApisSection
 from syncd.config.catalog import ChannelName
 from syncd.config.checks import needed_apis
 from syncd.config.fields import Section
-from syncd.config.sections import CHANNEL_NAMES, ChannelsSection, SourcesSection
+from syncd.config.sections import (
+    CHANNEL_NAMES,
+    ChannelsSection,
+    ReferenceTemplatesSection,
+    SourcesSection,
+)
 from syncd.http.clock import FakeClock
 from syncd.integrations import (
     APIS,
@@ -157,9 +162,14 @@ async def test_everything_described_is_built_from_a_config_that_enables_it(tmp_p
         source.name: source.channel for source in SOURCES
     }
     for source, built in zip(SOURCES, sources, strict=True):
+        if not source.order_feed:
+            continue
+        # The marketplace its reservations are recorded under has a handover template...
+        marketplace = vars(type(built))["channel"]
+        assert marketplace in ReferenceTemplatesSection.model_fields
         if source.channel is not None:
-            # Its reservations are recorded under its channel, which adds its own orders back.
-            assert vars(type(built))["channel"] == source.channel
+            # ...and is the feed's channel, which adds its own open orders back.
+            assert marketplace == source.channel
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda s: s.name)
