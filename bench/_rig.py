@@ -2,7 +2,7 @@
 
 :func:`sandbox` starts a :class:`~syncd.sandbox.world.SandboxWorld` on
 loopback (threads), writes its config into a directory and builds the HTTP
-clients exactly as the daemon does (:func:`syncd.wiring.build_clients`);
+clients exactly as the daemon does (:func:`syncd.integrations.build_clients`);
 everything is torn down when the ``async with`` block ends. The rest reads
 the simulators' counters, scales their rate limits and syncd's together,
 and records what one httpx client sends.
