@@ -1,0 +1,123 @@
+"""Assembling one adapter against one backend, as syncd assembles it.
+
+A contract case names an adapter and a backend: ``fake`` (an in-memory API
+behind ``httpx.MockTransport``) or ``sandbox`` (the loopback simulator of
+:mod:`syncd.sandbox`, started alone). Either way the adapter is built from a
+syncd config file through the same public functions `syncd run` uses
+(:func:`syncd.wiring.build_clients`, :func:`syncd.assembly.build_sources`,
+:func:`syncd.assembly.build_channels`), with one :class:`FakeClock` for the
+adapters and their clients, so a 429's wait and a due full read cost no real
+time. The client's transport is wrapped in a :class:`~tests.contract._wire.Wire`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from syncd.config import Config, load_config
+from syncd.http.clock import FakeClock
+from syncd.sandbox.catalog import SandboxCatalog
+from syncd.sandbox.server import serve
+from syncd.sandbox.world import SandboxWorld
+from syncd.wiring import ApiClients, build_clients
+from tests.contract._fake_base import FakeApi
+from tests.contract._wire import Wire
+
+BACKENDS = ("fake", "sandbox")
+
+FAKE_CREDENTIALS = {
+    "ankorstore": ("contract-client", "contract-secret"),
+    "activeants": ("contract-user", "contract-password"),
+    "fabric": ("contract-client", "contract-secret"),
+    "fashiontrade": ("", "contract-api-key"),
+}
+FAKE_BRAND, FAKE_RETAILER = "510", "77"
+
+
+def contract_clock() -> FakeClock:
+    # Wall time starts now: a 429's X-RateLimit-Reset is read against it.
+    return FakeClock(wall_start=time.time())
+
+
+@dataclass
+class Backend:
+    kind: str
+    api: str
+    url: str
+    fake: FakeApi | None
+    world: SandboxWorld | None
+    wire: Wire
+
+
+@asynccontextmanager
+async def backend(
+    kind: str,
+    api: str,
+    catalog: SandboxCatalog,
+    clock: FakeClock,
+    fake: FakeApi | None = None,
+) -> AsyncIterator[Backend]:
+    """The API ``api`` served by ``fake`` (kind ``fake``) or by its sandbox simulator."""
+    async with AsyncExitStack() as stack:
+        if kind == "fake":
+            assert fake is not None
+            inner: httpx.AsyncBaseTransport = httpx.MockTransport(fake.handler)
+            yield Backend(kind, api, f"https://{api}.contract.test", fake, None, Wire(inner, clock))
+            return
+        world = SandboxWorld.create(catalog=catalog)
+        url = await stack.enter_async_context(serve(world.apps()[api]))
+        world.urls[api] = url
+        inner = httpx.AsyncHTTPTransport()
+        yield Backend(kind, api, url, None, world, Wire(inner, clock))
+
+
+def api_section(b: Backend) -> str:
+    """The ``[apis.<api>]`` table pointing at the backend, with its credentials inline."""
+    if b.world is None:
+        user, secret = FAKE_CREDENTIALS[b.api]
+        brand, retailer = FAKE_BRAND, FAKE_RETAILER
+    else:
+        w = b.world
+        user, secret = {
+            "ankorstore": (w.ankorstore.client_id, w.ankorstore.client_secret),
+            "activeants": (w.activeants.username, w.activeants.password),
+            "fabric": (w.fabric.client_id, w.fabric.client_secret),
+            "fashiontrade": ("", w.fashiontrade.api_key),
+        }[b.api]
+        brand, retailer = str(w.fabric.brand_id), str(w.fabric.retailer_id)
+    if b.api == "ankorstore":
+        keys = f'client_id = "{user}"\nclient_secret = "{secret}"'
+    elif b.api == "activeants":
+        keys = f'username = "{user}"\npassword = "{secret}"'
+    elif b.api == "fabric":
+        keys = (
+            f'auth_url = "{b.url}/auth/token/"\nclient_id = "{user}"\n'
+            f'client_secret = "{secret}"\nbrand_id = "{brand}"\nretailer_id = "{retailer}"'
+        )
+    else:
+        keys = f'api_key = "{secret}"'
+    return f'[apis.{b.api}]\nbase_url = "{b.url}"\n{keys}\ntimeout = 10.0\n'
+
+
+def write_config(directory: Path, b: Backend, catalog: SandboxCatalog, tables: str) -> Config:
+    """A complete syncd config for one API and the given source/channel ``tables``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    catalog.write_csv(directory / "catalog.csv")
+    text = (
+        f'[daemon]\ndatabase = "{directory / "ledger.db"}"\n'
+        f'status_socket = "{directory / "status.sock"}"\n\n'
+        f'{api_section(b)}\n{tables}\n[catalog]\ncsv = "catalog.csv"\n'
+    )
+    path = directory / "syncd.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+def clients_for(config: Config, b: Backend, clock: FakeClock) -> ApiClients:
+    return build_clients(config, clock=clock, transports={b.api: b.wire})

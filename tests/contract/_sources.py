@@ -1,0 +1,250 @@
+"""The source adapters under contract, each with a fake and a sandbox backend.
+
+A :class:`SourceCase` says what the contract needs to know about one adapter
+(its feed, the API and path it reads, how its observations show in the
+ledger, how to spoil one item of a real answer); a :class:`Remote` is one
+backend holding that adapter's remote state, with the few moves every clause
+makes (change one item, empty everything, revoke tokens, answer an error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from syncd.assembly import build_sources
+from syncd.http.clock import FakeClock
+from syncd.ledger.store import Ledger
+from syncd.model import StockStatus
+from syncd.sandbox.catalog import SandboxCatalog, generate_catalog
+from syncd.sandbox.world import SandboxWorld
+from syncd.sources.base import PollResult, Source
+from tests.contract._fake_activeants import BULK_PATH, FakeShopApi
+from tests.contract._fake_base import FakeApi
+from tests.contract._rig import backend, clients_for, contract_clock, write_config
+from tests.contract._wire import Exchange, Wire
+
+Key = tuple[str, ...]
+Observations = dict[Key, int]
+
+
+class Remote(Protocol):
+    """One backend's remote state for one source adapter."""
+
+    def populate(self) -> None:
+        """Hold more items than one page (stock sources: the catalog already does)."""
+
+    def truth(self) -> Observations:
+        """What a correct full read must leave in the ledger."""
+        ...
+
+    def change(self) -> set[str]:
+        """Change one item; the brand SKUs whose figures it moves."""
+        ...
+
+    def empty(self) -> None:
+        """The remote holds nothing (no products, no open orders)."""
+
+    def revoke(self) -> None:
+        """Invalidate every token (or the API key) issued so far."""
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        """The next ``count`` reads of the feed's path answer ``status``."""
+
+
+@dataclass(frozen=True)
+class SourceCase:
+    feed: str
+    api: str
+    data_path: str
+    token_path: str | None
+    page_size: int | None
+    """Items per page the config asks for; None when one document holds everything."""
+    table: str
+    """The ``[sources.<feed>]`` TOML."""
+    stock: bool
+    """A stock source (balances) rather than an order feed (reservations)."""
+    full_due_after: float
+    """Seconds after which a full read (or reconciliation) is due again."""
+    observe: Callable[[Ledger], Awaitable[Observations]]
+    unit: Callable[[Key], str]
+    """What one spoiled item stands for in the observations (a SKU, an order)."""
+    spoil: Callable[[Any, SandboxCatalog], tuple[Any, str, str]]
+    """Spoil one item of an answer: the document, the spoiled unit, and the name a
+    problem report gives the item."""
+    spoil_path: str
+    fake: Callable[[SandboxCatalog, FakeClock], tuple[FakeApi, Remote]]
+    sandbox: Callable[[SandboxWorld], Remote]
+    check_incremental: Callable[[list[Exchange], str | None], None]
+    """Asserts that the reads after a first full one asked only for what follows ``cursor``."""
+    variants: int = 40
+
+    def __str__(self) -> str:
+        return self.feed
+
+
+@dataclass
+class SourceRig:
+    case: SourceCase
+    remote: Remote
+    source: Source
+    ledger: Ledger
+    clock: FakeClock
+    wire: Wire
+    catalog: SandboxCatalog
+
+    async def observed(self) -> Observations:
+        return await self.case.observe(self.ledger)
+
+    async def poll(self) -> PollResult:
+        return await self.source.poll(self.ledger)
+
+    async def poll_to_end(self, limit: int = 20) -> list[PollResult]:
+        results = []
+        for _ in range(limit):
+            results.append(await self.poll())
+            if results[-1].caught_up:
+                return results
+        raise AssertionError(f"{self.case.feed} did not catch up in {limit} polls")
+
+    def data_requests(self, mark: int) -> int:
+        return len(self.wire.since(mark, self.case.data_path))
+
+
+@asynccontextmanager
+async def source_rig(case: SourceCase, kind: str, tmp_path: Path) -> AsyncIterator[SourceRig]:
+    catalog = generate_catalog(
+        case.variants, seed=13, prepacks=0, bundle_share=0.0, lot_share=0.0, channel_share=1.0
+    )
+    clock = contract_clock()
+    fake, remote = case.fake(catalog, clock) if kind == "fake" else (None, None)
+    async with backend(kind, case.api, catalog, clock, fake) as b:
+        if remote is None:
+            assert b.world is not None
+            remote = case.sandbox(b.world)
+        config = write_config(tmp_path / "config", b, catalog, case.table)
+        clients = clients_for(config, b, clock)
+        try:
+            [source] = build_sources(config, clients, clock)
+            async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+                yield SourceRig(case, remote, source, ledger, clock, b.wire, catalog)
+                assert await ledger.check_invariants() == []
+        finally:
+            await clients.aclose()
+
+
+# --- Active Ants stock --------------------------------------------------------------
+
+
+async def _activeants_observed(ledger: Ledger) -> Observations:
+    return {
+        (a.sku,): q
+        for a, q in (await ledger.balances()).items()
+        if a.location == "activeants" and a.status is StockStatus.AVAILABLE and q
+    }
+
+
+def _activeants_spoil(document: Any, catalog: SandboxCatalog) -> tuple[Any, str, str]:
+    product = document["result"]["products"][0]
+    product["availableStock"] = "plenty"
+    brand = next(v.sku for v in catalog.variants if v.activeants_sku == product["sku"])
+    return document, brand, product["sku"]
+
+
+def _activeants_incremental(sent: list[Exchange], cursor: str | None) -> None:
+    """``all_products=false&from=<the last to>`` (seed 001 L2874-2893)."""
+    assert sent
+    assert next((e.params.get("all_products"), e.params.get("from")) for e in sent) == (
+        "false",
+        cursor,
+    )
+
+
+@dataclass
+class FakeActiveAntsRemote:
+    api: FakeShopApi
+    catalog: SandboxCatalog
+
+    def populate(self) -> None:
+        pass
+
+    def truth(self) -> Observations:
+        brand = {v.activeants_sku: v.sku for v in self.catalog.variants}
+        return {(brand[s],): p.available for s, p in self.api.products.items() if p.available}
+
+    def change(self) -> set[str]:
+        aa_sku, product = next((s, p) for s, p in sorted(self.api.products.items()) if p.available)
+        self.api.set(aa_sku, product.available + 3)
+        return {next(v.sku for v in self.catalog.variants if v.activeants_sku == aa_sku)}
+
+    def empty(self) -> None:
+        self.api.products.clear()
+
+    def revoke(self) -> None:
+        self.api.revoke_tokens()
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        self.api.arm(status, count=count, path_prefix=BULK_PATH, retry_after=retry_after)
+
+
+def _fake_activeants(catalog: SandboxCatalog, clock: FakeClock) -> tuple[FakeApi, Remote]:
+    api = FakeShopApi(catalog, clock)
+    return api, FakeActiveAntsRemote(api, catalog)
+
+
+@dataclass
+class SandboxActiveAntsRemote:
+    world: SandboxWorld
+
+    def populate(self) -> None:
+        pass
+
+    def truth(self) -> Observations:
+        state = self.world.activeants
+        with state.lock:
+            return {(p.brand_sku,): p.available for p in state.products.values() if p.available}
+
+    def change(self) -> set[str]:
+        state = self.world.activeants
+        product = next(p for _, p in sorted(state.products.items()) if p.available > 0)
+        state.move_stock(product.sku, 3)
+        # A read's ``to`` excludes its own millisecond (seed 001 L2890-2893): step past it.
+        self.world.clock.advance(0.002)
+        return {product.brand_sku}
+
+    def empty(self) -> None:
+        state = self.world.activeants
+        with state.lock:
+            state.products.clear()
+
+    def revoke(self) -> None:
+        self.world.activeants.revoke_tokens()
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        self.world.faults["activeants"].arm(
+            "status", status=status, count=count, retry_after=retry_after, path_prefix=BULK_PATH
+        )
+
+
+ACTIVEANTS = SourceCase(
+    feed="activeants",
+    api="activeants",
+    data_path=BULK_PATH,
+    token_path="/token",
+    page_size=None,
+    table="[sources.activeants]\nfull_reconcile_interval = 3600.0\n",
+    stock=True,
+    full_due_after=3601.0,
+    observe=_activeants_observed,
+    unit=lambda key: key[0],
+    spoil=_activeants_spoil,
+    spoil_path=BULK_PATH,
+    fake=_fake_activeants,
+    sandbox=SandboxActiveAntsRemote,
+    check_incremental=_activeants_incremental,
+)
+
+SOURCES = [ACTIVEANTS]
