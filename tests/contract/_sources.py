@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,9 +21,23 @@ from syncd.ledger.store import Ledger
 from syncd.model import StockStatus
 from syncd.sandbox.catalog import SandboxCatalog, generate_catalog
 from syncd.sandbox.world import SandboxWorld
+from syncd.sources.astral_parse import lot_key
 from syncd.sources.base import PollResult, Source
 from tests.contract._fake_activeants import BULK_PATH, FakeShopApi
+from tests.contract._fake_ankorstore import ORDERS as AK_ORDERS
+from tests.contract._fake_astral import POSTINGS as ASTRAL_POSTINGS
+from tests.contract._fake_astral import PREFIX as ASTRAL_PREFIX
+from tests.contract._fake_astral import STATE as ASTRAL_STATE
+from tests.contract._fake_astral import FakeAstral
 from tests.contract._fake_base import FakeApi
+from tests.contract._orders import (
+    WAREHOUSE,
+    SandboxAnkorstoreOrders,
+    ankorstore_spoil,
+    fake_ankorstore_orders,
+    observer,
+    relisted,
+)
 from tests.contract._rig import backend, clients_for, contract_clock, write_config
 from tests.contract._wire import Exchange, Wire
 
@@ -81,6 +95,8 @@ class SourceCase:
     check_incremental: Callable[[list[Exchange], str | None], None]
     """Asserts that the reads after a first full one asked only for what follows ``cursor``."""
     variants: int = 40
+    catalog: dict[str, float] = field(default_factory=dict)
+    """Options of the generated catalog (shares of ASTRAL stock, of channel listings...)."""
 
     def __str__(self) -> str:
         return self.feed
@@ -116,8 +132,9 @@ class SourceRig:
 
 @asynccontextmanager
 async def source_rig(case: SourceCase, kind: str, tmp_path: Path) -> AsyncIterator[SourceRig]:
+    options: dict[str, Any] = {"channel_share": 1.0, **case.catalog}
     catalog = generate_catalog(
-        case.variants, seed=13, prepacks=0, bundle_share=0.0, lot_share=0.0, channel_share=1.0
+        case.variants, seed=13, prepacks=0, bundle_share=0.0, lot_share=0.0, **options
     )
     clock = contract_clock()
     fake, remote = case.fake(catalog, clock) if kind == "fake" else (None, None)
@@ -128,7 +145,7 @@ async def source_rig(case: SourceCase, kind: str, tmp_path: Path) -> AsyncIterat
         config = write_config(tmp_path / "config", b, catalog, case.table)
         clients = clients_for(config, b, clock)
         try:
-            [source] = build_sources(config, clients, clock)
+            source = next(s for s in build_sources(config, clients, clock) if s.name == case.feed)
             async with await Ledger.open(tmp_path / "ledger.db") as ledger:
                 yield SourceRig(case, remote, source, ledger, clock, b.wire, catalog)
                 assert await ledger.check_invariants() == []
@@ -247,4 +264,155 @@ ACTIVEANTS = SourceCase(
     check_incremental=_activeants_incremental,
 )
 
-SOURCES = [ACTIVEANTS]
+
+# --- ASTRAL stock ---------------------------------------------------------------------
+
+
+async def _astral_observed(ledger: Ledger) -> Observations:
+    return {
+        (a.location, a.status.value, a.sku, a.lot): q
+        for a, q in (await ledger.balances()).items()
+        if a.location.startswith("astral:") and a.status is not StockStatus.VOID and q
+    }
+
+
+def _astral_spoil(document: Any, catalog: SandboxCatalog) -> tuple[Any, str, str]:
+    entity = next(e for e in document["data"] if e["attributes"]["quantities"])
+    entity["attributes"]["quantities"][0]["quantity"] = "lots"
+    brand = next(v.sku for v in catalog.variants if v.astral_variant_id == entity["id"])
+    return document, brand, entity["id"]
+
+
+def _astral_incremental(sent: list[Exchange], cursor: str | None) -> None:
+    """Postings after the committed cursor, and no state read (seed 000 L13517-13529)."""
+    assert sent
+    assert sent[0].path == ASTRAL_POSTINGS
+    assert sent[0].params.get("page[after]") == cursor
+    assert all(e.path == ASTRAL_POSTINGS for e in sent)
+
+
+def _astral_truth(
+    balances: dict[tuple[str, str], int],
+    location: str,
+    multipliers: dict[str, int],
+    catalog: SandboxCatalog,
+) -> Observations:
+    brand = {v.astral_variant_id: v.sku for v in catalog.variants if v.at_astral}
+    return {
+        (f"astral:{location}", status, brand[vid], lot_key("", None)): batches * multipliers[vid]
+        for (vid, status), batches in balances.items()
+        if batches and vid in brand
+    }
+
+
+@dataclass
+class FakeAstralRemote:
+    api: FakeAstral
+    catalog: SandboxCatalog
+
+    def populate(self) -> None:
+        pass
+
+    def truth(self) -> Observations:
+        return _astral_truth(
+            self.api.balances(), self.api.location, self.api.multipliers, self.catalog
+        )
+
+    def change(self) -> set[str]:
+        vid, _ = next(k for k, q in sorted(self.api.balances().items()) if q > 0)
+        self.api.move(vid, "available", "damaged", 1)
+        return {next(v.sku for v in self.catalog.variants if v.astral_variant_id == vid)}
+
+    def empty(self) -> None:
+        self.api.listed = False
+
+    def revoke(self) -> None:
+        self.api.revoke_tokens()
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        self.api.arm(status, count=count, path_prefix=ASTRAL_PREFIX, retry_after=retry_after)
+
+
+def _fake_astral(catalog: SandboxCatalog, clock: FakeClock) -> tuple[FakeApi, Remote]:
+    api = FakeAstral(catalog, clock)
+    return api, FakeAstralRemote(api, catalog)
+
+
+@dataclass
+class SandboxAstralRemote:
+    world: SandboxWorld
+
+    def populate(self) -> None:
+        pass
+
+    def truth(self) -> Observations:
+        astral = self.world.ankorstore.astral
+        with astral.lock:
+            balances: dict[tuple[str, str], int] = {}
+            for (location, status, vid, _), batches in astral.balances().items():
+                if status != "void" and location == astral.warehouse.id:
+                    balances[(vid, status)] = balances.get((vid, status), 0) + batches
+            multipliers = {vid: v.unit_multiplier for vid, v in astral.variants.items()}
+        return _astral_truth(balances, astral.warehouse.id, multipliers, self.world.catalog)
+
+    def change(self) -> set[str]:
+        astral = self.world.ankorstore.astral
+        variant = next(v for v in self.world.catalog.variants if v.at_astral and v.astral_batches)
+        astral.move(variant.sku, "available", "damaged", 1, "broken")
+        return {variant.sku}
+
+    def empty(self) -> None:
+        astral = self.world.ankorstore.astral
+        with astral.lock:
+            astral.variants.clear()
+
+    def revoke(self) -> None:
+        self.world.ankorstore.revoke_tokens()
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        self.world.faults["ankorstore"].arm(
+            "status", status=status, count=count, retry_after=retry_after, path_prefix=ASTRAL_PREFIX
+        )
+
+
+ASTRAL = SourceCase(
+    feed="astral",
+    api="ankorstore",
+    data_path=ASTRAL_PREFIX,
+    token_path="/oauth/token",
+    page_size=5,
+    table="[sources.astral]\npage_size = 5\nreconcile_interval = 600.0\n",
+    stock=True,
+    full_due_after=601.0,
+    observe=_astral_observed,
+    unit=lambda key: key[2],
+    spoil=_astral_spoil,
+    spoil_path=ASTRAL_STATE,
+    fake=_fake_astral,
+    sandbox=SandboxAstralRemote,
+    check_incremental=_astral_incremental,
+    catalog={"astral_share": 0.8},
+)
+
+
+# --- order feeds (tests.contract._orders) --------------------------------------------------
+
+ANKORSTORE_ORDERS = SourceCase(
+    feed="ankorstore_orders",
+    api="ankorstore",
+    data_path=AK_ORDERS,
+    token_path="/oauth/token",
+    page_size=5,
+    table="[sources.ankorstore_orders]\npage_size = 5\n" + WAREHOUSE,
+    stock=False,
+    full_due_after=0.0,
+    observe=observer("ankorstore"),
+    unit=lambda key: key[0],
+    spoil=ankorstore_spoil,
+    spoil_path=AK_ORDERS,
+    fake=fake_ankorstore_orders,
+    sandbox=SandboxAnkorstoreOrders,
+    check_incremental=relisted,
+)
+
+SOURCES = [ACTIVEANTS, ASTRAL, ANKORSTORE_ORDERS]
