@@ -15,9 +15,15 @@ from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import SandboxCatalog, SimVariant
 from syncd.sandbox.world import SandboxWorld
 from syncd.sources.orders_ankorstore_parse import HOLDING_STATUSES
+from syncd.sources.orders_fashiontrade_parse import RESERVING
 from tests.contract._fake_ankorstore import ORDERS as AK_ORDERS
 from tests.contract._fake_ankorstore import FakeAnkorstore
 from tests.contract._fake_base import FakeApi
+from tests.contract._fake_fabric import ORDERS as FB_ORDERS
+from tests.contract._fake_fabric import PAGE_SIZE as FB_PAGE_SIZE
+from tests.contract._fake_fabric import FakeFabric
+from tests.contract._fake_fashiontrade import ORDERS as FT_ORDERS
+from tests.contract._fake_fashiontrade import FakeFashionTrade
 from tests.contract._wire import Exchange
 
 Key = tuple[str, ...]
@@ -59,7 +65,12 @@ def relisted(sent: list[Exchange], cursor: str | None) -> None:
 
 
 def sellable(catalog: SandboxCatalog, channel: str) -> list[SimVariant]:
-    return [v for v in catalog.variants if channel in v.channels and v.at_activeants]
+    """Variants a channel sells (FashionTrade: the whole catalog, by barcode)."""
+    return [
+        v
+        for v in catalog.variants
+        if v.at_activeants and (channel == "fashiontrade" or channel in v.channels)
+    ]
 
 
 def order_lines(catalog: SandboxCatalog, channel: str, number: int) -> dict[str, int]:
@@ -170,4 +181,207 @@ class SandboxAnkorstoreOrders:
     def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
         self.world.faults["ankorstore"].arm(
             "status", status=status, count=count, retry_after=retry_after, path_prefix=AK_ORDERS
+        )
+
+
+# --- fabric orders -------------------------------------------------------------------------
+
+
+def fabric_spoil(document: Any, catalog: SandboxCatalog) -> tuple[Any, str, str]:
+    order = next(o for o in document["results"] if o["order_lines"])
+    line = order["order_lines"][0]
+    line["quantity_open"] = "two"
+    return document, str(order["id"]), f"order {order['id']}"
+
+
+@dataclass
+class FakeFabricOrders:
+    api: FakeFabric
+    catalog: SandboxCatalog
+
+    def _place(self, number: int) -> set[str]:
+        lines = order_lines(self.catalog, "fabric", number)
+        by_sku = self.catalog.by_sku
+        self.api.place_order({by_sku[sku].fabric_sku: qty for sku, qty in lines.items()})
+        return set(lines)
+
+    def populate(self) -> None:
+        for number in range(ORDER_COUNT):
+            self._place(number)
+
+    def truth(self) -> Observations:
+        sku = {v.fabric_sku: v.sku for v in self.catalog.variants}
+        found: Observations = {}
+        for order in self.api.orders:
+            for line in order.lines:
+                if line.quantity_open:
+                    key = (str(order.id), sku[line.item.brand_identifier])
+                    found[key] = found.get(key, 0) + line.quantity_open
+        return found
+
+    def change(self) -> set[str]:
+        return self._place(len(self.api.orders) + 1)
+
+    def empty(self) -> None:
+        for order in self.api.orders:
+            for line in order.lines:
+                line.quantity_canceled = line.quantity
+
+    def revoke(self) -> None:
+        self.api.revoke_tokens()
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        self.api.arm(status, count=count, path_prefix=FB_ORDERS, retry_after=retry_after)
+
+
+def fake_fabric_orders(catalog: SandboxCatalog, clock: FakeClock) -> tuple[FakeApi, Any]:
+    api = FakeFabric(catalog, clock)
+    return api, FakeFabricOrders(api, catalog)
+
+
+class SandboxFabricOrders:
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+        # The page size is the server's; the same as the fake's, so the orders span pages.
+        world.fabric.page_size = FB_PAGE_SIZE
+
+    def _place(self, number: int) -> set[str]:
+        lines = order_lines(self.world.catalog, "fabric", number)
+        self.world.fabric.place_order(dict[str | int, int](lines), allow_oversell=True)
+        return set(lines)
+
+    def populate(self) -> None:
+        for number in range(ORDER_COUNT):
+            self._place(number)
+
+    def truth(self) -> Observations:
+        state = self.world.fabric
+        found: Observations = {}
+        with state.lock:
+            for order in state.orders.values():
+                for line in order.lines:
+                    if line.quantity_open > 0:
+                        key = (str(order.order_id), state.items[line.inventory_id].brand_sku)
+                        found[key] = found.get(key, 0) + line.quantity_open
+        return found
+
+    def change(self) -> set[str]:
+        return self._place(len(self.world.fabric.orders) + 1)
+
+    def empty(self) -> None:
+        state = self.world.fabric
+        for order_id, order in list(state.orders.items()):
+            if any(line.quantity_open for line in order.lines):
+                state.cancel_lines(order_id)
+
+    def revoke(self) -> None:
+        self.world.fabric.revoke_tokens()
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        prefix = f"/v1/brands/{self.world.fabric.brand_id}/orders/"
+        self.world.faults["fabric"].arm(
+            "status", status=status, count=count, retry_after=retry_after, path_prefix=prefix
+        )
+
+
+# --- FashionTrade orders ---------------------------------------------------------------------
+
+
+def fashiontrade_spoil(document: Any, catalog: SandboxCatalog) -> tuple[Any, str, str]:
+    document["order_lines"][0]["quantity"] = "two"
+    return document, document["order_number"], document["order_number"]
+
+
+def _ft_truth(
+    orders: list[tuple[str, list[tuple[str, int, str]]]], catalog: SandboxCatalog
+) -> Observations:
+    sku = {v.barcode: v.sku for v in catalog.variants}
+    found: Observations = {}
+    for number, lines in orders:
+        for barcode, quantity, status in lines:
+            if status in RESERVING:
+                key = (number, sku[barcode])
+                found[key] = found.get(key, 0) + quantity
+    return found
+
+
+@dataclass
+class FakeFashionTradeOrders:
+    api: FakeFashionTrade
+    catalog: SandboxCatalog
+
+    def _place(self, number: int) -> set[str]:
+        lines = order_lines(self.catalog, "fashiontrade", number)
+        by_sku = self.catalog.by_sku
+        self.api.place_order({by_sku[sku].barcode: qty for sku, qty in lines.items()})
+        return set(lines)
+
+    def populate(self) -> None:
+        for number in range(ORDER_COUNT):
+            self._place(number)
+
+    def truth(self) -> Observations:
+        return _ft_truth(
+            [
+                (o.number, [(line.barcode, line.quantity, line.status) for line in o.lines])
+                for o in self.api.orders.values()
+            ],
+            self.catalog,
+        )
+
+    def change(self) -> set[str]:
+        return self._place(len(self.api.orders) + 1)
+
+    def empty(self) -> None:
+        for order in self.api.orders.values():
+            for line in order.lines:
+                line.status = "SHIPPED"
+
+    def revoke(self) -> None:
+        self.api.revoke_tokens()
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        self.api.arm(status, count=count, path_prefix=FT_ORDERS, retry_after=retry_after)
+
+
+def fake_fashiontrade_orders(catalog: SandboxCatalog, clock: FakeClock) -> tuple[FakeApi, Any]:
+    api = FakeFashionTrade(clock)
+    return api, FakeFashionTradeOrders(api, catalog)
+
+
+@dataclass
+class SandboxFashionTradeOrders:
+    world: SandboxWorld
+
+    def _place(self, number: int) -> set[str]:
+        lines = order_lines(self.world.catalog, "fashiontrade", number)
+        self.world.fashiontrade.place_order(list(lines.items()))
+        return set(lines)
+
+    def populate(self) -> None:
+        for number in range(ORDER_COUNT):
+            self._place(number)
+
+    def truth(self) -> Observations:
+        state = self.world.fashiontrade
+        with state.lock:
+            orders = [
+                (o.order_number, [(line.barcode, line.quantity, line.status) for line in o.lines])
+                for o in state.orders.values()
+            ]
+        return _ft_truth(orders, self.world.catalog)
+
+    def change(self) -> set[str]:
+        return self._place(len(self.world.fashiontrade.orders) + 1)
+
+    def empty(self) -> None:
+        for number in list(self.world.fashiontrade.orders):
+            self.world.fashiontrade.set_order_status(number, "SHIPPED")
+
+    def revoke(self) -> None:
+        self.world.fashiontrade.revoke_tokens()
+
+    def arm(self, status: int, *, count: int, retry_after: int = 1) -> None:
+        self.world.faults["fashiontrade"].arm(
+            "status", status=status, count=count, retry_after=retry_after, path_prefix=FT_ORDERS
         )

@@ -13,8 +13,6 @@ time. The client's transport is wrapped in a :class:`~tests.contract._wire.Wire`
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +21,10 @@ import httpx
 from syncd.config import Config, load_config
 from syncd.http.clock import FakeClock
 from syncd.sandbox.catalog import SandboxCatalog
-from syncd.sandbox.server import serve
 from syncd.sandbox.world import SandboxWorld
 from syncd.wiring import ApiClients, build_clients
 from tests.contract._fake_base import FakeApi
+from tests.contract._switchboard import Switchboards
 from tests.contract._wire import Wire
 
 BACKENDS = ("fake", "sandbox")
@@ -55,26 +53,26 @@ class Backend:
     wire: Wire
 
 
-@asynccontextmanager
-async def backend(
+def backend(
     kind: str,
     api: str,
     catalog: SandboxCatalog,
     clock: FakeClock,
+    *,
+    boards: Switchboards,
     fake: FakeApi | None = None,
-) -> AsyncIterator[Backend]:
-    """The API ``api`` served by ``fake`` (kind ``fake``) or by its sandbox simulator."""
-    async with AsyncExitStack() as stack:
-        if kind == "fake":
-            assert fake is not None
-            inner: httpx.AsyncBaseTransport = httpx.MockTransport(fake.handler)
-            yield Backend(kind, api, f"https://{api}.contract.test", fake, None, Wire(inner, clock))
-            return
-        world = SandboxWorld.create(catalog=catalog)
-        url = await stack.enter_async_context(serve(world.apps()[api]))
-        world.urls[api] = url
-        inner = httpx.AsyncHTTPTransport()
-        yield Backend(kind, api, url, None, world, Wire(inner, clock))
+) -> Backend:
+    """The API ``api`` served by ``fake`` (kind ``fake``) or by a fresh sandbox simulator."""
+    if kind == "fake":
+        assert fake is not None
+        inner: httpx.AsyncBaseTransport = httpx.MockTransport(fake.handler)
+        return Backend(kind, api, f"https://{api}.contract.test", fake, None, Wire(inner, clock))
+    world = SandboxWorld.create(catalog=catalog)
+    url = boards.plug(api, world.apps()[api])
+    world.urls[api] = url
+    # Plain HTTP on loopback: no certificate store to load for every test.
+    inner = httpx.AsyncHTTPTransport(verify=False)
+    return Backend(kind, api, url, None, world, Wire(inner, clock))
 
 
 def api_section(b: Backend) -> str:
@@ -119,5 +117,14 @@ def write_config(directory: Path, b: Backend, catalog: SandboxCatalog, tables: s
     return load_config(path)
 
 
+def _nowhere(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"unexpected request to {request.url}")
+
+
 def clients_for(config: Config, b: Backend, clock: FakeClock) -> ApiClients:
-    return build_clients(config, clock=clock, transports={b.api: b.wire})
+    """The clients `syncd run` builds; an API other than the backend's must stay silent."""
+    transports: dict[str, httpx.AsyncBaseTransport] = {
+        api: httpx.MockTransport(_nowhere) for api in FAKE_CREDENTIALS
+    }
+    transports[b.api] = b.wire
+    return build_clients(config, clock=clock, transports=transports)

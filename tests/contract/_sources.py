@@ -30,15 +30,25 @@ from tests.contract._fake_astral import PREFIX as ASTRAL_PREFIX
 from tests.contract._fake_astral import STATE as ASTRAL_STATE
 from tests.contract._fake_astral import FakeAstral
 from tests.contract._fake_base import FakeApi
+from tests.contract._fake_fabric import ORDERS as FB_ORDERS
+from tests.contract._fake_fabric import PAGE_SIZE as FB_PAGE_SIZE
+from tests.contract._fake_fashiontrade import ORDERS as FT_ORDERS
 from tests.contract._orders import (
     WAREHOUSE,
     SandboxAnkorstoreOrders,
+    SandboxFabricOrders,
+    SandboxFashionTradeOrders,
     ankorstore_spoil,
+    fabric_spoil,
     fake_ankorstore_orders,
+    fake_fabric_orders,
+    fake_fashiontrade_orders,
+    fashiontrade_spoil,
     observer,
     relisted,
 )
 from tests.contract._rig import backend, clients_for, contract_clock, write_config
+from tests.contract._switchboard import Switchboards
 from tests.contract._wire import Exchange, Wire
 
 Key = tuple[str, ...]
@@ -131,26 +141,28 @@ class SourceRig:
 
 
 @asynccontextmanager
-async def source_rig(case: SourceCase, kind: str, tmp_path: Path) -> AsyncIterator[SourceRig]:
+async def source_rig(
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
+) -> AsyncIterator[SourceRig]:
     options: dict[str, Any] = {"channel_share": 1.0, **case.catalog}
     catalog = generate_catalog(
         case.variants, seed=13, prepacks=0, bundle_share=0.0, lot_share=0.0, **options
     )
     clock = contract_clock()
     fake, remote = case.fake(catalog, clock) if kind == "fake" else (None, None)
-    async with backend(kind, case.api, catalog, clock, fake) as b:
-        if remote is None:
-            assert b.world is not None
-            remote = case.sandbox(b.world)
-        config = write_config(tmp_path / "config", b, catalog, case.table)
-        clients = clients_for(config, b, clock)
-        try:
-            source = next(s for s in build_sources(config, clients, clock) if s.name == case.feed)
-            async with await Ledger.open(tmp_path / "ledger.db") as ledger:
-                yield SourceRig(case, remote, source, ledger, clock, b.wire, catalog)
-                assert await ledger.check_invariants() == []
-        finally:
-            await clients.aclose()
+    b = backend(kind, case.api, catalog, clock, boards=boards, fake=fake)
+    if remote is None:
+        assert b.world is not None
+        remote = case.sandbox(b.world)
+    config = write_config(tmp_path / "config", b, catalog, case.table)
+    clients = clients_for(config, b, clock)
+    try:
+        source = next(s for s in build_sources(config, clients, clock) if s.name == case.feed)
+        async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+            yield SourceRig(case, remote, source, ledger, clock, b.wire, catalog)
+            assert await ledger.check_invariants() == []
+    finally:
+        await clients.aclose()
 
 
 # --- Active Ants stock --------------------------------------------------------------
@@ -415,4 +427,42 @@ ANKORSTORE_ORDERS = SourceCase(
     check_incremental=relisted,
 )
 
-SOURCES = [ACTIVEANTS, ASTRAL, ANKORSTORE_ORDERS]
+FABRIC_ORDERS = SourceCase(
+    feed="fabric_orders",
+    api="fabric",
+    data_path=FB_ORDERS,
+    token_path="/auth/token/",
+    page_size=FB_PAGE_SIZE,
+    table="[sources.fabric_orders]\n" + WAREHOUSE,
+    stock=False,
+    full_due_after=0.0,
+    observe=observer("fabric"),
+    unit=lambda key: key[0],
+    spoil=fabric_spoil,
+    spoil_path=FB_ORDERS,
+    fake=fake_fabric_orders,
+    sandbox=SandboxFabricOrders,
+    check_incremental=relisted,
+)
+
+FASHIONTRADE = SourceCase(
+    feed="fashiontrade",
+    api="fashiontrade",
+    data_path=FT_ORDERS,
+    token_path=None,
+    # The listing's page is 1000 orders (seed 002 L1385-1390); what a poll bounds is
+    # the orders it reads one by one: the rest waits for the next poll.
+    page_size=5,
+    table="[sources.fashiontrade]\nmax_order_requests = 5\n" + WAREHOUSE,
+    stock=False,
+    full_due_after=0.0,
+    observe=observer("fashiontrade"),
+    unit=lambda key: key[0],
+    spoil=fashiontrade_spoil,
+    spoil_path=f"{FT_ORDERS}/",
+    fake=fake_fashiontrade_orders,
+    sandbox=SandboxFashionTradeOrders,
+    check_incremental=relisted,
+)
+
+SOURCES = [ACTIVEANTS, ASTRAL, ANKORSTORE_ORDERS, FABRIC_ORDERS, FASHIONTRADE]

@@ -22,6 +22,7 @@ from syncd.sources.base import PollResult
 from syncd.sources.freshness import find_feed
 from tests.contract._rig import BACKENDS
 from tests.contract._sources import SOURCES, SourceCase, SourceRig, source_rig
+from tests.contract._switchboard import Switchboards
 
 pytestmark = pytest.mark.anyio
 
@@ -59,9 +60,9 @@ async def poll_failing(rig: SourceRig) -> PollResult | None:
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_a_full_read_returns_typed_observations(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         rig.remote.populate()
         truth = rig.remote.truth()
         assert truth, "the remote must hold something to read"
@@ -79,9 +80,9 @@ async def test_a_full_read_returns_typed_observations(
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_a_read_follows_the_pages_to_the_end(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         rig.remote.populate()
         truth = rig.remote.truth()
         units = {case.unit(key) for key in truth}
@@ -99,9 +100,9 @@ async def test_a_read_follows_the_pages_to_the_end(
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_a_read_after_the_cursor_returns_only_what_changed(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         await populated(rig)
         cursor = await rig.ledger.cursor(case.feed)
         before = await rig.observed()
@@ -118,9 +119,9 @@ async def test_a_read_after_the_cursor_returns_only_what_changed(
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_a_malformed_item_is_skipped_and_reported_and_the_rest_recorded(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         rig.remote.populate()
         spoiled: list[tuple[str, str]] = []
 
@@ -144,8 +145,10 @@ async def test_a_malformed_item_is_skipped_and_reported_and_the_rest_recorded(
 
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
-async def test_a_401_re_authenticates_once(case: SourceCase, kind: str, tmp_path: Path) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+async def test_a_401_re_authenticates_once(
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
+) -> None:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         await populated(rig)
         rig.remote.revoke()
         rig.remote.change()
@@ -165,9 +168,9 @@ async def test_a_401_re_authenticates_once(case: SourceCase, kind: str, tmp_path
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_a_401_to_a_fresh_token_fails_the_read_after_one_re_authentication(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         await populated(rig)
         before = await rig.observed()
         rig.remote.change()
@@ -183,9 +186,9 @@ async def test_a_401_to_a_fresh_token_fails_the_read_after_one_re_authentication
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_a_429_is_waited_out_as_told_and_retried(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         await populated(rig)
         rig.remote.change()
         rig.remote.arm(429, count=1, retry_after=7)
@@ -202,9 +205,9 @@ async def test_a_429_is_waited_out_as_told_and_retried(
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_a_429_storm_ends_the_read_within_the_retry_limit(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         await populated(rig)
         before = await rig.observed()
         rig.remote.change()
@@ -220,9 +223,9 @@ async def test_a_429_storm_ends_the_read_within_the_retry_limit(
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_a_failed_read_is_never_taken_for_an_empty_one(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         await populated(rig)
         before = await rig.observed()
         rig.remote.arm(503, count=POLICY.max_attempts)
@@ -235,9 +238,9 @@ async def test_a_failed_read_is_never_taken_for_an_empty_one(
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
 async def test_an_empty_read_is_reported_as_empty_never_as_all_zero(
-    case: SourceCase, kind: str, tmp_path: Path
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
 ) -> None:
-    async with source_rig(case, kind, tmp_path) as rig:
+    async with source_rig(case, kind, tmp_path, boards) as rig:
         await populated(rig)
         before = await rig.observed()
         rig.remote.empty()
