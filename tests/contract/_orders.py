@@ -247,7 +247,8 @@ class SandboxFabricOrders:
 
     def _place(self, number: int) -> set[str]:
         lines = order_lines(self.world.catalog, "fabric", number)
-        self.world.fabric.place_order(dict[str | int, int](lines), allow_oversell=True)
+        wanted: dict[str | int, int] = {sku: packs for sku, packs in lines.items()}
+        self.world.fabric.place_order(wanted, allow_oversell=True)
         return set(lines)
 
     def populate(self) -> None:
