@@ -48,6 +48,11 @@ class ChannelRemote(Protocol):
         """Change a pack size; False when the channel has none."""
         ...
 
+    def hold(self, sku: str, units: int) -> bool:
+        """The channel's own open order holds ``units`` apart from the written figure
+        (Ankorstore's ``reservedQuantity``); False when the channel has no such figure."""
+        ...
+
     def refuse(self, sku: str, index: int) -> None:
         """Refuse the next write of ``sku`` (``index``: its place in the request)."""
 
@@ -163,6 +168,10 @@ class FakeAnkorstoreStock:
         self._variant(sku).unit_multiplier = units
         return True
 
+    def hold(self, sku: str, units: int) -> bool:
+        self._variant(sku).reserved += units
+        return True
+
     def refuse(self, sku: str, index: int) -> None:
         self.api.refuse.add(self.catalog.by_sku[sku].ankorstore_variant_id)
 
@@ -199,6 +208,14 @@ class SandboxAnkorstoreStock:
     def set_pack(self, sku: str, units: int) -> bool:
         with self.world.ankorstore.lock:
             self._listing(sku).unit_multiplier = units
+        return True
+
+    def hold(self, sku: str, units: int) -> bool:
+        variant = self.world.catalog.by_sku[sku]
+        packs, rest = divmod(units, variant.pack_size)
+        assert packs, "an order holds whole packs"
+        assert not rest, "an order holds whole packs"
+        self.world.ankorstore.place_order({variant.ankorstore_variant_id: packs}, force=True)
         return True
 
     def refuse(self, sku: str, index: int) -> None:
@@ -254,6 +271,9 @@ class FakeFabricStock:
     def set_pack(self, sku: str, units: int) -> bool:
         return False
 
+    def hold(self, sku: str, units: int) -> bool:
+        return False
+
     def refuse(self, sku: str, index: int) -> None:
         self.api.refuse.add(self.catalog.by_sku[sku].fabric_inventory_id)
 
@@ -280,6 +300,9 @@ class SandboxFabricStock:
         return {}
 
     def set_pack(self, sku: str, units: int) -> bool:
+        return False
+
+    def hold(self, sku: str, units: int) -> bool:
         return False
 
     def refuse(self, sku: str, index: int) -> None:

@@ -82,14 +82,17 @@ class FakeShopApi(FakeApi):
             chosen = {sku: p for sku, p in self.products.items() if from_ms <= p.mutated_ms < to_ms}
         products = [
             {
+                # Each figure differs, as they do at a real warehouse: free stock
+                # counts units on excluded locations, economic stock adds expected
+                # units, physical stock adds ordered ones (L2897-2941, L2743).
                 "sku": sku,
                 "name": sku,
-                "stock": p.available,
+                "stock": p.available + 1,
                 "thts": [],
-                "freeStock": p.available,
-                "economicStock": p.available,
+                "freeStock": p.available + 1,
+                "economicStock": p.available + 10,
                 "availableStock": p.available,
-                "physicalStock": p.available,
+                "physicalStock": p.available + 2,
             }
             for sku, p in sorted(chosen.items())
         ]
