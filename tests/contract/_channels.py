@@ -26,6 +26,7 @@ from syncd.sandbox.world import SandboxWorld
 from tests.contract._fake_ankorstore import OPERATIONS, FakeAnkorstore
 from tests.contract._fake_base import FakeApi
 from tests.contract._fake_fabric import INVENTORY, FakeFabric
+from tests.contract._fake_fabric import PAGE_SIZE as FB_PAGE_SIZE
 from tests.contract._orders import WAREHOUSE
 from tests.contract._rig import backend, clients_for, contract_clock, write_config
 from tests.contract._switchboard import Switchboards
@@ -112,7 +113,12 @@ class ChannelRig:
 
 @asynccontextmanager
 async def channel_rig(
-    case: ChannelCase, kind: str, tmp_path: Path, boards: Switchboards
+    case: ChannelCase,
+    kind: str,
+    tmp_path: Path,
+    boards: Switchboards,
+    *,
+    requests_per_minute: int | None = None,
 ) -> AsyncIterator[ChannelRig]:
     catalog = generate_catalog(
         case.variants, seed=17, prepacks=0, bundle_share=0.0, lot_share=0.0, channel_share=1.0
@@ -123,7 +129,8 @@ async def channel_rig(
     if remote is None:
         assert b.world is not None
         remote = case.sandbox(b.world)
-    config = write_config(tmp_path / "config", b, catalog, case.table)
+    rate = "" if requests_per_minute is None else f"requests_per_minute = {requests_per_minute}\n"
+    config = write_config(tmp_path / "config", b, catalog, case.table, rate)
     clients = clients_for(config, b, clock)
     try:
         channel = build_channels(config, clients, clock)[case.name]
@@ -286,9 +293,11 @@ def _fake_fabric(catalog: SandboxCatalog, clock: FakeClock) -> tuple[FakeApi, Ch
     return api, FakeFabricStock(api, catalog)
 
 
-@dataclass
 class SandboxFabricStock:
-    world: SandboxWorld
+    def __init__(self, world: SandboxWorld) -> None:
+        self.world = world
+        # The list's page size is the server's; the fake's, so the list spans pages.
+        world.fabric.page_size = FB_PAGE_SIZE
 
     def written(self, sku: str) -> int | None:
         return self.world.fabric.inventory(sku)

@@ -75,7 +75,7 @@ def backend(
     return Backend(kind, api, url, None, world, Wire(inner, clock))
 
 
-def api_section(b: Backend) -> str:
+def api_section(b: Backend, extra: str = "") -> str:
     """The ``[apis.<api>]`` table pointing at the backend, with its credentials inline."""
     if b.world is None:
         user, secret = FAKE_CREDENTIALS[b.api]
@@ -100,17 +100,19 @@ def api_section(b: Backend) -> str:
         )
     else:
         keys = f'api_key = "{secret}"'
-    return f'[apis.{b.api}]\nbase_url = "{b.url}"\n{keys}\ntimeout = 10.0\n'
+    return f'[apis.{b.api}]\nbase_url = "{b.url}"\n{keys}\ntimeout = 10.0\n{extra}'
 
 
-def write_config(directory: Path, b: Backend, catalog: SandboxCatalog, tables: str) -> Config:
-    """A complete syncd config for one API and the given source/channel ``tables``."""
+def write_config(
+    directory: Path, b: Backend, catalog: SandboxCatalog, tables: str, api_extra: str = ""
+) -> Config:
+    """A complete syncd config for one API (plus ``api_extra`` keys) and ``tables``."""
     directory.mkdir(parents=True, exist_ok=True)
     catalog.write_csv(directory / "catalog.csv")
     text = (
         f'[daemon]\ndatabase = "{directory / "ledger.db"}"\n'
         f'status_socket = "{directory / "status.sock"}"\n\n'
-        f'{api_section(b)}\n{tables}\n[catalog]\ncsv = "catalog.csv"\n'
+        f'{api_section(b, api_extra)}\n{tables}\n[catalog]\ncsv = "catalog.csv"\n'
     )
     path = directory / "syncd.toml"
     path.write_text(text, encoding="utf-8")

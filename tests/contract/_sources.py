@@ -142,7 +142,12 @@ class SourceRig:
 
 @asynccontextmanager
 async def source_rig(
-    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
+    case: SourceCase,
+    kind: str,
+    tmp_path: Path,
+    boards: Switchboards,
+    *,
+    requests_per_minute: int | None = None,
 ) -> AsyncIterator[SourceRig]:
     options: dict[str, Any] = {"channel_share": 1.0, **case.catalog}
     catalog = generate_catalog(
@@ -154,7 +159,8 @@ async def source_rig(
     if remote is None:
         assert b.world is not None
         remote = case.sandbox(b.world)
-    config = write_config(tmp_path / "config", b, catalog, case.table)
+    rate = "" if requests_per_minute is None else f"requests_per_minute = {requests_per_minute}\n"
+    config = write_config(tmp_path / "config", b, catalog, case.table, rate)
     clients = clients_for(config, b, clock)
     try:
         source = next(s for s in build_sources(config, clients, clock) if s.name == case.feed)

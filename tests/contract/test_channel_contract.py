@@ -185,3 +185,23 @@ async def test_a_429_storm_fails_the_push_within_the_retry_limit_and_parks_nothi
         assert len(writes) == POLICY.max_rate_limited + 1
         assert all(w.status == 429 for w in writes)
         assert rig.remote.written(sku) == before
+
+
+@pytest.mark.parametrize(("case", "kind"), CASES)
+async def test_a_push_never_sends_more_than_the_configured_rate(
+    case: ChannelCase, kind: str, tmp_path: Path, boards: Switchboards
+) -> None:
+    """``requests_per_minute`` of the channel's API holds over any minute, reads and
+    writes together: a push that needs more waits (on the injected clock)."""
+    limit = 4
+    async with channel_rig(case, kind, tmp_path, boards, requests_per_minute=limit) as rig:
+        skus = rig.skus[:10]
+        wanted = {sku: rig.value(sku, 2) for sku in skus}
+        mark = rig.wire.mark()
+        for sku, quantity in wanted.items():
+            await rig.push([update(sku, quantity)])
+        sent = [e.sent_at for e in rig.wire.since(mark) if "token" not in e.path]
+        assert len(sent) > 2 * limit
+        busiest = max(sum(1 for t in sent if start <= t < start + 60.0) for start in sent)
+        assert busiest <= limit
+        assert {sku: rig.remote.written(sku) for sku in skus} == wanted

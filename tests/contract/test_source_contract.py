@@ -262,3 +262,25 @@ async def test_an_empty_read_is_reported_as_empty_never_as_all_zero(
             assert await rig.observed() == {}
             assert [r.error for r in results] == [None] * len(results)
             assert state.extra.get("orders") == "0" or case.feed == "fashiontrade"
+
+
+@pytest.mark.parametrize(("case", "kind"), CASES)
+async def test_a_read_never_sends_more_than_the_configured_rate(
+    case: SourceCase, kind: str, tmp_path: Path, boards: Switchboards
+) -> None:
+    """``requests_per_minute`` of the source's API is a ceiling over any minute, not
+    an average: a read that needs more requests waits for the next minute."""
+    limit = 3
+    async with source_rig(case, kind, tmp_path, boards, requests_per_minute=limit) as rig:
+        rig.remote.populate()
+        mark = rig.wire.mark()
+        sent: list[float] = []
+        for _ in range(10):  # reads and re-reads until more than a minute's worth was sent
+            await rig.poll_to_end()
+            sent = [e.sent_at for e in rig.wire.since(mark) if e.path != case.token_path]
+            if len(sent) > 2 * limit:
+                break
+        assert len(sent) > 2 * limit
+        busiest = max(sum(1 for t in sent if start <= t < start + 60.0) for start in sent)
+        assert busiest <= limit
+        assert await rig.observed() == rig.remote.truth()
