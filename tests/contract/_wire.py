@@ -33,6 +33,11 @@ class Exchange:
     params: httpx.QueryParams
     status: int
     body: bytes
+    """The request's body."""
+    request: httpx.Request
+    response: httpx.Response
+    """As the client received it (read only for in-memory fakes: a loopback answer's
+    body belongs to the client)."""
 
 
 class Wire(httpx.AsyncBaseTransport):
@@ -70,7 +75,16 @@ class Wire(httpx.AsyncBaseTransport):
                 200, headers=headers, content=json.dumps(document).encode(), request=request
             )
         self.exchanges.append(
-            Exchange(sent_at, request.method, path, request.url.params, response.status_code, body)
+            Exchange(
+                sent_at,
+                request.method,
+                path,
+                request.url.params,
+                response.status_code,
+                body,
+                request,
+                response,
+            )
         )
         return response
 
