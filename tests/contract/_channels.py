@@ -70,6 +70,8 @@ class ChannelCase:
     write_path: str
     values_in: Callable[[Exchange], list[int]]
     """The absolute values one write request carries."""
+    most_per_write: int
+    """The most values one write can carry, as the API documents it."""
     batch: int
     """How many values the "fewest requests" clause pushes."""
     fake: Callable[[SandboxCatalog, FakeClock], tuple[FakeApi, ChannelRemote]]
@@ -243,6 +245,8 @@ ANKORSTORE = ChannelCase(
     write_method="POST",
     write_path=OPERATIONS,
     values_in=_operations,
+    # "a specific endpoint which accepts up to 50 operations per request" (seed 000 L638).
+    most_per_write=50,
     batch=2 * 50 + 7,
     fake=_fake_ankorstore,
     sandbox=SandboxAnkorstoreStock,
@@ -337,6 +341,9 @@ FABRIC = ChannelCase(
     write_method="PATCH",
     write_path=INVENTORY,
     values_in=_inventory,
+    # No bulk write: fabric's bulk inventory paths are files, not REST (brief
+    # fabric-supplier-api 7), so one request per variant.
+    most_per_write=1,
     batch=7,
     fake=_fake_fabric,
     sandbox=SandboxFabricStock,
