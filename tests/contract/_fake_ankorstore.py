@@ -22,7 +22,8 @@ Followed from seed 000 (and the same choices the sandbox makes where the seed is
   operation (L12890-12918); a refused operation is named by its pointer
   ``/atomic:operations/<i>/...`` and, like the sandbox's default, the batch is
   then applied not at all (atomic);
-- ``POST /oauth/token``, client credentials (L300-360).
+- ``POST /oauth/token``, client credentials (L145-175); an expired or revoked
+  token answers 401 "Unauthenticated" (L172).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ definition of state (seed 000 L13137-13141). The answers follow the seed:
   ``quantities`` rows carry ``quantity``, ``locationId``, ``locationType``,
   ``status`` and ``unitMultiplier`` (L13173-13347), the shape the sandbox
   serves (``syncd.sandbox.astral_jsonapi``);
-- the Ankorstore OAuth token (``POST /oauth/token``, L300-360).
+- the Ankorstore OAuth token (``POST /oauth/token``, client credentials, L145-175);
+  an expired or revoked token answers 401 (L172).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
   ``order_lines`` (``line_id``, ``barcode``, ``quantity``, ``type``,
   ``status``; L348-486, L1429-1473), 404 "Order not found." otherwise;
 - the API key is a bearer token (L1746); a request without a valid one
-  answers 401 "Request lacks valid authentication." (L1403-1405).
+  answers 401 "Request lacks valid authentication." (L1413).
 """
 
 from __future__ import annotations
