@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from syncd.assembly import build_channels
 from syncd.channels.base import Channel, PushResult
 from syncd.channels.planner import Move, PlannedUpdate
 from syncd.http.clock import FakeClock
@@ -28,7 +27,7 @@ from tests.contract._fake_base import FakeApi
 from tests.contract._fake_fabric import INVENTORY, FakeFabric
 from tests.contract._fake_fabric import PAGE_SIZE as FB_PAGE_SIZE
 from tests.contract._orders import WAREHOUSE
-from tests.contract._rig import backend, clients_for, contract_clock, write_config
+from tests.contract._rig import assembled, backend, contract_clock, write_config
 from tests.contract._switchboard import Switchboards
 from tests.contract._wire import Exchange, Wire
 
@@ -133,17 +132,13 @@ async def channel_rig(
         remote = case.sandbox(b.world)
     rate = "" if requests_per_minute is None else f"requests_per_minute = {requests_per_minute}\n"
     config = write_config(tmp_path / "config", b, catalog, case.table, rate)
-    clients = clients_for(config, b, clock)
-    try:
-        channel = build_channels(config, clients, clock)[case.name]
+    async with assembled(config, b, clock, tmp_path / "ledger.db") as assembly:
+        channel = assembly.channels[case.name]
         # As the engine starts: read back what the channel shows, take its pack sizes.
         await channel.read_live()
         channel.pack_sizes()
         skus = [v.sku for v in catalog.variants if case.name in v.channels]
         yield ChannelRig(case, remote, channel, clock, b.wire, skus)
-        await channel.aclose()
-    finally:
-        await clients.aclose()
 
 
 # --- Ankorstore -----------------------------------------------------------------------

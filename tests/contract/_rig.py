@@ -4,25 +4,27 @@ A contract case names an adapter and a backend: ``fake`` (an in-memory API
 behind ``httpx.MockTransport``) or ``sandbox`` (the loopback simulator of
 :mod:`syncd.sandbox`, started alone). Either way the adapter is built from a
 syncd config file through the same public functions `syncd run` uses
-(:func:`syncd.wiring.build_clients`, :func:`syncd.assembly.build_sources`,
-:func:`syncd.assembly.build_channels`), with one :class:`FakeClock` for the
-adapters and their clients, so a 429's wait and a due full read cost no real
+(:func:`syncd.assembly.assemble`: shared clients, tokens kept in the ledger,
+sources, channels), with one :class:`FakeClock` for the adapters and their clients, so a 429's wait and a due full read cost no real
 time. The client's transport is wrapped in a :class:`~tests.contract._wire.Wire`.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from syncd.assembly import Assembly, assemble
 from syncd.config import Config, load_config
 from syncd.http.clock import FakeClock
+from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import SandboxCatalog
 from syncd.sandbox.world import SandboxWorld
-from syncd.wiring import ApiClients, build_clients
 from tests.contract._fake_base import FakeApi
 from tests.contract._switchboard import Switchboards
 from tests.contract._wire import Wire
@@ -123,10 +125,26 @@ def _nowhere(request: httpx.Request) -> httpx.Response:
     raise AssertionError(f"unexpected request to {request.url}")
 
 
-def clients_for(config: Config, b: Backend, clock: FakeClock) -> ApiClients:
-    """The clients `syncd run` builds; an API other than the backend's must stay silent."""
+def transports_for(b: Backend) -> dict[str, httpx.AsyncBaseTransport]:
+    """The backend's wire for its API; every other API must stay silent."""
     transports: dict[str, httpx.AsyncBaseTransport] = {
         api: httpx.MockTransport(_nowhere) for api in FAKE_CREDENTIALS
     }
     transports[b.api] = b.wire
-    return build_clients(config, clock=clock, transports=transports)
+    return transports
+
+
+@asynccontextmanager
+async def assembled(
+    config: Config, b: Backend, clock: FakeClock, ledger_path: Path
+) -> AsyncIterator[Assembly]:
+    """Everything `syncd run` builds from ``config`` (:func:`syncd.assembly.assemble`):
+    the shared clients (tokens kept in the ledger), sources, channels and engine,
+    around a real ledger file whose invariants are checked at the end."""
+    async with await Ledger.open(ledger_path) as ledger:
+        assembly = assemble(config, ledger, clock=clock, transports=transports_for(b))
+        try:
+            yield assembly
+        finally:
+            await assembly.aclose()
+        assert await ledger.check_invariants() == []

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from syncd.assembly import build_sources
 from syncd.http.clock import FakeClock
 from syncd.ledger.store import Ledger
 from syncd.model import StockStatus
@@ -47,7 +46,7 @@ from tests.contract._orders import (
     observer,
     relisted,
 )
-from tests.contract._rig import backend, clients_for, contract_clock, write_config
+from tests.contract._rig import assembled, backend, contract_clock, write_config
 from tests.contract._switchboard import Switchboards
 from tests.contract._wire import Exchange, Wire
 
@@ -161,14 +160,9 @@ async def source_rig(
         remote = case.sandbox(b.world)
     rate = "" if requests_per_minute is None else f"requests_per_minute = {requests_per_minute}\n"
     config = write_config(tmp_path / "config", b, catalog, case.table, rate)
-    clients = clients_for(config, b, clock)
-    try:
-        source = next(s for s in build_sources(config, clients, clock) if s.name == case.feed)
-        async with await Ledger.open(tmp_path / "ledger.db") as ledger:
-            yield SourceRig(case, remote, source, ledger, clock, b.wire, catalog)
-            assert await ledger.check_invariants() == []
-    finally:
-        await clients.aclose()
+    async with assembled(config, b, clock, tmp_path / "ledger.db") as assembly:
+        source = next(s for s in assembly.sources if s.name == case.feed)
+        yield SourceRig(case, remote, source, assembly.ledger, clock, b.wire, catalog)
 
 
 # --- Active Ants stock --------------------------------------------------------------
