@@ -31,7 +31,7 @@ Observations = dict[Key, int]
 
 WAREHOUSE = """
 # Reservations sit on a stock location, which an enabled stock source must provide.
-# Never polled here: its API points at a port nothing listens on.
+# Never polled here: its client's transport fails the test on any request.
 [apis.activeants]
 base_url = "http://127.0.0.1:9"
 username = "unused"
