@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from syncd.channels.base import Channel, PushResult
-from syncd.channels.planner import Move, PlannedUpdate
+from syncd.channels.updates import Move, PlannedUpdate
 from syncd.http.clock import FakeClock
 from syncd.sandbox.catalog import SandboxCatalog, generate_catalog
 from syncd.sandbox.world import SandboxWorld

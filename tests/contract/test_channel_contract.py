@@ -4,6 +4,10 @@ One suite, parametrised over the Ankorstore and fabric channel adapters and
 over two backends: an in-memory fake of the documented API behind
 ``httpx.MockTransport``, and the loopback sandbox simulator. What the
 channel holds is read from the backend itself, never from the adapter.
+
+That nothing negative (or beyond ``MAX_UNITS``) reaches a channel is not a
+clause here: quantities are validated once, by the planner, for every
+channel (tests/unit/engine/test_plan.py, tests/unit/engine/test_engine.py).
 """
 
 from __future__ import annotations
@@ -125,27 +129,6 @@ async def test_pack_sizes_are_the_channels_own(
         assert changed is not packs
         assert changed[sku] == 4
         assert dict(changed) == rig.remote.packs()
-
-
-@pytest.mark.parametrize(("case", "kind"), CASES)
-async def test_a_value_is_never_negative(
-    case: ChannelCase, kind: str, tmp_path: Path, boards: Switchboards
-) -> None:
-    async with channel_rig(case, kind, tmp_path, boards) as rig:
-        negative, *rest = rig.skus[:4]
-        before = rig.remote.written(negative)
-        mark = rig.wire.mark()
-        updates = [update(sku, rig.value(sku, 2)) for sku in rest]
-        updates.insert(1, update(negative, -3))
-        results = await rig.push(updates)
-        parked = [(u.sku, reason) for r in results for u, reason in r.parked]
-        assert [sku for sku, _ in parked] == [negative]
-        assert "negative" in parked[0][1]
-        assert sorted(u.sku for r in results for u in r.acknowledged) == sorted(rest)
-        sent = [v for w in rig.writes(mark) for v in case.values_in(w)]
-        assert sent
-        assert all(v >= 0 for v in sent)
-        assert rig.remote.written(negative) == before
 
 
 @pytest.mark.parametrize(("case", "kind"), CASES)
