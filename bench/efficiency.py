@@ -34,8 +34,8 @@ from _rig import PERMISSIVE, activeants_snapshot, rule_for, sandbox
 
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.registry import build_channels
+from syncd.clock import SystemClock
 from syncd.engine import Engine
-from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld

@@ -53,9 +53,9 @@ import structlog
 
 from syncd.assembly import Assembly, assemble
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
+from syncd.clock import SystemClock
 from syncd.config import Config, ConfigError, load_config
 from syncd.engine import ChannelCycle
-from syncd.http.clock import SystemClock
 from syncd.ledger import integrity
 from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger.store import Ledger
@@ -137,7 +137,7 @@ async def verify_channels(assembly: Assembly) -> dict[str, str]:
     failed: dict[str, str] = {}
     for name in assembly.channels:
         try:
-            await ReadBack.for_assembly(assembly, name).run(startup=True)
+            await ReadBack.for_assembly(assembly, name, now=assembly.clock.now).run(startup=True)
         except Exception as exc:  # one unreadable channel never stops the others
             failed[name] = f"{type(exc).__name__}: {exc}"
             log.error("channel.readback_failed", channel=name, startup=True, error=failed[name])
@@ -318,9 +318,11 @@ async def _cycle(config: Config, args: argparse.Namespace, line: ProgressLine) -
         database = copy
     else:
         database.parent.mkdir(parents=True, exist_ok=True)
+    clock = SystemClock()
     try:
         ledger = await open_checked(
             database,
+            clock=clock,
             config=str(config.source_path) if config.source_path else None,
             shown=Path(config.daemon.database),
         )
@@ -329,7 +331,7 @@ async def _cycle(config: Config, args: argparse.Namespace, line: ProgressLine) -
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         return EXIT_NOT_STARTED
-    assembly = assemble(config, ledger, clock=SystemClock())
+    assembly = assemble(config, ledger, clock=clock)
     run = OnceRun.for_assembly(assembly, on_round=line.show)
     try:
         await run.read()

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import httpx
 
+from syncd.clock import Clock
 from syncd.config import Config
 from syncd.http.budget import Window
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.http.presets import (
     activeants_client,
     ankorstore_client,

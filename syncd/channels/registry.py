@@ -11,10 +11,10 @@ from __future__ import annotations
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.base import Channel
 from syncd.channels.fabric import FabricChannel
+from syncd.clock import Clock
 from syncd.config import Config
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
 from syncd.config.sections import FabricChannel as FabricChannelConfig
-from syncd.http.clock import Clock
 from syncd.wiring import ApiClients
 
 

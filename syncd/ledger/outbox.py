@@ -34,6 +34,7 @@ from typing import Any
 import aiosqlite
 import structlog
 
+from syncd.clock import Clock
 from syncd.ledger.codec import (
     ExplanationEncoder,
     decode_json,
@@ -43,7 +44,7 @@ from syncd.ledger.codec import (
 )
 from syncd.ledger.connection import Database
 from syncd.ledger.errors import InvalidObservationError
-from syncd.model import Desired, OutboxRow, Sku, now_utc
+from syncd.model import Desired, OutboxRow, Sku
 
 _log = structlog.get_logger(__name__)
 
@@ -189,6 +190,7 @@ class OutboxMixin:
     """Outbox and push-log operations of `syncd.ledger.store.Ledger`."""
 
     _db: Database
+    clock: Clock
 
     async def set_desired(self, rows: Sequence[Desired], at: datetime) -> int:
         """Upsert desired values; returns how many values changed.
@@ -488,7 +490,7 @@ class OutboxMixin:
 
     async def unpark(self, channel: str, sku: Sku) -> bool:
         """Make a parked item pushable again; False if it was not parked."""
-        return bool(await self.unpark_items(channel, [sku], now_utc(), "unparked"))
+        return bool(await self.unpark_items(channel, [sku], self.clock.now(), "unparked"))
 
     async def unpark_items(
         self, channel: str, skus: Collection[Sku] | None, at: datetime, note: str

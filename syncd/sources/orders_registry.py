@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import structlog
 
+from syncd.clock import Clock
 from syncd.config import Config
-from syncd.http.clock import Clock
 from syncd.sources.ankorstore_orders import AnkorstoreOrdersSource
 from syncd.sources.base import Source
 from syncd.sources.fabric_orders import FabricOrdersSource

@@ -8,9 +8,9 @@ budget, seed 000 L200-228), so no source closes a client --
 
 from __future__ import annotations
 
+from syncd.clock import Clock
 from syncd.config import Config
 from syncd.config.sections import ActiveAntsSource, AstralSource
-from syncd.http.clock import Clock
 from syncd.sources.activeants import ActiveAntsStockSource
 from syncd.sources.astral import AstralStockSource
 from syncd.sources.base import Source

@@ -25,10 +25,10 @@ import pytest
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.base import Channel
 from syncd.channels.fabric import FabricChannel
+from syncd.clock import FakeClock
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreSection
 from syncd.config.sections import FabricChannel as FabricSection
 from syncd.engine import Engine, FeedInfo
-from syncd.http.clock import FakeClock
 from syncd.http.presets import ankorstore_client, fabric_client
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, SnapshotDraft, StockStatus, Variant, now_utc

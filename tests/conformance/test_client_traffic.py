@@ -26,9 +26,9 @@ import pytest
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.planner import PlannedUpdate, plan
 from syncd.channels.registry import build_channels
+from syncd.clock import SystemClock
 from syncd.config import load_config
 from syncd.http.client import ApiClient, QueryValue
-from syncd.http.clock import SystemClock
 from syncd.http.jsonapi import paginate
 from syncd.ledger.store import Ledger
 from syncd.model import OutboxRow

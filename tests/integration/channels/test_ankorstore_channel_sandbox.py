@@ -24,10 +24,10 @@ from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.base import PushResult
 from syncd.channels.planner import PlannedUpdate, plan
 from syncd.channels.registry import build_channels
+from syncd.clock import SystemClock
 from syncd.config import load_config
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
 from syncd.http.client import ApiClient
-from syncd.http.clock import SystemClock
 from syncd.model import Account, Catalog, ChannelRule, OutboxRow, StockStatus, Variant
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld

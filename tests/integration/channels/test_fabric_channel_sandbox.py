@@ -19,10 +19,10 @@ import pytest
 from syncd.channels.fabric import FabricChannel
 from syncd.channels.planner import Move, PlannedUpdate
 from syncd.channels.registry import build_channels
+from syncd.clock import SystemClock
 from syncd.config import load_config
 from syncd.config.sections import FabricChannel as FabricChannelConfig
 from syncd.http.client import ApiClient
-from syncd.http.clock import SystemClock
 from syncd.model import Catalog, Variant
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.fabric_model import FabricItem

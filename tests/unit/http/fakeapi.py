@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 import anyio.lowlevel
 import httpx
 
+from syncd.clock import FakeClock
 from syncd.http.auth import OAuthClientCredentials
 from syncd.http.budget import Window
 from syncd.http.client import ApiClient
-from syncd.http.clock import FakeClock
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import RetryPolicy
 

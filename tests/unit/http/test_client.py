@@ -7,8 +7,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.http.budget import Window
-from syncd.http.clock import FakeClock
 from syncd.http.errors import ApiError, AuthError, InvalidResponse, RateLimited, TransportError
 from syncd.http.retry import RetryPolicy
 from tests.unit.http.fakeapi import SECRET, FakeApi, make_client, script

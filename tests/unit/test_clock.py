@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from syncd.http.clock import FakeClock, SystemClock
+from syncd.clock import FakeClock, SystemClock
 
 
 @pytest.mark.anyio
