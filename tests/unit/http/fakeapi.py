@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 from collections.abc import Callable, Sequence
 
 import anyio.lowlevel
@@ -113,6 +112,5 @@ def make_client(
         retry=retry,
         headers={"Accept": "application/vnd.api+json"},
         json_content_type=json_content_type,
-        rng=random.Random(1),
         max_concurrency=max_concurrency,
     )
