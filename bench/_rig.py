@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from syncd.clock import SystemClock
 from syncd.config import Config, load_config
-from syncd.http.clock import SystemClock
 from syncd.integrations import build_clients
 from syncd.model import ChannelRule, SnapshotDraft, StockStatus
 from syncd.safety import SafetyPolicy

@@ -33,8 +33,8 @@ from _common import Row, progress
 from _rig import PERMISSIVE, activeants_snapshot, rule_for, sandbox
 
 from syncd.channels.ankorstore import AnkorstoreChannel
+from syncd.clock import SystemClock
 from syncd.engine import Engine
-from syncd.http.clock import SystemClock
 from syncd.integrations import build_channels
 from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import generate_catalog

@@ -55,7 +55,6 @@ from syncd.config.sections import (
     FashionTradeSourceSection,
     OrderSourceSection,
 )
-from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
 from syncd.metrics import Metrics
 from syncd.sandbox.catalog import generate_catalog
@@ -228,7 +227,7 @@ async def scheduled_jobs(world: SandboxWorld, config: Config) -> dict[str, Cost]
     """Run each hourly and daily job once through syncd's own code; what each cost."""
     costs: dict[str, Cost] = {}
     async with await Ledger.open(config.daemon.database) as ledger:
-        assembly = assemble(config, ledger, clock=SystemClock())
+        assembly = assemble(config, ledger, clock=ledger.clock)
         try:
             scheduler = Scheduler(assembly, Metrics(), cycle_interval=NEVER)
             sources = {source.name: source for source in assembly.sources}

@@ -29,6 +29,7 @@ import httpx
 
 from syncd.channels.base import Channel
 from syncd.channels.build import build_ankorstore, build_fabric
+from syncd.clock import Clock
 from syncd.config import Config
 from syncd.config.apis import (
     ActiveAntsApiSection,
@@ -51,7 +52,6 @@ from syncd.config.sections import (
     SourceSection,
 )
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.sources.base import Source
 from syncd.sources.build import (
     build_activeants,

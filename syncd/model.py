@@ -347,5 +347,10 @@ class FeedState:
 
 
 def now_utc() -> datetime:
-    """The one place wall-clock time is read for records (injected elsewhere)."""
+    """The host's wall time: only a default for a ``now=`` no caller left out.
+
+    syncd's own parts read time through their injected :class:`~syncd.clock.Clock`
+    (``clock.now()`` is this same reading on the real clock); the assembly passes
+    ``clock.now`` wherever ``now=`` is taken.
+    """
     return datetime.now(UTC)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 import httpx
 
+from syncd.clock import Clock
 from syncd.config import Config
 from syncd.config.apis import (
     ActiveAntsApiSection,
@@ -24,7 +25,6 @@ from syncd.config.apis import (
 )
 from syncd.http.budget import Window
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.http.presets import (
     activeants_client,
     ankorstore_client,

@@ -79,9 +79,9 @@ from syncd.channels.ankorstore_ops import (
 )
 from syncd.channels.base import LiveValue, PushResult, larger_shown
 from syncd.channels.updates import PlannedUpdate
+from syncd.clock import Clock
 from syncd.config.sections import AnkorstoreChannelSection
 from syncd.http.client import ApiClient, response_json
-from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, HttpError, InvalidResponse, RateLimited
 from syncd.model import Catalog
 

@@ -24,6 +24,7 @@ from datetime import datetime
 import aiosqlite
 import structlog
 
+from syncd.clock import Clock
 from syncd.ledger.codec import ExplanationEncoder, encode_time
 from syncd.ledger.connection import Database
 from syncd.ledger.errors import InvalidObservationError
@@ -54,7 +55,7 @@ from syncd.ledger.outbox_log import (
     unconfirmed_send,
 )
 from syncd.ledger.outbox_queue import OutboxQueueMixin, PendingFigures
-from syncd.model import Desired, PushedValue, Sku, now_utc
+from syncd.model import Desired, PushedValue, Sku
 
 __all__ = ["OutboxMixin", "PendingFigures", "PushItem", "PushLogEntry", "Reply"]
 
@@ -141,6 +142,7 @@ class OutboxMixin(OutboxQueueMixin, PushLogMixin):
     """Outbox and push-log operations of `syncd.ledger.store.Ledger`."""
 
     _db: Database
+    clock: Clock
 
     async def set_desired(self, rows: Sequence[Desired], at: datetime) -> int:
         """Upsert desired values; returns how many values changed.
@@ -356,7 +358,7 @@ class OutboxMixin(OutboxQueueMixin, PushLogMixin):
 
     async def unpark(self, channel: str, sku: Sku) -> bool:
         """Make a parked item pushable again; False if it was not parked."""
-        return bool(await self.unpark_items(channel, [sku], now_utc(), "unparked"))
+        return bool(await self.unpark_items(channel, [sku], self.clock.now(), "unparked"))
 
     async def unpark_items(
         self, channel: str, skus: Collection[Sku] | None, at: datetime, note: str

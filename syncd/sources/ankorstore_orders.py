@@ -26,9 +26,9 @@ from collections.abc import Sequence
 
 import structlog
 
+from syncd.clock import Clock
 from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.http.jsonapi import paginate
 from syncd.ledger.store import Ledger

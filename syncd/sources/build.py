@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import structlog
 
+from syncd.clock import Clock
 from syncd.config import Config
 from syncd.config.apis import FabricApiSection
 from syncd.config.sections import (
@@ -21,7 +22,6 @@ from syncd.config.sections import (
     FashionTradeSourceSection,
 )
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.sources.activeants import ActiveAntsStockSource
 from syncd.sources.ankorstore_orders import AnkorstoreOrdersSource
 from syncd.sources.astral import AstralStockSource

@@ -28,9 +28,9 @@ before publishing increases (its description in syncd.integrations).
 
 from __future__ import annotations
 
+from syncd.clock import Clock
 from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.http.jsonapi import paginate_next_url
 from syncd.ledger.store import Ledger

@@ -24,8 +24,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.config.sections import ActiveAntsSourceSection
-from syncd.http.clock import FakeClock
 from syncd.http.errors import HttpError
 from syncd.http.presets import activeants_client
 from syncd.ledger.store import Ledger

@@ -25,8 +25,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.config.sections import AstralSourceSection
-from syncd.http.clock import FakeClock
 from syncd.http.errors import HttpError, PaginationError
 from syncd.http.presets import ankorstore_client
 from syncd.ledger.store import Ledger

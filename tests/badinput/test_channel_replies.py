@@ -25,9 +25,9 @@ import pytest
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.base import Channel
 from syncd.channels.fabric import FabricChannel
+from syncd.clock import FakeClock
 from syncd.config.sections import AnkorstoreChannelSection, FabricChannelSection
 from syncd.engine import Engine, FeedInfo
-from syncd.http.clock import FakeClock
 from syncd.http.presets import ankorstore_client, fabric_client
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, SnapshotDraft, StockStatus, Variant, now_utc

@@ -25,10 +25,10 @@ import pytest
 
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.updates import PlannedUpdate
+from syncd.clock import SystemClock
 from syncd.config import load_config
 from syncd.engine.plan import batch_rows
 from syncd.http.client import ApiClient, QueryValue
-from syncd.http.clock import SystemClock
 from syncd.http.jsonapi import paginate
 from syncd.integrations import (
     build_channels,

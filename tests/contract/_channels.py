@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from syncd.channels.base import Channel, PushResult
 from syncd.channels.updates import Move, PlannedUpdate
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.sandbox.catalog import SandboxCatalog, generate_catalog
 from syncd.sandbox.world import SandboxWorld
 from tests.contract._fake_ankorstore import OPERATIONS, FakeAnkorstore

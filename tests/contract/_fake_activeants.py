@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 from syncd.sandbox.catalog import SandboxCatalog
 from tests.contract._fake_base import FakeApi
 

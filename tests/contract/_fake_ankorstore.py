@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 from syncd.sandbox.catalog import SandboxCatalog
 from tests.contract._fake_base import FakeApi, json_body
 

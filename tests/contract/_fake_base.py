@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 
 
 @dataclass(slots=True)

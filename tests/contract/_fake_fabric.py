@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 from syncd.sandbox.catalog import SandboxCatalog
 from tests.contract._fake_base import FakeApi, json_body
 from tests.contract._rig import FAKE_BRAND

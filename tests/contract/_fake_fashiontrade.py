@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 from tests.contract._fake_base import FakeApi
 
 ORDERS = "/orders"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import SandboxCatalog, SimVariant
 from syncd.sandbox.world import SandboxWorld

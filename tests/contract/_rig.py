@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 
 from syncd.assembly import Assembly, assemble
+from syncd.clock import FakeClock
 from syncd.config import Config, load_config
-from syncd.http.clock import FakeClock
 from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import SandboxCatalog
 from syncd.sandbox.world import SandboxWorld

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.ledger.store import Ledger
 from syncd.model import StockStatus
 from syncd.sandbox.catalog import SandboxCatalog, generate_catalog

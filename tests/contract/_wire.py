@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 
 Spoiler = Callable[[Any], Any]
 

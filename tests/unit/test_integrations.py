@@ -17,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd.assembly import feed_infos
+from syncd.clock import FakeClock
 from syncd.config import Config, load_config
 from syncd.config.apis import ApisSection
 from syncd.config.catalog import ChannelName
@@ -28,7 +29,6 @@ from syncd.config.sections import (
     ReferenceTemplatesSection,
     SourcesSection,
 )
-from syncd.http.clock import FakeClock
 from syncd.integrations import (
     APIS,
     CHANNELS,

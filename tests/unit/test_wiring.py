@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.http.auth import OAuthClientCredentials
 from syncd.http.client import ApiClient
-from syncd.http.clock import FakeClock
 from syncd.integrations import build_clients
 from syncd.wiring import ApiClients
 

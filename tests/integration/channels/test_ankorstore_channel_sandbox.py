@@ -23,11 +23,11 @@ from syncd.allocation import allocate
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.base import PushResult
 from syncd.channels.updates import PlannedUpdate
+from syncd.clock import SystemClock
 from syncd.config import load_config
 from syncd.config.sections import AnkorstoreChannelSection
 from syncd.engine.plan import batch_rows
 from syncd.http.client import ApiClient
-from syncd.http.clock import SystemClock
 from syncd.integrations import build_channels, build_clients
 from syncd.model import Account, Catalog, ChannelRule, OutboxRow, StockStatus, Variant
 from syncd.sandbox.catalog import generate_catalog

@@ -18,10 +18,10 @@ import pytest
 
 from syncd.channels.fabric import FabricChannel
 from syncd.channels.updates import Move, PlannedUpdate
+from syncd.clock import SystemClock
 from syncd.config import load_config
 from syncd.config.sections import FabricChannelSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import SystemClock
 from syncd.integrations import build_channels, build_clients
 from syncd.model import Catalog, Variant
 from syncd.sandbox.catalog import generate_catalog

@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
+from syncd.clock import SystemClock
 from syncd.config import Config, load_config
 from syncd.http.client import ApiClient
-from syncd.http.clock import SystemClock
 from syncd.integrations import build_clients, build_order_sources
 from syncd.ledger.store import Ledger
 from syncd.model import StockStatus

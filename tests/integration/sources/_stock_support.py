@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from syncd.clock import SystemClock
 from syncd.config import Config, load_config
-from syncd.http.clock import SystemClock
 from syncd.integrations import build_clients, build_stock_sources
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, CursorUpdate, StockStatus, TransactionDraft, TransactionKind

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.http.clock import SystemClock
+from syncd.clock import SystemClock
 from syncd.sandbox.ankorstore_stock import SimListing
 from syncd.sources.ankorstore_orders import AnkorstoreOrdersSource
 from tests.integration.sources._orders_support import Rig, after_first_page, order_rig

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.http.clock import SystemClock
+from syncd.clock import SystemClock
 from syncd.sources.fabric_orders import RETAILER_ORDERS_PATH, FabricOrdersSource
 from tests.integration.sources._orders_support import Rig, after_first_page, order_rig
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from syncd.clock import SystemClock
 from syncd.sources.fashiontrade import FashionTradeOrdersSource
 from tests.integration.sources._orders_support import Rig, after_first_page, order_rig
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 HOUR = 3_600.0
 
 
-class ShiftedClock:
+class ShiftedClock(SystemClock):
     """Real time, moved forward by hand: orders placed "now" become old for the source."""
 
     def __init__(self) -> None:

@@ -24,8 +24,8 @@ from syncd.channels.ankorstore_ops import (
     unconfirmed_reason,
 )
 from syncd.channels.updates import Move, PlannedUpdate
+from syncd.clock import FakeClock
 from syncd.config.sections import AnkorstoreChannelSection
-from syncd.http.clock import FakeClock
 from syncd.http.presets import ankorstore_client
 from syncd.http.retry import RetryPolicy
 from syncd.model import Catalog, Variant

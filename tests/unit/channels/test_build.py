@@ -7,8 +7,8 @@ import pytest
 
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.fabric import FabricChannel
+from syncd.clock import FakeClock
 from syncd.config import Config
-from syncd.http.clock import FakeClock
 from syncd.http.presets import ankorstore_client, fabric_client
 from syncd.integrations import build_channels
 from syncd.wiring import ApiClients

@@ -11,6 +11,7 @@ import pytest
 from syncd.channels.base import LiveValue, PushResult
 from syncd.channels.updates import PlannedUpdate
 from syncd.engine import Engine, FeedInfo
+from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.store import Ledger
 from syncd.model import (
     MAX_UNITS,
@@ -130,7 +131,7 @@ async def snapshot(ledger: Ledger, levels: dict[str, int], key: str, *, at: date
 def make_engine(
     ledger: Ledger, channel: FakeChannel, clock: Clock, policy: SafetyPolicy | None = None
 ) -> Engine:
-    ledger.freshness.use_clock(clock)
+    ledger.freshness = FeedFreshness(clock)  # feed ages on the test's clock
     return Engine(
         ledger,
         catalog(),
@@ -369,7 +370,7 @@ async def test_a_channel_that_adds_its_own_orders_gets_them_back_and_a_rewrite_w
 ) -> None:
     channel, clock = FakeChannel(), Clock()
     channel.adds_own_orders = True
-    ledger.freshness.use_clock(clock)
+    ledger.freshness = FeedFreshness(clock)  # feed ages on the test's clock
     engine = Engine(
         ledger,
         catalog(),

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
+from syncd.clock import Clock, FakeClock
 from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import FakeClock
 from syncd.http.presets import (
     activeants_client,
     ankorstore_client,
@@ -37,8 +37,8 @@ SECTION = OrderSourceSection(fulfilled_from="activeants")
 
 
 @asynccontextmanager
-async def open_ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+async def open_ledger(tmp_path: Path, clock: Clock | None = None) -> AsyncIterator[Ledger]:
+    async with await Ledger.open(tmp_path / "ledger.db", clock=clock) as ledger:
         yield ledger
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.config import Config, load_config
 from syncd.config.sections import HandoverSection, SourcesSection
-from syncd.http.clock import FakeClock
 from syncd.integrations import build_clients, build_order_sources
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import APIS, SandboxWorld

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.config import load_config
-from syncd.http.clock import FakeClock
 from syncd.integrations import build_clients, build_stock_sources
 from syncd.sources.activeants import ActiveAntsStockSource
 from syncd.sources.astral import AstralStockSource
