@@ -23,7 +23,7 @@ import aiosqlite
 
 from syncd.ledger.codec import decode_json, decode_time, encode_time
 from syncd.ledger.connection import Database
-from syncd.ledger.outbox_life import OutboxStatus, PushClass
+from syncd.ledger.outbox_life import STATUS_OF, PushClass
 from syncd.model import OutboxRow, Sku
 
 ROW_COLUMNS = "channel, sku, desired, acknowledged, seq, status, updated_at, reason, own_reserved"
@@ -40,7 +40,7 @@ def to_row(r: aiosqlite.Row | tuple[Any, ...]) -> OutboxRow:
         desired=int(r[2]),
         acknowledged=None if r[3] is None else int(r[3]),
         seq=int(r[4]),
-        status=OutboxStatus(r[5]),
+        status=STATUS_OF[r[5]],
         updated_at=decode_time(r[6]),
         reason=r[7],
         own_reserved=int(r[8]),
