@@ -92,7 +92,7 @@ class LogStatus(StrEnum):
 class PushClass(IntEnum):
     """The planner's order classes of a pending row, lowest first.
 
-    The same values as :class:`syncd.channels.planner.Move`; the SQL twin is the
+    The same values as :class:`syncd.channels.updates.Move`; the SQL twin is the
     generated ``outbox.push_class`` column (schema version 5).
     """
 

@@ -48,7 +48,7 @@ def to_row(r: aiosqlite.Row | tuple[Any, ...]) -> OutboxRow:
 
 
 def next_pending_query(
-    channel: str, limit: int, *, increases: bool, skip: Collection[str]
+    channel: str, limit: int | None, *, increases: bool, skip: Collection[str]
 ) -> tuple[str, list[object]]:
     """The SQL and parameters of :meth:`OutboxQueueMixin.next_pending` (tests explain it)."""
     top = PushClass.INCREASE if increases else PushClass.UNKNOWN
@@ -61,7 +61,7 @@ def next_pending_query(
         sql += " AND sku NOT IN (SELECT value FROM json_each(?))"
         params.append(json.dumps(sorted(skip)))
     sql += " ORDER BY push_class, updated_at, sku LIMIT ?"
-    params.append(limit)
+    params.append(-1 if limit is None else limit)
     return sql, params
 
 
@@ -113,7 +113,7 @@ class OutboxQueueMixin:
     async def next_pending(
         self,
         channel: str,
-        limit: int,
+        limit: int | None,
         *,
         increases: bool = True,
         skip: Collection[str] = (),
@@ -125,9 +125,10 @@ class OutboxQueueMixin:
         (``updated_at``, then SKU). ``increases=False`` leaves the increases
         out (they wait, e.g. for an overdue order feed); ``skip`` leaves out the
         SKUs named (already sent this round). Read off ``outbox_queue``: the
-        cost is that of the rows returned, not of the queue.
+        cost is that of the rows returned, not of the queue. ``limit`` None
+        reads them all (`syncd once --dry-run` shows every planned value).
         """
-        if limit < 0:
+        if limit is not None and limit < 0:
             raise ValueError(f"limit must be >= 0, not {limit}")
         if limit == 0:
             return []

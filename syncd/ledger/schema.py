@@ -268,7 +268,7 @@ _V4: tuple[str, ...] = (
 )
 
 _V5: tuple[str, ...] = (
-    # The push planner's order class of a pending row (syncd.channels.planner.Move,
+    # The push planner's order class of a pending row (syncd.channels.updates.Move,
     # syncd.ledger.outbox_life.push_class): 0 to zero, 1 other decrease, 2 never
     # acknowledged (the channel's value is unknown), 3 increase. Computed by SQLite
     # from the row, so no write can leave it stale; VIRTUAL because ALTER TABLE can
