@@ -17,13 +17,11 @@ from syncd.config import Config
 from syncd.engine import Engine, FeedInfo
 from syncd.http.auth import OAuthClientCredentials, PasswordGrant
 from syncd.http.clock import Clock
+from syncd.integrations import build_channels, build_clients, build_sources, order_feed_channel
 from syncd.ledger.store import Ledger
 from syncd.safety import SafetyPolicy
 from syncd.sources.base import Source
-from syncd.wiring import ApiClients, build_clients
-
-ORDER_FEED_CHANNEL = {"ankorstore_orders": "ankorstore", "fabric_orders": "fabric"}
-"""Order feeds that belong to a channel: that channel's increases wait for them."""
+from syncd.wiring import ApiClients
 
 
 @dataclass(slots=True)
@@ -64,28 +62,14 @@ def feed_infos(sources: list[Source]) -> list[FeedInfo]:
             name=source.name,
             locations=tuple(source.locations),
             stale_after=source.stale_after,
-            channel=ORDER_FEED_CHANNEL.get(source.name),
+            # The channel's increases wait for an order feed that belongs to it.
+            channel=order_feed_channel(source.name),
             # A channel's order feed two polls behind already means orders may
             # have landed unseen: its increases wait (issue "Channels", fabric).
             overdue_after=min(2 * source.poll_interval, source.stale_after),
         )
         for source in sources
     ]
-
-
-def build_sources(config: Config, clients: ApiClients, clock: Clock) -> list[Source]:
-    from syncd.sources.registry import build_order_sources, build_stock_sources  # noqa: PLC0415
-
-    return [
-        *build_stock_sources(config, clients, clock),
-        *build_order_sources(config, clients, clock),
-    ]
-
-
-def build_channels(config: Config, clients: ApiClients, clock: Clock) -> dict[str, Channel]:
-    from syncd.channels.registry import build_channels as build  # noqa: PLC0415
-
-    return build(config, clients, clock)
 
 
 async def open_ledger(config: Config) -> Ledger:

@@ -126,10 +126,7 @@ class ReloadRejected(Exception):
 
 def register_secrets(config: Config) -> None:
     """Every resolved API secret is masked in every log line (the loader does too)."""
-    apis = config.apis
-    for section in (apis.ankorstore, apis.activeants, apis.fabric, apis.fashiontrade):
-        if section is None:
-            continue
+    for section in config.apis.present().values():
         for name in section.SECRETS:
             try:
                 register_secret(section.secret(name).get_secret_value())

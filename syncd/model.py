@@ -296,6 +296,21 @@ input (``1e30``, ``10**30``), skipped and reported at ingest
 integers), so one bad item can never make a whole page unrecordable."""
 
 
+class PushedValue(NamedTuple):
+    """One value handed to a channel, the same identity from the planner to the push log.
+
+    ``(sku, seq)`` names it within its channel (the outbox bumps ``seq`` on
+    every change of the desired value, so a seq carries exactly one quantity);
+    ``quantity`` is that value. The channel is the scope of the call that
+    carries it (every request goes to one channel). A plain tuple, so
+    ``(sku, seq, quantity)`` triples are accepted wherever one is expected.
+    """
+
+    sku: Sku
+    seq: int
+    quantity: int
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     channel: str
@@ -318,21 +333,6 @@ class OutboxRow:
     def value(self) -> PushedValue:
         """The current desired value, as it is pushed and logged."""
         return PushedValue(self.sku, self.seq, self.desired)
-
-
-class PushedValue(NamedTuple):
-    """One value handed to a channel, the same identity from the planner to the push log.
-
-    ``(sku, seq)`` names it within its channel (the outbox bumps ``seq`` on
-    every change of the desired value, so a seq carries exactly one quantity);
-    ``quantity`` is that value. The channel is the scope of the call that
-    carries it (every request goes to one channel). A plain tuple, so
-    ``(sku, seq, quantity)`` triples are accepted wherever one is expected.
-    """
-
-    sku: Sku
-    seq: int
-    quantity: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,14 +205,21 @@ class OutboxQueueMixin:
                 parked = await cursor.fetchone()
         return (int(pending[0]) if pending else 0), (int(parked[0]) if parked else 0)
 
-    async def outbox_rows(self, channel: str | None = None) -> list[OutboxRow]:
+    async def outbox_rows(
+        self, channel: str | None = None, skus: Collection[str] | None = None
+    ) -> list[OutboxRow]:
+        """Every outbox row (of ``channel``; of these ``skus`` only when given), by SKU."""
+        sql = (
+            f"SELECT {ROW_COLUMNS} FROM outbox"  # noqa: S608 -- constant columns
+            " WHERE (? IS NULL OR channel = ?)"
+        )
+        params: list[object] = [channel, channel]
+        if skus is not None:
+            sql += " AND sku IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(skus)))
         async with (
             self._db.read() as conn,
-            conn.execute(
-                f"SELECT {ROW_COLUMNS} FROM outbox"  # noqa: S608 -- constant columns
-                " WHERE ? IS NULL OR channel = ? ORDER BY channel, sku",
-                (channel, channel),
-            ) as cursor,
+            conn.execute(sql + " ORDER BY channel, sku", params) as cursor,
         ):
             return [to_row(r) for r in await cursor.fetchall()]
 

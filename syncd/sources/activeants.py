@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from syncd.config.sections import ActiveAntsSource
+from syncd.config.sections import ActiveAntsSourceSection
 from syncd.http.client import ApiClient, response_json
 from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
@@ -67,7 +67,7 @@ class ActiveAntsStockSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: ActiveAntsSource,
+        section: ActiveAntsSourceSection,
         *,
         clock: Clock,
         name: str = "activeants",

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from syncd.config.sections import OrderSource
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
 from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
@@ -67,7 +67,7 @@ class AnkorstoreOrdersSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: OrderSource,
+        section: OrderSourceSection,
         *,
         handover: Handover | None,
         clock: Clock,

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from syncd.config.sections import AstralSource
+from syncd.config.sections import AstralSourceSection
 from syncd.http.client import ApiClient, QueryValue, response_json
 from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
@@ -94,7 +94,7 @@ class AstralStockSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: AstralSource,
+        section: AstralSourceSection,
         *,
         clock: Clock,
         name: str = "astral",

@@ -44,7 +44,7 @@ from urllib.parse import quote
 
 import structlog
 
-from syncd.config.sections import OrderSource
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient, response_json
 from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, HttpError
@@ -94,7 +94,7 @@ class FashionTradeOrdersSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: OrderSource,
+        section: OrderSourceSection,
         *,
         handover: Handover | None,
         clock: Clock,

@@ -34,10 +34,9 @@ class ShiftedClock:
 
 def source(rig: Rig, clock: ShiftedClock, **options: float) -> FashionTradeOrdersSource:
     section = rig.config.sources.fashiontrade
-    assert rig.clients.fashiontrade is not None
     assert section is not None
     return FashionTradeOrdersSource(
-        rig.clients.fashiontrade,
+        rig.clients["fashiontrade"],
         rig.config.catalog_model(),
         section,
         handover=None,
@@ -69,9 +68,8 @@ async def test_a_429_mid_pagination_is_survived_and_a_revoked_key_releases_nothi
         ft = source(rig, ShiftedClock())
         refs = place(rig, 5)
         faults = rig.world.faults["fashiontrade"]
-        assert rig.clients.fashiontrade is not None
         after_first_page(
-            rig.clients.fashiontrade,
+            rig.clients["fashiontrade"],
             "/orders",
             lambda: faults.arm("status", status=429, count=1, path_prefix="/orders", retry_after=1),
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from syncd.config.sections import OrderSource
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
 from syncd.http.clock import FakeClock
 from syncd.http.presets import (
@@ -33,7 +33,7 @@ Json = dict[str, Any]
 Handler = Callable[[httpx.Request], httpx.Response | None]
 NO_RETRY = RetryPolicy(max_attempts=1, max_rate_limited=1)
 
-SECTION = OrderSource(fulfilled_from="activeants")
+SECTION = OrderSourceSection(fulfilled_from="activeants")
 
 
 @asynccontextmanager
