@@ -3,8 +3,12 @@
 Only SKUs whose postings or reservations changed since the last pass are
 recomputed, plus every bundle built from them (:func:`syncd.bundles.affected_skus`)
 (ARCHITECTURE.md, "Allocation"). The result goes to the outbox as the latest
-desired absolute value per (channel, SKU) with its explanation; a value that
-did not change keeps its seq and is not pushed.
+desired absolute value per (channel, SKU) with the compact basis of its
+explanation (`syncd.ledger.basis`: numbers and references; `syncd explain`
+writes the explanation out on demand). Allocation runs on plain rows
+(`syncd.allocation.core`), only ``available`` balances are read, and only
+values or bases that changed are written: a value that did not change keeps
+its seq and is not pushed, and a restart with unchanged values writes nothing.
 
 This module also owns the two things a recompute depends on besides the
 ledger: the channels' own pack sizes (:meth:`Recompute.take_packs`) and the
@@ -19,7 +23,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from syncd.allocation import allocate
+from syncd.allocation import collector_paused, compute
 from syncd.bundles import CatalogIndex, affected_skus
 from syncd.engine.feeds import NEVER
 from syncd.ledger.store import Ledger
@@ -79,23 +83,23 @@ class Recompute:
                 return 0
         self._repack.clear()
         needed = self._inputs_for(skus)
-        balances = await self.ledger.balances(needed)
-        reservations = await self.ledger.open_reservations(needed)
-        desired = allocate(
-            balances,
-            reservations,
-            self.index,
-            list(self._rules.values()),
-            skus=skus,
-            packs=self._packs,
-        )
-        changed_count = await self.ledger.set_desired(desired, await self.stamp())
+        # Balances and reservations are read in one transaction, with the id of
+        # the last transaction they reflect: each stored basis names it, and
+        # `syncd explain` reads the balances back as of that transaction.
+        rules = list(self._rules.values())
+        with collector_paused():
+            txn, stock, reservations = await self.ledger.allocation_inputs(needed)
+            values = compute(stock, reservations, self.index, rules, skus=skus, packs=self._packs)
+            del stock, reservations  # a full recompute's inputs need not outlive the write
+            changed_count = await self.ledger.write_desired(
+                values, rules, txn, await self.stamp(), complete=skus is None
+            )
         self.last_txn = current
         self.last_seconds = time.perf_counter() - started
         log.info(
             "engine.recomputed",
             skus="all" if skus is None else len(skus),
-            desired=len(desired),
+            desired=len(values),
             changed=changed_count,
             seconds=round(self.last_seconds, 3),
         )

@@ -565,14 +565,3 @@ class OutboxMixin:
             )
             for r in rows
         ]
-
-    async def explanation(self, channel: str, sku: Sku) -> dict[str, Any] | None:
-        """Why the current desired value is what it is (for `syncd explain`)."""
-        async with (
-            self._db.read() as conn,
-            conn.execute(
-                "SELECT explanation FROM outbox WHERE channel = ? AND sku = ?", (channel, sku)
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
-        return None if row is None else decode_json(row[0])

@@ -142,3 +142,72 @@ async def explain_rows(conn: aiosqlite.Connection, sku: str, limit: int) -> list
         )
         for r in rows
     ]
+
+
+_FETCH = 20_000
+"""Rows fetched per round trip when reading the whole catalog (bounded memory)."""
+
+
+async def allocation_inputs(
+    conn: aiosqlite.Connection, skus: Collection[str] | None = None
+) -> tuple[int, dict[str, list[tuple[str, int]]], list[tuple[str, str, str, int, str]]]:
+    """What a recompute reads, in one read transaction: ``(txn, stock, reservations)``.
+
+    ``txn`` is the last transaction the rest reflects. ``stock`` holds the
+    ``available`` units per SKU and location (lots summed in SQL; reserved,
+    ``void`` and every other status are never read); ``reservations`` the
+    open lines as ``(channel, order_ref, sku, units, location)``.
+    """
+    txn = await last_txn_id(conn)
+    where, params = _sku_filter(skus)
+    stock: dict[str, list[tuple[str, int]]] = {}
+    # One string object per location (a handful) instead of one per row: less
+    # memory, and set lookups that compare by identity.
+    names: dict[str, str] = {}
+    async with conn.execute(
+        "SELECT a.sku, a.location, SUM(b.quantity)"  # noqa: S608 -- fixed fragment
+        " FROM accounts a INDEXED BY accounts_available JOIN balances b ON b.account_id = a.id"
+        f" WHERE a.status = 'available' AND {where} GROUP BY a.sku, a.location",
+        params,
+    ) as cursor:
+        while rows := await cursor.fetchmany(_FETCH):
+            for sku, name, quantity in rows:
+                location = names.setdefault(name, name)
+                found = stock.get(sku)
+                if found is None:
+                    stock[sku] = [(location, quantity)]
+                else:
+                    found.append((location, quantity))
+    async with conn.execute(
+        f"SELECT a.channel, a.order_ref, a.sku, a.quantity, a.location"  # noqa: S608
+        f" FROM reservation_lines a WHERE {where}",
+        params,
+    ) as cursor:
+        held = [tuple(row) for row in await cursor.fetchall()]
+    return txn, stock, held
+
+
+async def available_at(
+    conn: aiosqlite.Connection, skus: Collection[str], txn: int
+) -> dict[str, list[tuple[str, str, int]]]:
+    """``available`` balances of ``skus`` as they stood after transaction ``txn``.
+
+    SKU -> (location, ``location/available/lot`` key, units), non-zero ones
+    only, sorted by key: the sum of the postings up to ``txn`` (postings are
+    never changed or removed, so this is exact however long ago ``txn`` was).
+    """
+    where, params = _sku_filter(skus)
+    async with conn.execute(
+        "SELECT a.sku, a.location, a.lot, SUM(p.quantity)"  # noqa: S608 -- fixed fragment
+        " FROM accounts a JOIN postings p ON p.account_id = a.id"
+        f" WHERE a.status = 'available' AND {where} AND p.txn_id <= ?"
+        " GROUP BY a.id HAVING SUM(p.quantity) != 0",
+        (*params, txn),
+    ) as cursor:
+        rows = await cursor.fetchall()
+    found: dict[str, list[tuple[str, str, int]]] = {}
+    for sku, location, lot, quantity in rows:
+        found.setdefault(sku, []).append((location, f"{location}/available/{lot}", int(quantity)))
+    for entries in found.values():
+        entries.sort(key=lambda entry: entry[1])
+    return found
