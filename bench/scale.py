@@ -160,17 +160,24 @@ async def _separately(
     out: dict[str, Any] = {}
 
     (txn, stock, held), out["read"] = await _timed(ledger.allocation_inputs)
+    out["allocate"] = {"wall": 0.0, "cpu": 0.0}
+    out["set_desired"] = {"wall": 0.0, "cpu": 0.0}
+    out["desired"] = 0
+    for rule in rules:  # one channel at a time, as the engine does
 
-    async def allocate() -> list[Value]:
-        return compute(stock, held, index, rules)
+        async def allocate(rule: ChannelRule = rule) -> list[Value]:
+            return compute(stock, held, index, [rule])
 
-    values, out["allocate"] = await _timed(allocate)
-    out["desired"] = len(values)
+        values, spent = await _timed(allocate)
+        out["desired"] += len(values)
 
-    async def write() -> int:
-        return await ledger.write_desired(values, rules, txn, datetime.now(UTC), complete=True)
+        async def write(rule: ChannelRule = rule, values: list[Value] = values) -> int:
+            return await ledger.write_desired(values, [rule], txn, datetime.now(UTC), complete=True)
 
-    _, out["set_desired"] = await _timed(write)
+        _, written = await _timed(write)
+        for step, times in (("allocate", spent), ("set_desired", written)):
+            out[step] = {k: out[step][k] + times[k] for k in ("wall", "cpu")}
+        del values
     return out
 
 

@@ -232,8 +232,12 @@ class _Channel:
             self.base, self.nets, self.limiting = twin.base, twin.nets, twin.limiting
             return
         index = self.index
-        singles = index.singles
-        self._nets(singles if needed is None else needed & singles)
+        # Only singles something else reads are netted ahead (bundle components,
+        # and singles with reservations, whose own-order effect needs them); every
+        # other single is computed where it is published, so a full recompute
+        # keeps no per-SKU record for the 90 % of the catalog that is plain stock.
+        ahead = index.singles & (index.parents.keys() | self.held.keys())
+        self._nets(ahead if needed is None else needed & ahead)
         bundles: Iterable[Sku] = index.order
         if needed is not None:
             bundles = sorted(needed & index.components.keys(), key=index.position.__getitem__)
@@ -306,18 +310,31 @@ class _Channel:
         # Neutral rules (no buffer, 100 %, no cap: the common case) only round to
         # packs, inline; anything else goes through the rule chain's cache.
         neutral = self.chain.neutral
+        stock = self.stock
+        matching = self.matching
+        bundles = self.index.components
         for sku in skus:
             net = nets.get(sku)
-            if net is None:
+            if net is not None:
+                pool, reserved, refs = net
+            elif sku in bundles:
                 append(self._publish_bundle(sku))
                 continue
-            pool, reserved, refs = net
+            else:  # a single nothing else reads (see `compute`): its pool, here
+                pool = 0
+                rows = stock.get(sku)
+                if rows is not None:
+                    for location, quantity in rows:
+                        if location in matching:
+                            pool += quantity
+                reserved, refs = 0, _NO_HELD
             pack = (
                 (channel_packs.get(sku) or packs.get(sku, 1))
                 if channel_packs
                 else packs.get(sku, 1)
             )
-            base = pool - reserved if pool > reserved else 0
+            # ``pool`` itself when nothing is reserved: one int object per value fewer.
+            base = (pool - reserved if reserved else pool) if pool > reserved else 0
             if not neutral:
                 quantity = value(base, pack)
             elif pack > 1:

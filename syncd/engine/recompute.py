@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from syncd.allocation import collector_paused, compute
+from syncd.allocation import RuleError, collector_paused, compute, validate_rules
 from syncd.bundles import CatalogIndex, affected_skus
 from syncd.engine.feeds import NEVER
 from syncd.ledger.store import Ledger
@@ -86,20 +86,31 @@ class Recompute:
         # Balances and reservations are read in one transaction, with the id of
         # the last transaction they reflect: each stored basis names it, and
         # `syncd explain` reads the balances back as of that transaction.
-        rules = list(self._rules.values())
+        rules = sorted(self._rules.values(), key=lambda rule: rule.channel)
+        problems = validate_rules(rules)
+        if problems:
+            raise RuleError(problems)
+        stamp = await self.stamp()
+        desired = changed_count = 0
         with collector_paused():
             txn, stock, reservations = await self.ledger.allocation_inputs(needed)
-            values = compute(stock, reservations, self.index, rules, skus=skus, packs=self._packs)
-            del stock, reservations  # a full recompute's inputs need not outlive the write
-            changed_count = await self.ledger.write_desired(
-                values, rules, txn, await self.stamp(), complete=skus is None
-            )
+            # One channel at a time: a full recompute holds one channel's values,
+            # not every channel's, next to the stock it reads.
+            for rule in rules:
+                values = compute(
+                    stock, reservations, self.index, [rule], skus=skus, packs=self._packs
+                )
+                desired += len(values)
+                changed_count += await self.ledger.write_desired(
+                    values, [rule], txn, stamp, complete=skus is None
+                )
+                del values
         self.last_txn = current
         self.last_seconds = time.perf_counter() - started
         log.info(
             "engine.recomputed",
             skus="all" if skus is None else len(skus),
-            desired=len(values),
+            desired=desired,
             changed=changed_count,
             seconds=round(self.last_seconds, 3),
         )

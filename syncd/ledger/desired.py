@@ -163,6 +163,10 @@ async def _rule_id(conn: aiosqlite.Connection, rule: ChannelRule) -> int:
     return int(row[0])
 
 
+_CHUNK = 20_000
+"""Values compared and written per round: memory stays bounded on any catalog size."""
+
+
 async def _write_channel(
     conn: aiosqlite.Connection,
     channel: str,
@@ -173,9 +177,34 @@ async def _write_channel(
     stamp: str,
     complete: bool,
 ) -> int:
-    current = await _stored(conn, channel, None if complete else [v[1] for v in values])
-    upserts: list[tuple[str, Sku, int, int, str, str, str, int, int]] = []
-    same: list[tuple[str, int, int, str, Sku]] = []
+    values.sort(key=itemgetter(1))  # already sorted when they come from allocation
+    changed = rebased = 0
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        current = await _stored(conn, channel, chunk, by_range=complete)
+        upserts, same = await _compare(
+            conn, channel, chunk, current, rule_id=rule_id, txn=txn, stamp=stamp
+        )
+        changed += len(upserts)
+        rebased += len(same)
+    if changed or rebased:
+        _log.debug("outbox.desired_changed", channel=channel, changed=changed, rebased=rebased)
+    return changed
+
+
+async def _compare(
+    conn: aiosqlite.Connection,
+    channel: str,
+    values: list[Value],
+    current: dict[Sku, tuple[int, int, int | None]],
+    *,
+    rule_id: int,
+    txn: int,
+    stamp: str,
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Write the values of one chunk that differ from ``current``; (upserts, rebased)."""
+    upserts: list[tuple[object, ...]] = []
+    same: list[tuple[object, ...]] = []
     moved: list[tuple[Value, str, int]] = []
     for value in values:
         sku, quantity, own = value[1], value[2], value[3]
@@ -212,27 +241,30 @@ async def _write_channel(
         " WHERE channel = ? AND sku = ?",
         same,
     )
-    if upserts or same:
-        _log.debug(
-            "outbox.desired_changed", channel=channel, changed=len(upserts), rebased=len(same)
-        )
-    return len(upserts)
+    return upserts, same
 
 
 async def _stored(
-    conn: aiosqlite.Connection, channel: str, skus: list[Sku] | None
+    conn: aiosqlite.Connection, channel: str, values: list[Value], *, by_range: bool
 ) -> dict[Sku, tuple[int, int, int | None]]:
-    """SKU -> (desired, own_reserved, basis_key) of the channel's rows (of ``skus``)."""
+    """SKU -> (desired, own_reserved, basis_key) of the stored rows for ``values`` (sorted).
+
+    ``by_range``: the values cover every SKU between their first and last
+    (a full recompute), so the rows are read by a primary-key range instead
+    of looked up one by one.
+    """
     query = "SELECT sku, desired, own_reserved, basis_key FROM outbox WHERE channel = ?"
-    params: tuple[object, ...] = (channel,)
-    if skus is not None:
+    params: tuple[object, ...]
+    if by_range:
+        query += " AND sku BETWEEN ? AND ?"
+        params = (channel, values[0][1], values[-1][1])
+    else:
         query += " AND sku IN (SELECT value FROM json_each(?))"
-        params = (channel, json.dumps(skus))
+        params = (channel, json.dumps([value[1] for value in values]))
     found: dict[Sku, tuple[int, int, int | None]] = {}
     async with conn.execute(query, params) as cursor:
-        while rows := await cursor.fetchmany(20_000):
-            for sku, desired, own, key in rows:
-                found[sku] = (desired, own, key)
+        for sku, desired, own, key in await cursor.fetchall():
+            found[sku] = (desired, own, key)
     return found
 
 
