@@ -9,10 +9,10 @@ ledger holding Active Ants levels, ASTRAL lots in units and open orders.
 The child loads the config like the daemon does, then measures, in wall
 and CPU seconds (CPU includes SQLite's thread):
 
-- *separately*, on one copy of the ledger: reading the available stock and
-  open reservations (``Ledger.allocation_inputs``), ``compute`` over the
-  whole catalog (pure), and ``Ledger.write_desired`` of the result into an
-  empty outbox;
+- *separately*, on one copy of the ledger, channel by channel as the engine
+  does: reading the pools and open reservations (``Ledger.allocation_inputs``),
+  ``compute_channel`` over the whole catalog (pure), and
+  ``Ledger.write_desired`` of the result into an empty outbox;
 - *together*, on a second copy: ``Engine.recompute(full=True)`` on a first
   start (empty outbox), then again on a restart (same values), then the
   steady state: an incremental pass after 1% of the Active Ants levels
@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import anyio
 from _common import Row, progress, quiet_logs
 
-from syncd.allocation import Value, compute
+from syncd.allocation import Value, compute_channel
 from syncd.bundles import CatalogIndex, catalog_index
 from syncd.config import load_config
 from syncd.engine import Engine
@@ -159,23 +159,31 @@ async def _separately(
     """The three steps of a full recompute, timed one by one (their data dies on return)."""
     out: dict[str, Any] = {}
 
-    (txn, stock, held), out["read"] = await _timed(ledger.allocation_inputs)
-    out["allocate"] = {"wall": 0.0, "cpu": 0.0}
-    out["set_desired"] = {"wall": 0.0, "cpu": 0.0}
+    steps = ("read", "allocate", "set_desired")
+    for step in steps:
+        out[step] = {"wall": 0.0, "cpu": 0.0}
     out["desired"] = 0
     for rule in rules:  # one channel at a time, as the engine does
 
-        async def allocate(rule: ChannelRule = rule) -> list[Value]:
-            return compute(stock, held, index, [rule])
+        async def read(rule: ChannelRule = rule) -> Any:
+            return await ledger.allocation_inputs(rule.locations)
+
+        (txn, pools, held), reading = await _timed(read)
+
+        async def allocate(rule: ChannelRule = rule, pools: Any = pools, held: Any = held) -> Any:
+            return compute_channel(pools, held, index, rule)
 
         values, spent = await _timed(allocate)
         out["desired"] += len(values)
+        del pools, held
 
-        async def write(rule: ChannelRule = rule, values: list[Value] = values) -> int:
+        async def write(
+            rule: ChannelRule = rule, values: list[Value] = values, txn: int = txn
+        ) -> int:
             return await ledger.write_desired(values, [rule], txn, datetime.now(UTC), complete=True)
 
         _, written = await _timed(write)
-        for step, times in (("allocate", spent), ("set_desired", written)):
+        for step, times in zip(steps, (reading, spent, written), strict=True):
             out[step] = {k: out[step][k] + times[k] for k in ("wall", "cpu")}
         del values
     return out

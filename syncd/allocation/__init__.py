@@ -2,10 +2,11 @@
 
 Two entry points over the same computation (`syncd.allocation.core`):
 
-- `compute` -- what the engine's recompute runs: plain rows in (available
-  units per SKU and location, reservation tuples), one `Value` tuple per
-  published (channel, SKU) out, carrying the compact basis of its
-  explanation (numbers and references);
+- `compute` -- plain rows in (available units per SKU and location,
+  reservation tuples), one `Value` tuple per published (channel, SKU) out,
+  carrying the compact basis of its explanation (numbers and references);
+  `compute_channel` is the same for one rule whose pools are already summed
+  (the engine's recompute sums them in SQL);
 - `allocate` -- the same numbers as `syncd.model.Desired` objects, each with
   its full `Explanation` written out (`syncd.allocation.explanation`): for
   tests, the simulation's oracle and tools that want every step at once.
@@ -79,10 +80,12 @@ from collections.abc import Collection, Mapping, Sequence
 from syncd.allocation.core import (
     BundleBasis,
     Held,
+    Pools,
     Stock,
     Value,
     collector_paused,
     compute,
+    compute_channel,
 )
 from syncd.allocation.explanation import balance_inputs, explain
 from syncd.allocation.rules import RuleError, matches, validate_rules
@@ -109,6 +112,7 @@ __all__ = [
     "CatalogError",
     "CatalogIndex",
     "Held",
+    "Pools",
     "RuleError",
     "Stock",
     "Value",
@@ -117,6 +121,7 @@ __all__ = [
     "catalog_index",
     "collector_paused",
     "compute",
+    "compute_channel",
     "explain",
     "validate_catalog",
     "validate_rules",

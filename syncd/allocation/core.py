@@ -1,8 +1,9 @@
 """The numbers of allocation, on plain rows: no object per balance or per value (pure).
 
-`compute` is what a recompute runs over the whole catalog: available stock
-per (SKU, location) and open reservations as tuples in, one `Value` tuple per
-published (channel, SKU) out, sorted by channel then SKU. A `Value` carries
+`compute` takes available stock per (SKU, location) and open reservations as
+tuples, and returns one `Value` tuple per published (channel, SKU), sorted by
+channel then SKU; `compute_channel` does the same for one rule whose pools
+are already summed -- what a recompute runs, with the pools summed in SQL. A `Value` carries
 the quantity and the compact *basis* of its explanation -- the numbers and
 references `syncd.allocation.explanation` needs to write the explanation out
 again, on demand, for the one value someone asks about. See the package
@@ -28,6 +29,9 @@ from syncd.model import Catalog, ChannelRule, LocationId, Sku
 
 Stock = Mapping[Sku, Sequence[tuple[LocationId, int]]]
 """Available units per single SKU and location (lots summed; other statuses left out)."""
+
+Pools = Mapping[Sku, int]
+"""Available units per single SKU at one rule's locations (its pools, step 1)."""
 
 Held = tuple[str, str, Sku, int, LocationId]
 """An open reservation line: (channel, order_ref, SKU as ordered, units, location)."""
@@ -82,17 +86,57 @@ def compute(
     a channel's own pack sizes (channel -> SKU -> units per pack), which win
     over the catalog's. Raises `syncd.bundles.CatalogError` or `RuleError`
     on input that cannot be allocated over, before computing anything.
+    Each rule's pools are summed here and handed to `compute_channel`.
     """
     index = catalog_index(catalog)
+    _check(rules, packs or {})
+    held = list(reservations)
+    result: list[Value] = []
+    with collector_paused():
+        for rule in sorted(rules, key=lambda r: r.channel):
+            fed: dict[LocationId, bool] = {}
+            pools: dict[Sku, int] = {}
+            for sku, rows in stock.items():
+                pool = 0
+                for location, quantity in rows:
+                    found = fed.get(location)
+                    if found is None:
+                        found = fed[location] = matches(location, rule.locations)
+                    if found:
+                        pool += quantity
+                pools[sku] = pool
+            result += _compute_channel(pools, held, index, rule, skus=skus, packs=packs or {})
+    return result
+
+
+def compute_channel(
+    pools: Pools,
+    reservations: Iterable[Held],
+    catalog: Catalog | CatalogIndex,
+    rule: ChannelRule,
+    *,
+    skus: Collection[Sku] | None = None,
+    packs: Mapping[str, Mapping[Sku, int]] | None = None,
+) -> list[Value]:
+    """`compute` for one rule whose pools are already summed (the engine sums them in SQL).
+
+    ``pools`` maps each single SKU to its available units at ``rule``'s
+    locations; a SKU it lacks has none.
+    """
+    index = catalog_index(catalog)
+    _check([rule], packs or {})
+    with collector_paused():
+        return _compute_channel(pools, reservations, index, rule, skus=skus, packs=packs or {})
+
+
+def _check(rules: Sequence[ChannelRule], packs: Mapping[str, Mapping[Sku, int]]) -> None:
     problems = validate_rules(rules)
     if problems:
         raise RuleError(problems)
-    for channel, sizes in (packs or {}).items():
+    for channel, sizes in packs.items():
         for sku, size in sizes.items():
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 raise RuleError([f"channel {channel!r} pack size {size!r} for {sku} is not >= 1"])
-    with collector_paused():
-        return _compute(stock, reservations, index, rules, skus=skus, packs=packs or {})
 
 
 @contextmanager
@@ -120,11 +164,11 @@ def known(index: CatalogIndex, sku: Sku) -> bool:
     return sku in index.catalog.variants or sku in index.components
 
 
-def _compute(
-    stock: Stock,
+def _compute_channel(
+    pools: Pools,
     reservations: Iterable[Held],
     index: CatalogIndex,
-    rules: Sequence[ChannelRule],
+    rule: ChannelRule,
     *,
     skus: Collection[Sku] | None,
     packs: Mapping[str, Mapping[Sku, int]],
@@ -137,24 +181,18 @@ def _compute(
         for sku in wanted:
             needed |= index.closure.get(sku, frozenset())
     held, own = _index_reservations(reservations, index, needed)
-    locations = {loc for rows in stock.values() for loc, _ in rows}
-    locations.update(loc for rows in held.values() for loc, _, _ in rows)
-    result: list[Value] = []
-    by_stock: dict[frozenset[LocationId], _Channel] = {}
-    for rule in sorted(rules, key=lambda r: r.channel):
-        channel = _Channel(
-            rule,
-            index,
-            stock=stock,
-            held=held,
-            matching=frozenset(loc for loc in locations if matches(loc, rule.locations)),
-            own=own.get(rule.channel, {}) if rule.adds_own_orders else {},
-            packs=packs.get(rule.channel, {}),
-        )
-        channel.compute(needed, by_stock.get(channel.matching))
-        by_stock.setdefault(channel.matching, channel)
-        result.extend(channel.publish(wanted))
-    return result
+    locations = {loc for rows in held.values() for loc, _, _ in rows}
+    channel = _Channel(
+        rule,
+        index,
+        pools=pools,
+        held=held,
+        matching=frozenset(loc for loc in locations if matches(loc, rule.locations)),
+        own=own.get(rule.channel, {}) if rule.adds_own_orders else {},
+        packs=packs.get(rule.channel, {}),
+    )
+    channel.compute(needed)
+    return channel.publish(wanted)
 
 
 _HeldRows = dict[Sku, list[tuple[LocationId, str, int]]]
@@ -204,7 +242,7 @@ class _Channel:
         rule: ChannelRule,
         index: CatalogIndex,
         *,
-        stock: Stock,
+        pools: Pools,
         held: _HeldRows,
         matching: frozenset[LocationId],
         own: Mapping[Sku, list[tuple[LocationId, int]]],
@@ -215,22 +253,15 @@ class _Channel:
         self.own = own
         self.channel_packs = packs
         self.index = index
-        self.stock = stock
+        self.pools = pools
         self.held = held
         self.matching = matching
         self.base: dict[Sku, int] = {}
         self.nets: dict[Sku, tuple[int, int, tuple[HeldRef, ...]]] = {}
         self.limiting: dict[Sku, Sku] = {}
 
-    def compute(self, needed: set[Sku] | None, twin: _Channel | None) -> None:
-        """Net stock of every needed SKU (steps 1-3), or a twin's when it drew the same stock.
-
-        Two channels fed by the same locations see the same pool,
-        reservations and bundle bases; only their rules differ.
-        """
-        if twin is not None:
-            self.base, self.nets, self.limiting = twin.base, twin.nets, twin.limiting
-            return
+    def compute(self, needed: set[Sku] | None) -> None:
+        """Net stock of every needed SKU that something else reads (steps 1-3)."""
         index = self.index
         # Only singles something else reads are netted ahead (bundle components,
         # and singles with reservations, whose own-order effect needs them); every
@@ -259,17 +290,12 @@ class _Channel:
     def _nets(self, singles: Iterable[Sku]) -> None:
         """Pool minus reservations for every single SKU (steps 1-2)."""
         matching = self.matching
-        stock = self.stock
+        pools = self.pools
         held = self.held
         base = self.base
         nets = self.nets
         for sku in singles:
-            pool = 0
-            rows = stock.get(sku)
-            if rows is not None:
-                for location, quantity in rows:
-                    if location in matching:
-                        pool += quantity
+            pool = pools.get(sku, 0)
             reserved = 0
             refs = _NO_HELD
             found = held.get(sku)
@@ -310,8 +336,7 @@ class _Channel:
         # Neutral rules (no buffer, 100 %, no cap: the common case) only round to
         # packs, inline; anything else goes through the rule chain's cache.
         neutral = self.chain.neutral
-        stock = self.stock
-        matching = self.matching
+        pools = self.pools
         bundles = self.index.components
         for sku in skus:
             net = nets.get(sku)
@@ -320,14 +345,8 @@ class _Channel:
             elif sku in bundles:
                 append(self._publish_bundle(sku))
                 continue
-            else:  # a single nothing else reads (see `compute`): its pool, here
-                pool = 0
-                rows = stock.get(sku)
-                if rows is not None:
-                    for location, quantity in rows:
-                        if location in matching:
-                            pool += quantity
-                reserved, refs = 0, _NO_HELD
+            else:  # a single nothing else reads (see `compute`)
+                pool, reserved, refs = pools.get(sku, 0), 0, _NO_HELD
             pack = (
                 (channel_packs.get(sku) or packs.get(sku, 1))
                 if channel_packs

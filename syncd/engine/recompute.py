@@ -6,7 +6,8 @@ recomputed, plus every bundle built from them (:func:`syncd.bundles.affected_sku
 desired absolute value per (channel, SKU) with the compact basis of its
 explanation (`syncd.ledger.basis`: numbers and references; `syncd explain`
 writes the explanation out on demand). Allocation runs on plain rows
-(`syncd.allocation.core`), only ``available`` balances are read, and only
+(`syncd.allocation.compute_channel`), only ``available`` balances are read,
+summed per SKU in SQL, one channel at a time, and only
 values or bases that changed are written: a value that did not change keeps
 its seq and is not pushed, and a restart with unchanged values writes nothing.
 
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from syncd.allocation import RuleError, collector_paused, compute, validate_rules
+from syncd.allocation import RuleError, collector_paused, compute_channel, validate_rules
 from syncd.bundles import CatalogIndex, affected_skus
 from syncd.engine.feeds import NEVER
 from syncd.ledger.store import Ledger
@@ -93,13 +94,17 @@ class Recompute:
         stamp = await self.stamp()
         desired = changed_count = 0
         with collector_paused():
-            txn, stock, reservations = await self.ledger.allocation_inputs(needed)
-            # One channel at a time: a full recompute holds one channel's values,
-            # not every channel's, next to the stock it reads.
+            # One channel at a time, each from one read of the ledger: a full
+            # recompute holds one channel's pools and values, never every channel's.
+            # Each channel's values name the transaction its own read reflects.
             for rule in rules:
-                values = compute(
-                    stock, reservations, self.index, [rule], skus=skus, packs=self._packs
+                txn, pools, reservations = await self.ledger.allocation_inputs(
+                    rule.locations, needed
                 )
+                values = compute_channel(
+                    pools, reservations, self.index, rule, skus=skus, packs=self._packs
+                )
+                del pools, reservations
                 desired += len(values)
                 changed_count += await self.ledger.write_desired(
                     values, [rule], txn, stamp, complete=skus is None

@@ -188,15 +188,15 @@ class Ledger(DesiredMixin, OutboxMixin, InterlockMixin, ReadBackMixin):
             return await queries.balances(conn, skus)
 
     async def allocation_inputs(
-        self, skus: Collection[str] | None = None
-    ) -> tuple[int, dict[str, list[tuple[str, int]]], list[tuple[str, str, str, int, str]]]:
-        """``(txn, stock, reservations)`` for a recompute, read at one moment.
+        self, locations: Sequence[str], skus: Collection[str] | None = None
+    ) -> tuple[int, dict[str, int], list[tuple[str, str, str, int, str]]]:
+        """``(txn, pools, reservations)`` for one channel's recompute, read at one moment.
 
-        See `syncd.ledger.queries.allocation_inputs`; only ``available``
-        balances are read, summed per SKU and location.
+        See `syncd.ledger.queries.allocation_inputs`: only ``available``
+        balances at ``locations`` are read, summed per SKU in SQL.
         """
         async with self._db.read() as conn:
-            return await queries.allocation_inputs(conn, skus)
+            return await queries.allocation_inputs(conn, locations, skus)
 
     async def open_reservations(self, skus: Collection[str] | None = None) -> list[Reservation]:
         async with self._db.read() as conn:
