@@ -88,7 +88,7 @@ from syncd.allocation.core import (
     compute_channel,
 )
 from syncd.allocation.explanation import balance_inputs, explain
-from syncd.allocation.rules import RuleError, matches, validate_rules
+from syncd.allocation.rules import RuleChain, RuleError, matches, validate_rules
 from syncd.bundles import (
     CatalogError,
     CatalogIndex,
@@ -156,16 +156,26 @@ def allocate(
     ]
     values = compute(stock, held, index, rules, skus=skus, packs=packs)
     by_channel = {rule.channel: rule for rule in rules}
-    shown: dict[str, dict[Sku, list[tuple[str, int]]]] = {}
+    chains = {rule.channel: RuleChain(rule) for rule in rules}
+    fed: dict[tuple[str, str], bool] = {}
+
+    def shown(rule: ChannelRule, sku: Sku) -> list[tuple[str, int]]:
+        """The balances of ``sku`` that fed ``rule``'s pool, by key."""
+        found = []
+        for location, key, units in lots.get(sku, ()):
+            matched = fed.get((rule.channel, location))
+            if matched is None:
+                matched = fed[rule.channel, location] = matches(location, rule.locations)
+            if matched:
+                found.append((key, units))
+        return sorted(found)
+
     result: list[Desired] = []
     for value in values:
         rule = by_channel[value[0]]
-        inputs = shown.get(rule.channel)
-        if inputs is None:
-            inputs = shown[rule.channel] = {
-                sku: sorted((key, q) for loc, key, q in rows if matches(loc, rule.locations))
-                for sku, rows in lots.items()
-            }
-        explanation = explain(rule, value, balance_inputs(value, inputs))
+        basis = value[7]
+        singles = basis.leaves if isinstance(basis, BundleBasis) else (value[1],)
+        inputs = balance_inputs(value, {sku: shown(rule, sku) for sku in singles})
+        explanation = explain(rule, value, inputs, chains[rule.channel])
         result.append(Desired(value[0], value[1], value[2], explanation, value[3]))
     return result

@@ -23,16 +23,22 @@ from syncd.allocation.rules import RuleChain
 from syncd.model import ChannelRule, Explanation, ExplanationStep, Sku
 
 
-def explain(rule: ChannelRule, value: Value, inputs: Mapping[str, int]) -> Explanation:
+def explain(
+    rule: ChannelRule,
+    value: Value,
+    inputs: Mapping[str, int],
+    chain: RuleChain | None = None,
+) -> Explanation:
     """The explanation of ``value``, computed under ``rule``, with ``inputs`` as its inputs.
 
     ``inputs`` maps each balance that fed the pool (``location/status/lot``)
     and each reservation (``reserved:<channel>:<order_ref>``) to its units;
     for a bundle each key is prefixed with the single it belongs to
-    (``PY:activeants/available/``). See `balance_inputs`.
+    (``PY:activeants/available/``). See `balance_inputs`. ``chain``: the
+    rule's `RuleChain`, when many values of one rule are explained.
     """
     channel, sku, _, own, pool, reserved, pack, basis = value
-    chain = RuleChain(rule)
+    chain = chain or RuleChain(rule)
     steps: list[ExplanationStep]
     limiting: Sku | None = None
     if isinstance(basis, BundleBasis):
