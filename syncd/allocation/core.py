@@ -3,17 +3,17 @@
 `compute` takes available stock per (SKU, location) and open reservations as
 tuples, and returns one `Value` tuple per published (channel, SKU), sorted by
 channel then SKU; `compute_channel` does the same for one rule whose pools
-are already summed -- what a recompute runs, with the pools summed in SQL. A `Value` carries
-the quantity and the compact *basis* of its explanation -- the numbers and
-references `syncd.allocation.explanation` needs to write the explanation out
-again, on demand, for the one value someone asks about. See the package
-docstring for the rules themselves.
+are already summed (what a recompute runs, the pools summed in SQL). A
+`Value` carries the quantity and the compact *basis* of its explanation --
+the numbers and references `syncd.allocation.explanation` needs to write the
+explanation out again, on demand, for the one value someone asks about. See
+the package docstring for the rules themselves.
 
 Cost: the catalog's bundle structure is indexed once per catalog
 (`syncd.bundles.catalog_index`); each call then makes one pass over the
-stock and reservations, one per SKU and channel, and one per bundle
-component. ``skus=`` (with `affected_skus`) limits the per-SKU work to what
-changed.
+pools and reservations, one per published SKU, and one per bundle
+component; only singles that bundles or own orders read are kept per SKU.
+``skus=`` (with `affected_skus`) limits the per-SKU work to what changed.
 """
 
 from __future__ import annotations
