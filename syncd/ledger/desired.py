@@ -206,13 +206,18 @@ async def _compare(
     upserts: list[tuple[object, ...]] = []
     same: list[tuple[object, ...]] = []
     moved: list[tuple[Value, str, int]] = []
+    suffix = f',"r":{rule_id},"t":{txn}}}'
     for value in values:
-        sku, quantity, own = value[1], value[2], value[3]
-        key = fingerprint(value, rule_id)
+        _, sku, quantity, own, pool, reserved, pack, basis = value
+        # A single without reservations (nearly every value): `fingerprint`, inline.
+        key = fingerprint(value, rule_id) if basis else hash((pool, reserved, pack, own, rule_id))
         old = current.get(sku)
         if old is not None and old[0] == quantity and old[1] == own and old[2] == key:
             continue  # unchanged: nothing is encoded, nothing written
-        text = with_txn(encode_core(value, rule_id), txn)
+        if basis:
+            text = with_txn(encode_core(value, rule_id), txn)
+        else:  # `encode_core` and `with_txn` inline, the same text
+            text = f'{{"n":[{pool},{reserved},{pack},{own}]{suffix}'
         if old is None:
             upserts.append((channel, sku, quantity, 1, "pending", text, stamp, own, key))
         elif old[0] != quantity:
