@@ -84,9 +84,6 @@ class Recompute:
                 return 0
         self._repack.clear()
         needed = self._inputs_for(skus)
-        # Balances and reservations are read in one transaction, with the id of
-        # the last transaction they reflect: each stored basis names it, and
-        # `syncd explain` reads the balances back as of that transaction.
         rules = sorted(self._rules.values(), key=lambda rule: rule.channel)
         problems = validate_rules(rules)
         if problems:
@@ -96,7 +93,9 @@ class Recompute:
         with collector_paused():
             # One channel at a time, each from one read of the ledger: a full
             # recompute holds one channel's pools and values, never every channel's.
-            # Each channel's values name the transaction its own read reflects.
+            # Pools and reservations come from one read transaction, with the id of
+            # the last transaction they reflect: each stored basis names it, and
+            # `syncd explain` reads the balances back as of that transaction.
             for rule in rules:
                 txn, pools, reservations = await self.ledger.allocation_inputs(
                     rule.locations, needed
