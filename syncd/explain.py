@@ -2,10 +2,13 @@
 
 Every number syncd publishes can be traced back to ledger rows
 (ARCHITECTURE.md invariant 5). The outbox keeps, per (channel, SKU), the
-explanation allocation produced for the current desired value: the balances
-and reservations that fed the pool, then each rule that applied (bundle
-minimum and its limiting component, buffer, percentage, cap, whole packs,
-clamp). This module adds what the ledger knows around it: the postings
+compact basis of the current desired value (its numbers, the channel rule and
+the ledger transaction it was computed at, `syncd.ledger.basis`), and
+`Ledger.explanation` writes the explanation out from it on demand: the
+balances and reservations that fed the pool (read back from the append-only
+ledger as of that transaction), then each rule that applied (bundle minimum
+and its limiting component, buffer, percentage, cap, whole packs, clamp).
+This module adds what the ledger knows around it: the postings
 behind the balances (which source observed them and when, in units and the
 source's own batches), the open reservations with their order references,
 the sources' last successful reads, and the last push of the value.

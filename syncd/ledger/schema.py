@@ -295,7 +295,31 @@ _V5: tuple[str, ...] = (
     "DROP INDEX outbox_pending",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+
+_V6: tuple[str, ...] = (
+    # Lean recompute, from the previous version (numbered 6 because the outbox's
+    # own migration goes before it; until both are merged it applies as 5). The outbox's ``explanation``
+    # now holds a value's compact basis (numbers and references, see
+    # syncd/ledger/basis.py) instead of the explanation written out; older rows
+    # keep theirs and are shown as stored. ``basis_key`` fingerprints the basis,
+    # so a recompute that finds value and basis unchanged writes nothing and
+    # reads no explanation back (NULL: never fingerprinted, rewritten once).
+    "ALTER TABLE outbox ADD COLUMN basis_key INTEGER",
+    # The channel rules a basis was computed under, referenced by id: a few
+    # rows for the whole outbox instead of the rule written into every value.
+    """
+    CREATE TABLE allocation_rules (
+        id INTEGER PRIMARY KEY,
+        rule TEXT NOT NULL UNIQUE
+    )
+    """,
+    # A recompute reads only ``available`` balances, grouped by SKU and location:
+    # this index holds exactly those accounts in that order (about half of them;
+    # the rest are ``void`` counter-accounts and reservation pools).
+    "CREATE INDEX accounts_available ON accounts (sku, location, lot) WHERE status = 'available'",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """Migration N (1-based) brings ``user_version`` from N-1 to N. Append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

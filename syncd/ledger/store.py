@@ -33,6 +33,7 @@ from syncd.ledger import (
 )
 from syncd.ledger.codec import decode_optional_time, encode_time
 from syncd.ledger.connection import Database
+from syncd.ledger.desired import DesiredMixin
 from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.interlock import InterlockMixin
 from syncd.ledger.outbox import OutboxMixin
@@ -53,7 +54,7 @@ from syncd.model import (
 _REPORTED_PRAGMAS = ("journal_mode", "synchronous", "foreign_keys", "user_version")
 
 
-class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
+class Ledger(DesiredMixin, OutboxMixin, InterlockMixin, ReadBackMixin):
     """Append-only, double-entry stock ledger over one SQLite file."""
 
     def __init__(self, db: Database, *, clock: Clock | None = None) -> None:
@@ -190,6 +191,17 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
         """Non-zero balances, optionally only for ``skus``."""
         async with self._db.read() as conn:
             return await queries.balances(conn, skus)
+
+    async def allocation_inputs(
+        self, locations: Sequence[str], skus: Collection[str] | None = None
+    ) -> tuple[int, dict[str, int], list[tuple[str, str, str, int, str]]]:
+        """``(txn, pools, reservations)`` for one channel's recompute, read at one moment.
+
+        See `syncd.ledger.queries.allocation_inputs`: only ``available``
+        balances at ``locations`` are read, summed per SKU in SQL.
+        """
+        async with self._db.read() as conn:
+            return await queries.allocation_inputs(conn, locations, skus)
 
     async def open_reservations(self, skus: Collection[str] | None = None) -> list[Reservation]:
         async with self._db.read() as conn:

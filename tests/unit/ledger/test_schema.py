@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import aiosqlite
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.allocation import compute_channel
 from syncd.ledger.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -18,8 +20,9 @@ from syncd.ledger.schema import (
 )
 from syncd.ledger.store import Ledger
 from syncd.ledger.tokens import StoredToken, TokenKey
+from syncd.model import Catalog, ChannelRule, Variant
 
-from .builders import AV, VOID, acc, movement, snapshot, transfer
+from .builders import AV, T0, VOID, acc, movement, snapshot, transfer
 
 
 @pytest.mark.anyio
@@ -248,3 +251,51 @@ async def test_version_4_file_gets_the_push_queue_index_and_keeps_its_outbox(
         await conn.execute("UPDATE outbox SET acknowledged = 9 WHERE sku = 'UP'")
         async with conn.execute("SELECT push_class FROM outbox WHERE sku = 'UP'") as cursor:
             assert await cursor.fetchone() == (1,)
+
+
+@pytest.mark.anyio
+async def test_version_4_file_keeps_its_explanations_and_learns_compact_bases(
+    ledger_path: Path,
+) -> None:
+    """The lean-recompute migration: ``basis_key``, ``allocation_rules``, ``accounts_available``.
+
+    An outbox row written before it keeps its explanation as written out (shown
+    as stored); the first recompute after it replaces that with a compact basis
+    without touching the value's seq.
+    """
+    legacy = (
+        '{"channel":"fabric","inputs":{"activeants/available/":5},"limiting_component":null,'
+        '"result":5,"sku":"A","steps":[{"after":5,"before":0,"detail":"available at '
+        'activeants","rule":"pool"}]}'
+    )
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await configure(conn)
+        assert await migrate(conn, MIGRATIONS[:4]) == 4
+        await conn.execute(
+            "INSERT INTO outbox (channel, sku, desired, acknowledged, seq, status, updated_at,"
+            " explanation) VALUES ('fabric', 'A', 5, 5, 3, 'acknowledged',"
+            " '2026-01-01T00:00:00Z', ?)",
+            (legacy,),
+        )
+    async with await Ledger.open(ledger_path) as ledger:
+        assert (await ledger.pragmas())["user_version"] == SCHEMA_VERSION
+        stored = await ledger.explanation("fabric", "A")
+        assert stored is not None
+        assert stored["steps"][0]["detail"] == "available at activeants"
+        await ledger.record_snapshot(snapshot("s1", "activeants", {"A": 5}))
+        rule = ChannelRule("fabric", ("activeants",))
+        txn, pools, held = await ledger.allocation_inputs(rule.locations)
+        values = compute_channel(pools, held, Catalog({"A": Variant("A")}), rule)
+        assert await ledger.write_desired(values, [rule], txn, T0, complete=True) == 0
+        [row] = await ledger.outbox_rows("fabric")
+        assert (row.desired, row.seq, row.status) == (5, 3, "acknowledged")
+        assert await ledger.explanation("fabric", "A") == json.loads(legacy)
+    with sqlite3.connect(ledger_path) as raw:
+        (stored_text,) = raw.execute("SELECT explanation FROM outbox").fetchone()
+        plan = raw.execute(
+            "EXPLAIN QUERY PLAN SELECT a.sku FROM accounts a INDEXED BY accounts_available"
+            " WHERE a.status = 'available'"
+        ).fetchall()
+    assert stored_text != legacy  # now a compact basis
+    assert len(stored_text) < len(legacy) / 2
+    assert plan  # the partial index exists (INDEXED BY fails otherwise)
