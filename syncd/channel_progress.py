@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from syncd.http.client import ApiClient
 from syncd.progress import BudgetWindow, Progress, ProgressTracker
-from syncd.status_protocol import ProgressStatus
+from syncd.status.protocol import ProgressStatus
 from syncd.wiring import ApiClients
 
 

@@ -23,7 +23,7 @@ stock under ``always_in_stock = "leave"``, which is configured behaviour and
 only listed.
 
 One writer per ledger: a real run takes the lock ``syncd run`` holds for
-its lifetime (:mod:`syncd.runtime_lock`) and refuses, naming the holder's
+its lifetime (:mod:`syncd.daemon.lock`) and refuses, naming the holder's
 pid, while a daemon or another ``syncd once`` runs on the same ledger --
 before reading anything, so it writes nothing anywhere. A dry run takes no
 lock: it works on a copy. Either way the ledger is checked before it is
@@ -54,6 +54,7 @@ import structlog
 from syncd.assembly import Assembly, assemble
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
 from syncd.config import Config, ConfigError, load_config
+from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.engine import ChannelCycle
 from syncd.http.clock import SystemClock
 from syncd.ledger import integrity
@@ -64,7 +65,6 @@ from syncd.model import OutboxRow
 from syncd.once_run import ChannelTotals, OnceRun, SourceTotals
 from syncd.progress import describe as describe_progress
 from syncd.readback import ReadBack
-from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.safety import SafetyPolicy, assess, increase_needs_second_read
 from syncd.sources.base import PollResult
 

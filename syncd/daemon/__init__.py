@@ -1,0 +1,7 @@
+"""The long-running daemon: its start-up and shutdown (:mod:`.runtime`), the work
+loops (:mod:`.scheduler`), systemd's notify protocol (:mod:`.systemd`) and the
+one-daemon-per-ledger lock (:mod:`.lock`).
+
+Nothing is re-exported here, so a command that needs only the lock (``syncd
+once``, ``syncd unpark``) does not load the daemon's runtime.
+"""
