@@ -156,7 +156,7 @@ def socket_path(args: argparse.Namespace) -> Path:
         return Path(args.socket)
     config_path = getattr(args, "config", None)
     if not config_path:
-        from syncd.cli import default_config_path  # noqa: PLC0415  # cli imports this module lazily
+        from syncd.cli_options import default_config_path  # noqa: PLC0415  # on use, as below
 
         config_path = default_config_path()
     try:

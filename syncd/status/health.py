@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from syncd.model import FeedState
+from syncd.sources.freshness import why_stale
 from syncd.status.protocol import Health
 
 
@@ -75,45 +74,8 @@ class HealthFacts:
     stuck_after_s: float = 300.0
 
 
-def _age(seconds: float | None, *, since_start: bool = True) -> str:
-    if seconds is None:
-        return "never read successfully"
-    if not since_start:
-        return f"no successful read since syncd started (the last one {seconds:.0f} s ago)"
-    return f"no successful read for {seconds:.0f} s"
-
-
 def _source_why(source: SourceFacts) -> str:
     return why_stale(source.age_s, source.last_error, since_start=source.read_since_start)
-
-
-def why_stale(age_s: float | None, last_error: str | None, *, since_start: bool = True) -> str:
-    """Why a source is stale, in words a person can act on.
-
-    How long since its last successful read and, while it is failing, the
-    error that stops it -- e.g. ``never read successfully: AuthError: activeants
-    POST /token: login refused (400 invalid_grant): check [apis.activeants] ...``.
-    ``since_start=False``: ``age_s`` is the wall-clock age of a success by an
-    earlier process, shown but not trusted (syncd.ledger.freshness).
-    """
-    age = _age(age_s, since_start=since_start)
-    return f"{age}: {last_error}" if last_error else age
-
-
-def stale_source(
-    name: str, state: FeedState | None, now: datetime, *, measured: float | None = None
-) -> str:
-    """``name (why)`` for a stale feed (see :func:`why_stale`).
-
-    ``measured`` is the monotonic age of its last success in this process;
-    without one the ledger's wall time is quoted as the last read before start.
-    """
-    error = state.last_error if state is not None else None
-    if measured is not None:
-        return f"{name} ({why_stale(measured, error)})"
-    last_success = state.last_success if state is not None else None
-    age = None if last_success is None else max(0.0, (now - last_success).total_seconds())
-    return f"{name} ({why_stale(age, error, since_start=False)})"
 
 
 def assess_health(facts: HealthFacts) -> tuple[Health, list[str]]:

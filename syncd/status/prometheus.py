@@ -13,7 +13,7 @@ number formatting, HELP/TYPE lines: the details a hand-written renderer got
 wrong), with its standard ``process_*`` families (start time, CPU, memory,
 open and maximum file descriptors). Only its text renderer and process
 collector are used: the scrape is served by syncd's own loopback endpoint
-(:class:`syncd.status.metrics.PrometheusEndpoint`), which caps connections and
+(:class:`syncd.status.endpoint.PrometheusEndpoint`), which caps connections and
 bounds every wait; prometheus_client's HTTP server does neither and runs
 threads beside the event loop.
 """

@@ -20,9 +20,9 @@ import anyio
 import pytest
 
 from syncd.daemon.scheduler import Scheduler, readback_intervals
+from syncd.daemon.service import ApiCounters, DaemonInfo, StatusService
 from syncd.model import now_utc
 from syncd.sandbox.world import SandboxWorld
-from syncd.status.handler import ApiCounters, DaemonInfo, StatusService
 from syncd.status.metrics import Metrics
 from tests.integration._cycle_support import Rig, rig, single_skus
 

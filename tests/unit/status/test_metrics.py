@@ -12,7 +12,8 @@ import pytest
 from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from structlog.testing import capture_logs
 
-from syncd.status.metrics import Metrics, PrometheusEndpoint, series_name
+from syncd.status.endpoint import PrometheusEndpoint
+from syncd.status.metrics import Metrics, series_name
 
 
 def test_labelled_counters_add_up_to_their_total() -> None:

@@ -15,16 +15,16 @@ import anyio
 import pytest
 
 from syncd.daemon.scheduler import Scheduler
-from syncd.http.client import ClientStats
-from syncd.ledger.store import Ledger
-from syncd.model import now_utc
-from syncd.status.handler import (
+from syncd.daemon.service import (
     ApiCounters,
     DaemonInfo,
     StatusService,
     status_line,
     window_name,
 )
+from syncd.http.client import ClientStats
+from syncd.ledger.store import Ledger
+from syncd.model import now_utc
 from syncd.status.metrics import Metrics
 from syncd.status.protocol import CURRENT_CALLER, Caller, StatusRequestError
 from syncd.wiring import ApiClients
