@@ -75,10 +75,11 @@ from anyio.abc import TaskGroup
 
 from syncd.assembly import Assembly, assemble
 from syncd.config import Config, ConfigError, load_config
+from syncd.daemon.api_counters import ApiCounters
 from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.daemon.offthread import in_daemon_thread
 from syncd.daemon.scheduler import Scheduler, describe_error, readback_intervals
-from syncd.daemon.service import ApiCounters, DaemonInfo, StatusService, status_line
+from syncd.daemon.service import DaemonInfo, StatusService
 from syncd.daemon.systemd import Heartbeat, Notifier, watchdog_interval, watchdog_loop
 from syncd.http.clock import Clock, SystemClock
 from syncd.ledger.guard import LedgerRefused, open_checked
@@ -88,6 +89,7 @@ from syncd.logs import configure_logging, register_secret
 from syncd.model import now_utc
 from syncd.status.endpoint import PrometheusEndpoint
 from syncd.status.metrics import Metrics
+from syncd.status.render import status_line
 from syncd.status.server import StatusServer, StatusSocketError
 
 log = structlog.get_logger("syncd.daemon")

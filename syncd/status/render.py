@@ -1,4 +1,4 @@
-"""Render a status reply as a summary people can read at a glance.
+"""Render a status reply as a summary people can read at a glance, or as one line.
 
 Pure: a reply mapping in, text out. The reply comes from another process
 (possibly another syncd version), so every field is read defensively -- a
@@ -10,6 +10,8 @@ Column widths are computed on the plain text and colour codes wrapped around
 the padded cells afterwards, so colour never disturbs alignment. Long cursors,
 errors and reasons are wrapped onto continuation lines within their column,
 never cut: the end of a cursor or of an error is often the part that matters.
+
+:func:`status_line` is the one line the daemon hands systemd as ``STATUS=``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ _ERROR_WIDTH = 60
 _REASON_WIDTH = 80
 """Column widths long values are wrapped at (not cut at)."""
 _PARKED_SHOWN = 20
+STATUS_LINE_LIMIT = 240
+"""Characters of the one-line summary sent to systemd as ``STATUS=``."""
 _INDENT = "  "
 _GAP = "  "
 
@@ -73,6 +77,34 @@ def render_status(status: Mapping[str, Any], *, color: bool, now: datetime | Non
 
 
 # --- sections ------------------------------------------------------------------------
+
+
+def status_line(reply: Mapping[str, Any]) -> str:
+    """The one ``STATUS=`` line: health, fresh sources, queue per channel, first reason.
+
+    e.g. ``ok: 3 sources fresh, ankorstore 0 queued, fabric 2 queued``.
+    """
+    sources = [s for s in reply.get("sources", []) if s.get("enabled", True)]
+    fresh = sum(1 for s in sources if not s.get("stale"))
+    counted = (
+        f"{fresh} sources fresh"
+        if fresh == len(sources)
+        else f"{fresh}/{len(sources)} sources fresh"
+    )
+    parts = [counted]
+    for channel in reply.get("channels", []):
+        if channel.get("enabled", True):
+            part = f"{channel.get('name')} {channel.get('queue_depth', 0)} queued"
+            progress = channel.get("progress")
+            if isinstance(progress, Mapping):
+                part += f" ({describe_progress(progress_from(progress))})"
+            parts.append(part)
+    line = f"{reply.get('health', '?')}: " + ", ".join(parts)
+    reasons = reply.get("reasons") or []
+    if reasons:
+        more = f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        line += f"; {reasons[0]}{more}"
+    return line if len(line) <= STATUS_LINE_LIMIT else line[: STATUS_LINE_LIMIT - 3] + "..."
 
 
 def _header(status: Mapping[str, Any], paint: _Paint) -> list[str]:

@@ -19,8 +19,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from syncd.daemon.api_counters import ApiCounters
 from syncd.daemon.scheduler import Scheduler, readback_intervals
-from syncd.daemon.service import ApiCounters, DaemonInfo, StatusService
+from syncd.daemon.service import DaemonInfo, StatusService
 from syncd.model import now_utc
 from syncd.sandbox.world import SandboxWorld
 from syncd.status.metrics import Metrics

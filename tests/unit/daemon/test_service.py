@@ -7,27 +7,20 @@ import pwd
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import pytest
 
+from syncd.daemon.api_counters import ApiCounters
 from syncd.daemon.scheduler import Scheduler
-from syncd.daemon.service import (
-    ApiCounters,
-    DaemonInfo,
-    StatusService,
-    status_line,
-    window_name,
-)
-from syncd.http.client import ClientStats
+from syncd.daemon.service import DaemonInfo, StatusService
 from syncd.ledger.store import Ledger
 from syncd.model import now_utc
 from syncd.status.metrics import Metrics
 from syncd.status.protocol import CURRENT_CALLER, Caller, StatusRequestError
-from syncd.wiring import ApiClients
+from syncd.status.render import status_line
 from tests.unit.daemon._support import SKUS, FakeChannel, FakeSource, make_assembly, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -310,80 +303,3 @@ async def test_a_burst_of_requests_shares_one_build(tmp_path: Path) -> None:
         assert len({reply["generated_at"] for reply in replies}) == 1
         service.invalidate()
         assert (await service.status())["generated_at"] != replies[0]["generated_at"]
-
-
-def test_status_line_names_the_first_reason_and_counts_the_rest() -> None:
-    reply = {
-        "health": "degraded",
-        "reasons": ["source astral stale: no successful read for 930 s", "x", "y"],
-        "sources": [{"stale": False}, {"stale": True}, {"enabled": False, "stale": False}],
-        "channels": [
-            {"name": "ankorstore", "queue_depth": 0},
-            {"name": "fabric", "queue_depth": 2},
-        ],
-    }
-    assert status_line(reply) == (
-        "degraded: 1/2 sources fresh, ankorstore 0 queued, fabric 2 queued; "
-        "source astral stale: no successful read for 930 s (+2 more)"
-    )
-
-
-def test_status_line_shows_the_progress_of_a_channel_working_through_its_queue() -> None:
-    progress = {"done": 18, "total": 30, "rate_per_min": 20.0, "eta_s": 36.0}
-    reply = {
-        "health": "ok",
-        "sources": [{"stale": False}],
-        "channels": [
-            {"name": "ankorstore", "queue_depth": 0, "progress": None},
-            {"name": "fabric", "queue_depth": 12, "progress": progress},
-        ],
-    }
-    assert status_line(reply) == (
-        "ok: 1 sources fresh, ankorstore 0 queued, fabric 12 queued (18/30 (60%), 20/min, ETA 36s)"
-    )
-
-
-def test_rate_windows_are_named_by_their_length() -> None:
-    # Limiters pad windows against clock skew: 62 s is still "the minute limit".
-    assert [window_name(s) for s in (60, 62, 3_602, 86_402, 30, 600)] == [
-        "minute",
-        "minute",
-        "hour",
-        "day",
-        "30s",
-        "600s",
-    ]
-
-
-@dataclass
-class _FakeClient:
-    name: str
-    stats: ClientStats = field(default_factory=ClientStats)
-
-
-@dataclass
-class _FakeClients:
-    """Just enough of ApiClients for the counters."""
-
-    clients: list[_FakeClient]
-
-    def all(self) -> list[_FakeClient]:
-        return self.clients
-
-
-def test_recent_429s_are_counted_across_a_reload_and_forgotten_after_the_window() -> None:
-    clock = [1000.0]
-    counters = ApiCounters(window_s=60.0, monotonic=lambda: clock[0])
-    old_client = _FakeClient("ankorstore", ClientStats(rate_limited=2))
-    old = cast(ApiClients, _FakeClients([old_client]))
-    counters.observe(old)
-    assert counters.recent_429() == {"ankorstore": 2}
-    counters.retire(old)  # SIGHUP: new clients, counting from zero
-    new_client = _FakeClient("ankorstore")
-    new = cast(ApiClients, _FakeClients([new_client]))
-    new_client.stats.rate_limited = 1
-    counters.observe(new)
-    assert counters.totals(new)["ankorstore"]["rate_limited"] == 3
-    assert counters.recent_429() == {"ankorstore": 3}
-    clock[0] += 61
-    assert counters.recent_429() == {}

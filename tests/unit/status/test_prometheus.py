@@ -128,7 +128,10 @@ def test_every_counter_syncd_counts_is_in_the_catalogue() -> None:
 
 
 def test_every_gauge_the_status_service_measures_is_in_the_catalogue() -> None:
-    text = (SYNCD / "daemon" / "service.py").read_text(encoding="utf-8")
+    text = "".join(
+        (SYNCD / "daemon" / name).read_text(encoding="utf-8")
+        for name in ("service.py", "status_rows.py")
+    )
     measured = set(re.findall(r'series_name\(\s*"(\w+)"', text))
     measured |= {"cycle_duration_s", "queue_depth", "health", "start_time_seconds"}
     assert measured - {"uptime_s"} <= set(GAUGES)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncd.status.render import render_status
+from syncd.status.render import render_status, status_line
 from syncd.status.server import StatusReply
 from tests.unit.status._support import channel, source, status_reply
 
@@ -231,3 +231,34 @@ def test_a_channel_working_through_a_queue_shows_done_total_rate_and_eta() -> No
     assert not any(row.strip().startswith("ankorstore") for row in rows)
     # Nothing queued anywhere: no section.
     assert "Progress" not in render_status(status_reply(), color=False)
+
+
+def test_status_line_names_the_first_reason_and_counts_the_rest() -> None:
+    reply = {
+        "health": "degraded",
+        "reasons": ["source astral stale: no successful read for 930 s", "x", "y"],
+        "sources": [{"stale": False}, {"stale": True}, {"enabled": False, "stale": False}],
+        "channels": [
+            {"name": "ankorstore", "queue_depth": 0},
+            {"name": "fabric", "queue_depth": 2},
+        ],
+    }
+    assert status_line(reply) == (
+        "degraded: 1/2 sources fresh, ankorstore 0 queued, fabric 2 queued; "
+        "source astral stale: no successful read for 930 s (+2 more)"
+    )
+
+
+def test_status_line_shows_the_progress_of_a_channel_working_through_its_queue() -> None:
+    progress = {"done": 18, "total": 30, "rate_per_min": 20.0, "eta_s": 36.0}
+    reply = {
+        "health": "ok",
+        "sources": [{"stale": False}],
+        "channels": [
+            {"name": "ankorstore", "queue_depth": 0, "progress": None},
+            {"name": "fabric", "queue_depth": 12, "progress": progress},
+        ],
+    }
+    assert status_line(reply) == (
+        "ok: 1 sources fresh, ankorstore 0 queued, fabric 12 queued (18/30 (60%), 20/min, ETA 36s)"
+    )
