@@ -33,7 +33,7 @@ import structlog
 
 from syncd.assembly import Assembly
 from syncd.channel_progress import ChannelProgress, channel_client
-from syncd.daemon.scheduler import describe_error, describe_text
+from syncd.describe import describe_error, describe_text
 from syncd.engine import ChannelCycle, Engine
 from syncd.ledger.store import Ledger
 from syncd.progress import Progress

@@ -78,9 +78,10 @@ from syncd.config import Config, ConfigError, load_config
 from syncd.daemon.api_counters import ApiCounters
 from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.daemon.offthread import in_daemon_thread
-from syncd.daemon.scheduler import Scheduler, describe_error, readback_intervals
+from syncd.daemon.scheduler import Scheduler, readback_intervals
 from syncd.daemon.service import DaemonInfo, StatusService
 from syncd.daemon.systemd import Heartbeat, Notifier, watchdog_interval, watchdog_loop
+from syncd.describe import describe_error
 from syncd.http.clock import Clock, SystemClock
 from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger.store import Ledger

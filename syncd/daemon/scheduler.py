@@ -31,11 +31,9 @@ still running (a cancelled push is resent later: values are absolute).
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import anyio
@@ -43,7 +41,9 @@ import structlog
 from anyio.abc import TaskStatus
 
 from syncd.assembly import Assembly
-from syncd.channels.drift import Drift
+from syncd.daemon.pacing import MAX_BACKOFF_S, MIN_BACKOFF_S, Wakeup, backoff_delay
+from syncd.daemon.runs import ChannelRun, EngineRun, SourceRun
+from syncd.describe import describe_error, describe_text
 from syncd.engine import ChannelCycle
 from syncd.model import now_utc
 from syncd.readback import ReadBack, ReadBackReport
@@ -52,121 +52,11 @@ from syncd.status.metrics import Metrics
 
 log = structlog.get_logger("syncd.scheduler")
 
-MAX_BACKOFF_S = 300.0
-"""Longest wait before retrying a failing source, engine or channel."""
-MIN_BACKOFF_S = 0.5
 DEFERRED_RETRY_S = 1.0
 """How soon a pusher tries again when the rate budget deferred part of a round."""
 DEFAULT_DEBOUNCE_S = 0.2
 STUCK_AFTER_S = 300.0
 """A unit of work running longer than this is reported as stuck."""
-
-
-def backoff_delay(
-    base: float,
-    failures: int,
-    *,
-    minimum: float = MIN_BACKOFF_S,
-    maximum: float = MAX_BACKOFF_S,
-    jitter: float = 0.1,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds to wait after ``failures`` consecutive failures (>= 1).
-
-    ``max(base, minimum) * 2**(failures - 1)``, at most ``maximum`` -- but
-    never below ``base``: a source polled every ten minutes is not retried
-    more often than that -- spread by +-``jitter`` so sources that failed
-    together do not retry together.
-    """
-    start = max(base, minimum)
-    if failures < 1:
-        return start
-    ceiling = max(maximum, base)
-    delay = min(ceiling, start * 2.0 ** min(failures - 1, 30))
-    return delay * (1.0 + jitter * (2.0 * rand() - 1.0))
-
-
-def describe_error(exc: BaseException) -> str:
-    """``Type: message`` on one line, bounded (it goes into the ledger and status)."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
-
-
-def describe_text(text: str) -> str:
-    """An error text on one line, bounded like :func:`describe_error`."""
-    return " ".join(text.split())[:500] or "unknown error"
-
-
-class Wakeup:
-    """A sticky wake-up flag: a ``set()`` nobody waited for wakes the next ``wait()``."""
-
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def clear(self) -> None:
-        if self._event.is_set():
-            self._event = anyio.Event()
-
-    async def wait(self, timeout: float | None) -> bool:  # noqa: ASYNC109 -- a wake-or-timeout primitive
-        """Wait until set or ``timeout`` seconds passed; True (and cleared) if set."""
-        if timeout is None:
-            await self._event.wait()
-        elif timeout > 0:
-            with anyio.move_on_after(timeout):
-                await self._event.wait()
-        fired = self._event.is_set()
-        self.clear()
-        return fired
-
-
-@dataclass(slots=True)
-class SourceRun:
-    """What the daemon knows of one source's loop (status, health, metrics)."""
-
-    name: str
-    poll_interval: float
-    stale_after: float
-    polls: int = 0
-    records: int = 0
-    consecutive_errors: int = 0
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    last_poll_at: datetime | None = None
-    """When the last poll (successful or not) ended."""
-    last_ok_at: datetime | None = None
-    retry_in_s: float | None = None
-    """The backoff in force while failing."""
-    caught_up: bool = True
-
-
-@dataclass(slots=True)
-class ChannelRun:
-    name: str
-    rounds: int = 0
-    last_push_at: datetime | None = None
-    last_cycle: ChannelCycle | None = None
-    consecutive_errors: int = 0
-    last_error: str | None = None
-    drift: list[Drift] = field(default_factory=list)
-    last_readback_at: datetime | None = None
-    readback_error: str | None = None
-    verified: bool = False
-    """The start-up read-back succeeded: acknowledgements match the channel."""
-    reserved_mismatch: int = 0
-    """Variants whose channel-side reservations differ from the ledger's (last read)."""
-
-
-@dataclass(slots=True)
-class EngineRun:
-    passes: int = 0
-    last_ok_at: datetime | None = None
-    consecutive_errors: int = 0
-    last_error: str | None = None
-    ledger_error: bool = False
-    """The last failure came from the ledger (SQLite): syncd cannot do its job."""
 
 
 def _is_ledger_error(exc: BaseException) -> bool:

@@ -30,8 +30,9 @@ import structlog
 from syncd import __version__
 from syncd.channel_progress import ChannelProgress
 from syncd.daemon.api_counters import ApiCounters
-from syncd.daemon.scheduler import STUCK_AFTER_S, Scheduler, describe_error
+from syncd.daemon.scheduler import STUCK_AFTER_S, Scheduler
 from syncd.daemon.status_rows import StatusRows
+from syncd.describe import describe_error
 from syncd.explain import UnknownSku, explain_sku
 from syncd.model import now_utc
 from syncd.status.callers import describe_caller

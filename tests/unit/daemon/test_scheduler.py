@@ -10,14 +10,9 @@ from typing import Any
 import anyio
 import pytest
 
-from syncd.daemon.scheduler import (
-    MAX_BACKOFF_S,
-    MIN_BACKOFF_S,
-    Scheduler,
-    SourceRun,
-    Wakeup,
-    backoff_delay,
-)
+from syncd.daemon.pacing import MAX_BACKOFF_S
+from syncd.daemon.runs import SourceRun
+from syncd.daemon.scheduler import Scheduler
 from syncd.ledger.store import Ledger
 from syncd.sources.base import PollResult
 from syncd.status.metrics import Metrics
@@ -89,35 +84,6 @@ def assert_waited_out(times: list[float], waited: list[float | None]) -> None:
     for before, after, delay in zip(times, times[1:], waited[1:], strict=False):
         assert delay is not None
         assert after - before >= delay - 0.001, (after - before, delay)
-
-
-# --- backoff (pure) ---------------------------------------------------------------------
-
-
-def test_backoff_doubles_per_failure_and_is_bounded() -> None:
-    delays = [backoff_delay(2.0, n, maximum=60.0, jitter=0.0) for n in range(1, 9)]
-    assert delays == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
-    assert backoff_delay(0.05, 1, minimum=1.0, jitter=0.0) == 1.0
-
-
-def test_backoff_never_retries_slower_than_the_normal_poll_interval_allows() -> None:
-    # A source polled every 10 minutes is not pushed to a 5-minute ceiling below that.
-    assert backoff_delay(600.0, 1, maximum=300.0, jitter=0.0) == 600.0
-    assert backoff_delay(600.0, 5, maximum=300.0, jitter=0.0) == 600.0
-
-
-def test_backoff_jitter_stays_within_its_band_and_above_the_floor() -> None:
-    low = backoff_delay(4.0, 3, jitter=0.1, rand=lambda: 0.0)
-    high = backoff_delay(4.0, 3, jitter=0.1, rand=lambda: 1.0)
-    assert (low, high) == pytest.approx((16.0 * 0.9, 16.0 * 1.1))
-    assert backoff_delay(0.0, 1, jitter=0.0) == MIN_BACKOFF_S
-
-
-async def test_a_wakeup_set_before_anyone_waits_is_not_lost() -> None:
-    wake = Wakeup()
-    wake.set()
-    assert await wake.wait(0.0) is True
-    assert await wake.wait(0.01) is False
 
 
 # --- loops --------------------------------------------------------------------------------
