@@ -24,8 +24,8 @@ a wedged daemon is restarted by systemd. ``STATUS=`` is refreshed when it
 changes (e.g. ``ok: 3 sources fresh, ankorstore 0 queued, fabric 2 queued``).
 
 **SIGHUP** (``RELOADING=1`` ... ``READY=1``): the config is re-read and
-validated off the event loop, in a task of its own, so the signal loop keeps
-listening: a SIGTERM during a reload abandons the reading at once (a secret
+validated off the event loop, in a task of its own (:mod:`syncd.daemon.reload`),
+so the signal loop keeps listening: a SIGTERM during a reload abandons the reading at once (a secret
 file that blocks or never ends cannot hold the stop up). An invalid config, or one that moves the
 ledger, is rejected with the reason logged (``daemon.reload_rejected``) and
 shown in ``syncd status``; the old config keeps running. A valid one is
@@ -78,6 +78,7 @@ from syncd.config import Config, ConfigError, load_config
 from syncd.daemon.api_counters import ApiCounters
 from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.daemon.offthread import in_daemon_thread
+from syncd.daemon.reload import ReloadRejected, Reloads, check_reloadable
 from syncd.daemon.scheduler import Scheduler, readback_intervals
 from syncd.daemon.service import DaemonInfo, StatusService
 from syncd.daemon.systemd import Heartbeat, Notifier, watchdog_interval, watchdog_loop
@@ -122,10 +123,6 @@ Assemble = Callable[[Config, Ledger], Assembly]
 
 class StartupError(Exception):
     """syncd cannot start; ``str()`` says why, for the operator."""
-
-
-class ReloadRejected(Exception):
-    """A new config that is valid but cannot be applied to the running daemon."""
 
 
 def register_secrets(config: Config) -> None:
@@ -190,9 +187,6 @@ class Daemon:
         self._stuck_reported = False
         self.lost_ledger: str | None = None
         """Why the ledger file stopped being the one opened (then the exit status is 1)."""
-        self._reload_scope: anyio.CancelScope | None = None
-        self._reload_done: anyio.Event | None = None
-        self._reload_again = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -323,20 +317,17 @@ class Daemon:
         return scheduler
 
     async def _handle_signals(self, tg: TaskGroup, ledger: Ledger, signals: Any) -> None:
+        reloads = Reloads(partial(self.reload, tg, ledger))
         async for signum in signals:
             if signum == signal.SIGHUP:
                 # Off the signal path: reading the config (a slow disk, a secret
                 # file that is not what it should be) must never hold up SIGTERM.
-                if self._reload_done is None:
-                    self._reload_done = anyio.Event()
-                    tg.start_soon(self._reload_in_background, tg, ledger, name="reload")
-                else:
-                    self._reload_again = True  # read the file once more when this one ends
+                reloads.request(tg)
                 continue
             name = signal.Signals(signum).name
             log.info("daemon.stopping", signal=name, timeout_s=self.config.daemon.shutdown_timeout)
             self.notifier.stopping(f"stopping ({name}): finishing in-flight work")
-            await self._abandon_reload()
+            await reloads.abandon()
             tg.start_soon(self._abandon_on_second_signal, signals, name="second-signal")
             await self._current().drain(self.config.daemon.shutdown_timeout)
             return
@@ -359,31 +350,6 @@ class Daemon:
 
     # --- reload ------------------------------------------------------------------------
 
-    async def _reload_in_background(self, tg: TaskGroup, ledger: Ledger) -> None:
-        """Reload until no further SIGHUP arrived meanwhile; a stop cancels the reading."""
-        try:
-            again = True
-            while again:
-                self._reload_again = False
-                with anyio.CancelScope() as scope:
-                    self._reload_scope = scope
-                    await self.reload(tg, ledger)
-                self._reload_scope = None
-                again = self._reload_again and not scope.cancelled_caught
-        finally:
-            done, self._reload_done = self._reload_done, None
-            if done is not None:
-                done.set()
-
-    async def _abandon_reload(self) -> None:
-        """Stop a reload still reading its config; wait for one already applying."""
-        scope, done = self._reload_scope, self._reload_done
-        if scope is not None:
-            scope.cancel()
-            log.info("daemon.reload_abandoned", reason="stopping")
-        if done is not None:
-            await done.wait()
-
     async def reload(self, tg: TaskGroup, ledger: Ledger) -> bool:
         """Apply the config file again (SIGHUP); False when the new one is rejected.
 
@@ -396,7 +362,7 @@ class Daemon:
         log.info("daemon.reload_requested", config=self.info.config_path)
         try:
             config = await in_daemon_thread(self._load, self.config_path)
-            self._check_reloadable(config)
+            check_reloadable(self.config.daemon, config.daemon)
             assembly = self._assemble(config, ledger)
         except ConfigError as exc:
             return self._reject([str(problem) for problem in exc.problems])
@@ -429,23 +395,6 @@ class Daemon:
             channels=list(assembly.channels),
         )
         self.notifier.ready("reloaded: first reads in progress")
-
-    def _check_reloadable(self, config: Config) -> None:
-        old, new = self.config.daemon, config.daemon
-        if new.database != old.database:
-            raise ReloadRejected(
-                f"daemon.database changed ({old.database} -> {new.database}); "
-                "restart syncd to switch ledgers"
-            )
-        if new.lock_path != old.lock_path:
-            raise ReloadRejected("daemon.lock_file changed; restart syncd to apply it")
-        if new.status_socket != old.status_socket:
-            log.warning(
-                "daemon.reload_socket_unchanged",
-                listening=str(old.status_socket),
-                configured=str(new.status_socket),
-                note="the status socket moves at the next restart",
-            )
 
     def _reject(self, problems: list[str]) -> bool:
         reason = "; ".join(problems)
