@@ -25,13 +25,12 @@ from collections.abc import Sequence
 
 import httpx
 
+from syncd.http.api_key import StaticBearer
 from syncd.http.auth import (
     DEFAULT_TOKEN_BUDGET,
-    TOKEN_DEADLINE,
     Credential,
     OAuthClientCredentials,
     PasswordGrant,
-    StaticBearer,
 )
 from syncd.http.budget import Window
 from syncd.http.client import (
@@ -44,6 +43,7 @@ from syncd.http.client import (
 from syncd.http.clock import Clock
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import RetryPolicy
+from syncd.http.token_request import TOKEN_DEADLINE
 
 ANKORSTORE_WINDOWS = (Window(600, 60.0), Window(24_000, 3_600.0), Window(288_000, 86_400.0))
 """Authenticated limits, seed 000 L202-206."""
