@@ -32,14 +32,9 @@ from syncd.http.auth import (
     OAuthClientCredentials,
     PasswordGrant,
 )
+from syncd.http.bounded import DEFAULT_TIMEOUT, build_http_client
 from syncd.http.budget import Window
-from syncd.http.client import (
-    DEFAULT_DEADLINE,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_TIMEOUT,
-    ApiClient,
-    build_http_client,
-)
+from syncd.http.client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY_BYTES, ApiClient
 from syncd.http.clock import Clock
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import RetryPolicy

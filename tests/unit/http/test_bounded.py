@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from syncd.http.auth import OAuthClientCredentials
-from syncd.http.bounded import DeadlineExceeded, read_bounded
+from syncd.http.bounded import DeadlineExceeded, build_http_client, read_bounded
 from syncd.http.budget import Window
-from syncd.http.client import ApiClient, build_http_client
+from syncd.http.client import ApiClient
 from syncd.http.clock import FakeClock
 from syncd.http.errors import (
     ApiError,
