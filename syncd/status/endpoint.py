@@ -7,6 +7,7 @@ socket. It never listens on anything but loopback.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -16,7 +17,7 @@ import structlog
 from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from syncd.status.limits import AcceptErrors, ConnectionSlots, PressureLog, Slot
+from syncd.status.limits import Admission, Slot
 from syncd.status.prometheus import Exposition
 
 log = structlog.get_logger("syncd.metrics")
@@ -77,10 +78,9 @@ class PrometheusEndpoint:
         self.port = port
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
-        self.slots = ConnectionSlots(max_connections)
-        self.accept_errors = AcceptErrors("metrics")
-        self._pressure = PressureLog("metrics", self.slots)
-        self._turning_away = 0
+        self._admission: Admission[SocketStream] = Admission("metrics", max_connections)
+        self.slots = self._admission.slots
+        self.accept_errors = self._admission.accept_errors
 
     async def serve(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled; ``task_status.started`` gets the bound port."""
@@ -94,34 +94,9 @@ class PrometheusEndpoint:
             task_status.started(port)
 
     async def _accept_loop(self, listener: SocketListener, tg: TaskGroup) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                # EMFILE, ENFILE, ENOBUFS...: logged, then keep listening.
-                await self.accept_errors.failed(exc)
-                continue
-            slot = self.slots.admit()
-            self._pressure.note()
-            if slot is not None:
-                tg.start_soon(self._handle, stream, slot)
-            elif self._turning_away < self.slots.limit:
-                self._turning_away += 1
-                tg.start_soon(self._busy, stream)
-            else:
-                await stream.aclose()
-
-    async def _busy(self, stream: SocketStream) -> None:
-        try:
-            async with stream:
-                with anyio.move_on_after(BUSY_WAIT_S):
-                    await stream.receive(_MAX_REQUEST_HEAD)
-                with anyio.move_on_after(BUSY_WAIT_S):
-                    await stream.send(_http(503, "text/plain", b"busy: too many connections\n"))
-        except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-            pass
-        finally:
-            self._turning_away -= 1
+        await self._admission.accept_loop(
+            listener.accept, tg, serve=self._handle, busy=_busy, drop=_drop
+        )
 
     async def _handle(self, stream: SocketStream, slot: Slot) -> None:
         try:
@@ -167,6 +142,21 @@ class PrometheusEndpoint:
         body = self._exposition.render(counters, gauges)
         self._rendered = (time.monotonic(), body)
         return body
+
+
+async def _busy(stream: SocketStream) -> None:
+    """A 503 for a client no slot can be made for, within bounded waits."""
+    with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+        async with stream:
+            with anyio.move_on_after(BUSY_WAIT_S):
+                await stream.receive(_MAX_REQUEST_HEAD)
+            with anyio.move_on_after(BUSY_WAIT_S):
+                await stream.send(_http(503, "text/plain", b"busy: too many connections\n"))
+
+
+async def _drop(stream: SocketStream) -> None:
+    """A client beyond every limit: closed unanswered (a flood is owed no reply)."""
+    await stream.aclose()
 
 
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}

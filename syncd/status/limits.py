@@ -22,16 +22,21 @@ clients try again until their deadline).
 ENOBUFS and friends: it logs the first failure of a burst, counts the rest,
 and the loop backs off briefly instead of spinning on a listen backlog it
 cannot drain.
+
+:class:`Admission` is the accept loop both listeners run on these: admit a
+client into a slot, tell it "busy", or close it unanswered.
 """
 
 from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 
 log = structlog.get_logger("syncd.conn_limits")
 
@@ -193,3 +198,56 @@ class AcceptErrors:
         else:
             self._suppressed += 1
         await anyio.sleep(ACCEPT_BACKOFF_S)
+
+
+Conn = TypeVar("Conn")
+"""What a listener accepts: a raw socket (status socket) or a stream (metrics endpoint)."""
+
+
+class Admission(Generic[Conn]):
+    """The accept loop of one listener: serve a client in a slot, turn it away, or drop it."""
+
+    def __init__(self, listener: str, limit: int) -> None:
+        self.slots = ConnectionSlots(limit)
+        self.accept_errors = AcceptErrors(listener)
+        self._pressure = PressureLog(listener, self.slots)
+        self._turning_away = 0
+
+    async def accept_loop(
+        self,
+        accept: Callable[[], Awaitable[Conn]],
+        tg: TaskGroup,
+        *,
+        serve: Callable[[Conn, Slot], Coroutine[Any, Any, None]],
+        busy: Callable[[Conn], Awaitable[None]],
+        drop: Callable[[Conn], Awaitable[None]],
+    ) -> None:
+        """Accept until cancelled; each client is served, told busy, or dropped.
+
+        ``serve`` must release its slot (``slots.release``) when done. Busy
+        answers (``busy`` bounds its own waits) go to at most ``limit``
+        clients at a time; beyond that a flood of clients owes no reply to
+        all of them and each is dropped unanswered.
+        """
+        while True:
+            try:
+                conn = await accept()
+            except OSError as exc:
+                # EMFILE, ENFILE, ENOBUFS...: logged, then keep listening.
+                await self.accept_errors.failed(exc)
+                continue
+            slot = self.slots.admit()
+            self._pressure.note()
+            if slot is not None:
+                tg.start_soon(serve, conn, slot)
+            elif self._turning_away < self.slots.limit:
+                self._turning_away += 1
+                tg.start_soon(self._turn_away, busy, conn)
+            else:
+                await drop(conn)
+
+    async def _turn_away(self, busy: Callable[[Conn], Awaitable[None]], conn: Conn) -> None:
+        try:
+            await busy(conn)
+        finally:
+            self._turning_away -= 1

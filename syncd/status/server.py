@@ -38,15 +38,16 @@ import errno
 import os
 import socket
 import stat
+from functools import partial
 from pathlib import Path
 
 import anyio
 import structlog
-from anyio.abc import SocketStream, TaskGroup, TaskStatus
+from anyio.abc import SocketStream, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from syncd.status.conn import peer_caller, say_busy, turn_away
-from syncd.status.limits import AcceptErrors, ConnectionSlots, PressureLog, Slot
+from syncd.status.limits import Admission, Slot
 
 # The protocol shapes live in status_protocol (pure, no I/O); they are
 # re-exported so the daemon finds everything status-related here.
@@ -262,6 +263,11 @@ def _remove_if_ours(path: Path, identity: tuple[int, int]) -> None:
         path.unlink(missing_ok=True)
 
 
+async def _drop(conn: socket.socket) -> None:
+    """A client beyond every limit: closed unanswered (a flood is owed no reply)."""
+    conn.close()
+
+
 async def _accept(sock: socket.socket) -> socket.socket:
     """Accept one client as a raw non-blocking socket (OSError: EMFILE and friends).
 
@@ -320,10 +326,9 @@ class StatusServer:
         self._max_request_bytes = max_request_bytes
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
-        self.slots = ConnectionSlots(max_clients)
-        self.accept_errors = AcceptErrors("status")
-        self._pressure = PressureLog("status", self.slots)
-        self._turning_away = 0
+        self._admission: Admission[socket.socket] = Admission("status", max_clients)
+        self.slots = self._admission.slots
+        self.accept_errors = self._admission.accept_errors
 
     async def serve(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled, then remove the socket file.
@@ -349,35 +354,13 @@ class StatusServer:
             async with anyio.create_task_group() as tg:
                 log.info("status.listening", path=str(path), mode=oct(SOCKET_MODE))
                 task_status.started()
-                await self._accept_loop(sock, tg)
+                await self._admission.accept_loop(
+                    partial(_accept, sock), tg, serve=self._serve_client, busy=turn_away, drop=_drop
+                )
         finally:
             sock.close()
             _remove_if_ours(path, identity)
             log.info("status.stopped", path=str(path))
-
-    async def _accept_loop(self, sock: socket.socket, tg: TaskGroup) -> None:
-        while True:
-            try:
-                conn = await _accept(sock)
-            except OSError as exc:
-                # EMFILE and friends: logged, then keep listening.
-                await self.accept_errors.failed(exc)
-                continue
-            slot = self.slots.admit()
-            self._pressure.note()
-            if slot is not None:
-                tg.start_soon(self._serve_client, conn, slot)
-            elif self._turning_away < self.slots.limit:
-                self._turning_away += 1
-                tg.start_soon(self._busy, conn)
-            else:
-                conn.close()  # a flood of busy clients: no reply is owed to all of them
-
-    async def _busy(self, conn: socket.socket) -> None:
-        try:
-            await turn_away(conn)
-        finally:
-            self._turning_away -= 1
 
     async def _serve_client(self, conn: socket.socket, slot: Slot) -> None:
         # This task's own context: handlers of this connection's requests see this caller only.

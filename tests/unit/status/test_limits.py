@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import errno
 
+import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.status.limits import AcceptErrors, ConnectionSlots, PressureLog, Slot
+from syncd.status.limits import AcceptErrors, Admission, ConnectionSlots, PressureLog, Slot
 
 # Slots carry anyio cancel scopes, which belong to an event loop.
 pytestmark = pytest.mark.anyio
@@ -125,3 +126,51 @@ async def test_pressure_is_logged_once_per_interval_with_what_happened() -> None
         slots.admit()
         pressure.note()
     assert [(e["closed_idle"], e["turned_away"]) for e in logs] == [(1, 0), (50, 0)]
+
+
+async def test_a_listener_serves_then_turns_away_then_drops_what_it_cannot_answer() -> None:
+    admission: Admission[int] = Admission("test", 1)
+    send, receive = anyio.create_memory_object_stream[int | OSError](10)
+    served: list[int] = []
+    told_busy: list[int] = []
+    dropped: list[int] = []
+    release = anyio.Event()
+
+    async def accept() -> int:
+        item = await receive.receive()
+        if isinstance(item, OSError):
+            raise item
+        return item
+
+    async def serve(conn: int, slot: Slot) -> None:
+        slot.working()  # answering: its slot cannot be taken from it
+        served.append(conn)
+        await release.wait()
+        admission.slots.release(slot)
+
+    async def busy(conn: int) -> None:
+        told_busy.append(conn)
+        await release.wait()
+
+    async def drop(conn: int) -> None:
+        dropped.append(conn)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: admission.accept_loop(accept, tg, serve=serve, busy=busy, drop=drop))
+        for item in (1, OSError(errno.EMFILE, "Too many open files"), 2, 3, 4):
+            await send.send(item)
+        with anyio.fail_after(10):
+            while len(dropped) < 2:
+                await anyio.sleep(0.01)
+        # One served, one told busy (at most `limit` at a time), the rest dropped unanswered.
+        assert (served, told_busy, dropped) == ([1], [2], [3, 4])
+        assert admission.accept_errors.total == 1
+        release.set()
+        with anyio.fail_after(10):
+            while admission.slots.in_use:
+                await anyio.sleep(0.01)
+        await send.send(5)  # the slot given back: the next client is served
+        with anyio.fail_after(10):
+            while served != [1, 5]:
+                await anyio.sleep(0.01)
+        tg.cancel_scope.cancel()
