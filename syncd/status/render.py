@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from syncd.progress import describe as describe_progress
-from syncd.progress import progress_from
+from syncd.progress import human_duration, progress_from
 
 _SGR = {
     "ok": "32",
@@ -345,22 +345,12 @@ def _as_int(value: object) -> int | None:
 
 
 def _duration(seconds: object) -> str:
-    """``12s``, ``3m 12s``, ``3h 12m``, ``2d 3h``."""
+    """An elapsed time from the reply (``12s``, ``3m 12s``), or ``?`` when it is not a number."""
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return "?"
     if not math.isfinite(seconds):
         return "?"
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
+    return human_duration(seconds, round_up=False)
 
 
 def _ago(seconds: object) -> str:

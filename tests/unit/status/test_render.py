@@ -37,7 +37,7 @@ def test_healthy_summary() -> None:
     text = render_status(status_reply("ok"), color=False)
     first = text.splitlines()[0]
     assert "OK" in first
-    assert "up 3h 0m" in first
+    assert "up 3h 00m" in first
     assert "pid 4242" in first
     assert "\x1b" not in text
     sources = _table(text, "NAME  ")
@@ -75,7 +75,7 @@ def test_failing_summary_shows_held_cycles_and_errors() -> None:
     held = _table(text, "CHANNEL     HOLD")
     assert len(held) == 2
     assert held[1].split()[:2] == ["ankorstore", "3"]
-    assert "10m 0s ago" in held[1]
+    assert "10m 00s ago" in held[1]
     assert held[1].endswith("would zero 30 of 100 variants")
     _assert_aligned(held, ["HELD SINCE", "REASON"])
     assert "Held cycles (1)" in text
