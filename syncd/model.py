@@ -284,6 +284,17 @@ class Desired:  # read-only by convention; see above
         return self.quantity - self.own_reserved
 
 
+MAX_UNITS = 10**12
+"""The one bound on a quantity: the largest syncd accepts from a source or sends to a channel.
+
+A trillion units is beyond any warehouse: a bigger count is corrupt or hostile
+input (``1e30``, ``10**30``), skipped and reported at ingest
+(:mod:`syncd.sources.jsonvalues`) like any other bad value, and never sent
+(:mod:`syncd.engine.plan` parks it). Far below the ledger's storage guard
+(``syncd.ledger.codec.MAX_QUANTITY``, which keeps sums inside SQLite's 64-bit
+integers), so one bad item can never make a whole page unrecordable."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     channel: str

@@ -57,7 +57,7 @@ from syncd.channels.fabric_inventory_map import (
     parse_item,
     parse_quantity,
 )
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
 from syncd.config.sections import FabricChannel as FabricChannelConfig
 from syncd.http.budget import Window
 from syncd.http.client import ApiClient, response_json

@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from syncd.channels.ankorstore import AnkorstoreChannel
-from syncd.channels.planner import PlannedUpdate, plan
 from syncd.channels.registry import build_channels
+from syncd.channels.updates import PlannedUpdate
 from syncd.config import load_config
+from syncd.engine.plan import batch_rows
 from syncd.http.client import ApiClient, QueryValue
 from syncd.http.clock import SystemClock
 from syncd.http.jsonapi import paginate
@@ -95,7 +96,7 @@ def _batches(desired: dict[str, int]) -> list[tuple[PlannedUpdate, ...]]:
         OutboxRow("ankorstore", sku, quantity, None, 1, "pending", now)
         for sku, quantity in desired.items()
     ]
-    return list(plan(rows, per_request=50).batches)
+    return list(batch_rows(rows, 50))
 
 
 async def _astral_flows(r: Rig) -> None:

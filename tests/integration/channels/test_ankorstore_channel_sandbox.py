@@ -22,10 +22,11 @@ import pytest
 from syncd.allocation import allocate
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.base import PushResult
-from syncd.channels.planner import PlannedUpdate, plan
 from syncd.channels.registry import build_channels
+from syncd.channels.updates import PlannedUpdate
 from syncd.config import load_config
 from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
+from syncd.engine.plan import batch_rows
 from syncd.http.client import ApiClient
 from syncd.http.clock import SystemClock
 from syncd.model import Account, Catalog, ChannelRule, OutboxRow, StockStatus, Variant
@@ -85,7 +86,7 @@ def planned(desired: dict[str, int], per_request: int) -> list[tuple[PlannedUpda
         )
         for sku, q in desired.items()
     ]
-    return list(plan(rows, per_request=per_request).batches)
+    return list(batch_rows(rows, per_request))
 
 
 def single(sku: str, quantity: int) -> PlannedUpdate:
@@ -138,14 +139,14 @@ async def test_5000_changed_variants_take_100_requests_and_no_429(tmp_path: Path
         desired = oracle(skus)
         budget = r.channel.requests_available()
         batches = list(
-            plan(
+            batch_rows(
                 [
                     OutboxRow("ankorstore", s, q, None, 1, "pending", datetime.now(UTC))
                     for s, q in as_allocated(r.world, desired).items()
                 ],
-                per_request=r.channel.per_request,
+                r.channel.per_request,
                 max_requests=budget,
-            ).batches
+            )
         )
         assert len(batches) == 100
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from syncd.channels.fabric import FabricChannel
-from syncd.channels.planner import Move, PlannedUpdate
 from syncd.channels.registry import build_channels
+from syncd.channels.updates import Move, PlannedUpdate
 from syncd.config import load_config
 from syncd.config.sections import FabricChannel as FabricChannelConfig
 from syncd.http.client import ApiClient

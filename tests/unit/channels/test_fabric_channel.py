@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 
 from syncd.channels.fabric import READBACK_MISMATCH, FabricChannel
 from syncd.channels.fabric_inventory_map import parse_item, parse_quantity
-from syncd.channels.planner import Move, PlannedUpdate
+from syncd.channels.updates import Move, PlannedUpdate
 from syncd.config.sections import FabricChannel as FabricChannelConfig
 from syncd.http.budget import Window
 from syncd.http.clock import FakeClock

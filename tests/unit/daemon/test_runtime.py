@@ -1,6 +1,6 @@
 """The daemon in-process: READY, status socket, SIGHUP reload or rejection, SIGTERM, one instance.
 
-Fake adapters stand in for the APIs (see _daemon_support); the signals are
+Fake adapters stand in for the APIs (see tests/unit/daemon/_support.py); the signals are
 real, sent to this process once the daemon has installed its handlers. The
 subprocess tests in tests/integration/daemon/ run the real thing end to end.
 """

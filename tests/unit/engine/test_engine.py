@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd.channels.base import LiveValue, PushResult
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
 from syncd.engine import Engine, FeedInfo
 from syncd.ledger.store import Ledger
 from syncd.model import (
