@@ -68,7 +68,7 @@ from syncd.http.errors import (
 from syncd.http.token_cache import PersistedTokens, TokenStore
 from syncd.http.token_request import TOKEN_DEADLINE, request_token
 from syncd.ledger.tokens import TokenKey
-from syncd.logs import register_token
+from syncd.redaction import register_token
 
 _log = structlog.get_logger("syncd.http")
 
