@@ -88,8 +88,8 @@ from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger.store import Ledger
 from syncd.ledger.writable import ledger_write_problem
 from syncd.logs import configure_logging
-from syncd.redaction import register_secret
 from syncd.model import now_utc
+from syncd.redaction import register_secret
 from syncd.status.endpoint import PrometheusEndpoint
 from syncd.status.metrics import Metrics
 from syncd.status.render import status_line

@@ -32,7 +32,6 @@ Safety rules the server holds:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import os
@@ -49,7 +48,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from syncd.status.conn import peer_caller, say_busy, turn_away
 from syncd.status.limits import Admission, Slot
 
-# The protocol shapes live in status_protocol (pure, no I/O); they are
+# The protocol shapes live in syncd.status.protocol (pure, no I/O); they are
 # re-exported so the daemon finds everything status-related here.
 from syncd.status.protocol import (
     CURRENT_CALLER,
@@ -119,7 +118,6 @@ __all__ = [
     "UnparkReply",
     "UnparkRequest",
     "caller_of",
-    "cli_status",
     "confirm_args",
     "explain_args",
     "parse_request",
@@ -451,12 +449,3 @@ class StatusServer:
         except Exception:
             log.exception("status.handler_failed", cmd=str(cmd)[:_LOGGED_CMD_LIMIT])
             return encode_reply(INTERNAL_ERROR)
-
-
-def cli_status(args: argparse.Namespace) -> int:
-    """``syncd status``: syncd.cli resolves the command here; the work is in status_client."""
-    # Imported on use so the server (which the daemon imports) never pulls in
-    # the CLI's rendering code.
-    from syncd.status.client import cli_status as run  # noqa: PLC0415
-
-    return run(args)
