@@ -28,6 +28,7 @@ import anyio
 import structlog
 
 from syncd import __version__
+from syncd.assembly import Assembly
 from syncd.channel_progress import ChannelProgress
 from syncd.daemon.api_counters import ApiCounters
 from syncd.daemon.scheduler import STUCK_AFTER_S, Scheduler
@@ -239,9 +240,8 @@ class StatusService:
     async def _explain(self, request: dict[str, Any]) -> dict[str, Any]:
         sku, channel = explain_args(request)
         assembly = self._scheduler().assembly
-        if channel is not None and channel not in assembly.channels:
-            known = ", ".join(assembly.channels) or "none"
-            raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
+        if channel is not None:
+            _check_running(assembly, channel)
         channels = [channel] if channel else list(assembly.channels)
         try:
             return await explain_sku(assembly.ledger, sku, channels=channels, origin="daemon")
@@ -264,9 +264,7 @@ class StatusService:
     async def _confirm(self, request: dict[str, Any]) -> ConfirmReply:
         channel, hold = confirm_args(request)
         scheduler = self._scheduler()
-        if channel not in scheduler.assembly.channels:
-            known = ", ".join(scheduler.assembly.channels) or "none"
-            raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
+        _check_running(scheduler.assembly, channel)
         # The kernel's word on who asked (SO_PEERCRED), kept with the hold in the ledger.
         who = await describe_caller(caller_of())
         confirmed = await scheduler.assembly.engine.confirm(
@@ -283,9 +281,7 @@ class StatusService:
     async def _unpark(self, request: dict[str, Any]) -> UnparkReply:
         channel, skus, note = unpark_args(request)
         scheduler = self._scheduler()
-        if channel not in scheduler.assembly.channels:
-            known = ", ".join(scheduler.assembly.channels) or "none"
-            raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
+        _check_running(scheduler.assembly, channel)
         # The push log names the kernel's caller; the client's note may claim anyone.
         who = await describe_caller(caller_of())
         unparked = await scheduler.assembly.engine.unpark(
@@ -296,3 +292,10 @@ class StatusService:
             scheduler.wake_pushers(channel)
         missing = [] if skus == "all" else sorted(set(skus) - set(unparked))
         return UnparkReply(ok=True, channel=channel, unparked=unparked, not_parked=missing)
+
+
+def _check_running(assembly: Assembly, channel: str) -> None:
+    """A command names a channel this daemon runs, or it is refused with the ones it does."""
+    if channel not in assembly.channels:
+        known = ", ".join(assembly.channels) or "none"
+        raise StatusRequestError(f"unknown channel {channel!r} (running: {known})")
