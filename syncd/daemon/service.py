@@ -172,7 +172,7 @@ class StatusService:
         try:
             states = {state.feed: state for state in await assembly.ledger.feed_states()}
             sources, source_facts = self._rows.sources(scheduler, states, now, uptime, gauges)
-            channels, channel_facts = await self._rows.channels(scheduler, states, now, gauges)
+            channels, channel_facts = await self._rows.channels(scheduler, gauges)
         except Exception as exc:  # the ledger itself failing is what status must report
             log.exception("status.ledger_unreadable")
             ledger_error = describe_error(exc)

@@ -161,11 +161,7 @@ class StatusRows:
         return rows, facts
 
     async def channels(
-        self,
-        scheduler: Scheduler,
-        states: Mapping[str, FeedState],
-        now: datetime,
-        gauges: dict[str, float],
+        self, scheduler: Scheduler, gauges: dict[str, float]
     ) -> tuple[list[ChannelStatus], list[ChannelFacts]]:
         assembly = scheduler.assembly
         ledger = assembly.ledger
