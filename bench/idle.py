@@ -47,16 +47,15 @@ from _rig import requests_by_api, scale_client_rates, scale_sim_rates, set_in_se
 from syncd.assembly import assemble
 from syncd.config import Config, load_config
 from syncd.config.sections import (
-    ActiveAntsSource,
-    AnkorstoreChannel,
-    AstralSource,
+    ActiveAntsSourceSection,
+    AnkorstoreChannelSection,
+    AstralSourceSection,
     DaemonSection,
-    FabricChannel,
-    FashionTradeSource,
-    OrderSource,
+    FabricChannelSection,
+    FashionTradeSourceSection,
+    OrderSourceSection,
 )
 from syncd.daemon.scheduler import Scheduler
-from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld
@@ -91,49 +90,49 @@ def _default(model: type[object], field: str) -> float:
 FREQUENT: dict[str, dict[str, float]] = {
     "daemon": {"cycle_interval": _default(DaemonSection, "cycle_interval")},
     "sources.activeants": {
-        "poll_interval": _default(ActiveAntsSource, "poll_interval"),
-        "stale_after": _default(ActiveAntsSource, "stale_after"),
+        "poll_interval": _default(ActiveAntsSourceSection, "poll_interval"),
+        "stale_after": _default(ActiveAntsSourceSection, "stale_after"),
     },
     "sources.astral": {
-        "poll_interval": _default(AstralSource, "poll_interval"),
-        "stale_after": _default(AstralSource, "stale_after"),
+        "poll_interval": _default(AstralSourceSection, "poll_interval"),
+        "stale_after": _default(AstralSourceSection, "stale_after"),
     },
     **{
         f"sources.{name}": {
-            "poll_interval": _default(OrderSource, "poll_interval"),
-            "stale_after": _default(OrderSource, "stale_after"),
+            "poll_interval": _default(OrderSourceSection, "poll_interval"),
+            "stale_after": _default(OrderSourceSection, "stale_after"),
         }
         for name in ("ankorstore_orders", "fabric_orders", "fashiontrade")
     },
 }
 """Shipped defaults of what runs every few seconds to minutes (``stale_after`` keeps its margin)."""
-FASHIONTRADE_LINES = {"lines_max_age": _default(FashionTradeSource, "lines_max_age")}
+FASHIONTRADE_LINES = {"lines_max_age": _default(FashionTradeSourceSection, "lines_max_age")}
 
 SCHEDULED: dict[str, tuple[str, str, float]] = {
     "ankorstore read-back": (
         "channels.ankorstore",
         "readback_interval",
-        _default(AnkorstoreChannel, "readback_interval"),
+        _default(AnkorstoreChannelSection, "readback_interval"),
     ),
     "fabric read-back": (
         "channels.fabric",
         "readback_interval",
-        _default(FabricChannel, "readback_interval"),
+        _default(FabricChannelSection, "readback_interval"),
     ),
     "ASTRAL reconciliation": (
         "sources.astral",
         "reconcile_interval",
-        _default(AstralSource, "reconcile_interval"),
+        _default(AstralSourceSection, "reconcile_interval"),
     ),
     "Active Ants full read": (
         "sources.activeants",
         "full_reconcile_interval",
-        _default(ActiveAntsSource, "full_reconcile_interval"),
+        _default(ActiveAntsSourceSection, "full_reconcile_interval"),
     ),
     "FashionTrade sweep": (
         "sources.fashiontrade",
         "sweep_interval",
-        _default(FashionTradeSource, "sweep_interval"),
+        _default(FashionTradeSourceSection, "sweep_interval"),
     ),
 }
 """Job -> (section, key, shipped default interval in seconds)."""
@@ -228,7 +227,7 @@ async def scheduled_jobs(world: SandboxWorld, config: Config) -> dict[str, Cost]
     """Run each hourly and daily job once through syncd's own code; what each cost."""
     costs: dict[str, Cost] = {}
     async with await Ledger.open(config.daemon.database) as ledger:
-        assembly = assemble(config, ledger, clock=SystemClock())
+        assembly = assemble(config, ledger, clock=ledger.clock)
         try:
             scheduler = Scheduler(assembly, Metrics(), cycle_interval=NEVER)
             sources = {source.name: source for source in assembly.sources}
@@ -287,7 +286,7 @@ def run(quick: bool) -> list[Row]:
         with DaemonProcess(paths["frequent"], directory / "frequent.log", socket) as daemon:
             startup_s = daemon.wait_ready(timeout=900.0)
             # The first polls after a start are not idle polling: let them pass.
-            time.sleep(max(1.0, 3 * _default(OrderSource, "poll_interval") / plan.speedup))
+            time.sleep(max(1.0, 3 * _default(OrderSourceSection, "poll_interval") / plan.speedup))
             progress(NAME, f"sped-up daemon: measuring {plan.window_s:g} s")
             frequent = _window(world, daemon, plan.window_s)
             peak_rss = daemon.peak_rss_mb()

@@ -53,12 +53,12 @@ from _rig import (
 )
 
 from syncd.channels.ankorstore import AnkorstoreChannel
-from syncd.channels.registry import build_channels
 from syncd.daemon.scheduler import DEFERRED_RETRY_S
 from syncd.engine import Engine
 from syncd.http.budget import Window
 from syncd.http.presets import with_slack
 from syncd.http.ratelimit import RateLimiter
+from syncd.integrations import build_channels
 from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.limits import SlidingWindows
@@ -131,7 +131,7 @@ async def _measure(scenario: Scenario, quick: bool, tmp: Path) -> Measured:
         return toml
 
     async with sandbox(tmp, world, edit=edit) as rig:
-        client = rig.clients.ankorstore
+        client = rig.clients.get("ankorstore")
         assert client is not None
         if quick:
             client.limiter = RateLimiter(

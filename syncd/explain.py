@@ -55,7 +55,7 @@ from syncd.ledger.connection import Database
 from syncd.ledger.queries import LedgerEntry
 from syncd.ledger.schema import SCHEMA_VERSION
 from syncd.ledger.store import Ledger
-from syncd.model import Reservation, StockStatus, now_utc
+from syncd.model import Reservation, StockStatus
 
 POSTING_LIMIT = 20
 """Newest postings shown per SKU (the SKU itself and each bundle component)."""
@@ -204,7 +204,7 @@ async def explain_sku(
         "ok": True,
         "sku": sku,
         "from": origin,
-        "generated_at": (now or now_utc()).isoformat(),
+        "generated_at": (now or ledger.clock.now()).isoformat(),
         "channels": entries,
         "reservations": reservations,
         "sources": sources,

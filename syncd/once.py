@@ -42,10 +42,10 @@ import structlog
 from syncd import once_dry
 from syncd.assembly import Assembly, assemble
 from syncd.channels.base import LiveValue
+from syncd.clock import SystemClock
 from syncd.config import Config, ConfigError, load_config
 from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.engine import ChannelCycle
-from syncd.http.clock import SystemClock
 from syncd.ledger import integrity
 from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger_copy import copy_ledger
@@ -110,7 +110,7 @@ async def verify_channels(
     failed: dict[str, str] = {}
     for name in assembly.channels:
         try:
-            checked = await ReadBack.for_assembly(assembly, name).run(
+            checked = await ReadBack.for_assembly(assembly, name, now=assembly.clock.now).run(
                 startup=True, keep_live=live is not None
             )
             if live is not None and checked.live is not None:
@@ -215,9 +215,11 @@ async def _cycle(config: Config, args: argparse.Namespace, line: ProgressLine) -
         database = copy
     else:
         database.parent.mkdir(parents=True, exist_ok=True)
+    clock = SystemClock()
     try:
         ledger = await open_checked(
             database,
+            clock=clock,
             config=str(config.source_path) if config.source_path else None,
             shown=Path(config.daemon.database),
         )
@@ -226,7 +228,7 @@ async def _cycle(config: Config, args: argparse.Namespace, line: ProgressLine) -
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
         return EXIT_NOT_STARTED
-    assembly = assemble(config, ledger, clock=SystemClock())
+    assembly = assemble(config, ledger, clock=clock)
     run = OnceRun.for_assembly(assembly, on_round=line.show)
     try:
         await run.read()

@@ -156,6 +156,8 @@ class OnceRun:
             engine=assembly.engine,
             channels=list(assembly.channels),
             clients=assembly.clients,
+            monotonic=assembly.clock.monotonic,
+            sleep=assembly.clock.sleep,
             on_round=on_round,
         )
 

@@ -79,9 +79,9 @@ from syncd.channels.ankorstore_ops import (
 )
 from syncd.channels.base import LiveValue, PushResult, larger_shown
 from syncd.channels.updates import PlannedUpdate
-from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
+from syncd.clock import Clock
+from syncd.config.sections import AnkorstoreChannelSection
 from syncd.http.client import ApiClient, response_json
-from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, HttpError, InvalidResponse, RateLimited
 from syncd.model import Catalog
 
@@ -115,7 +115,7 @@ class AnkorstoreChannel:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: AnkorstoreChannelConfig,
+        section: AnkorstoreChannelSection,
         *,
         clock: Clock,
         page_size: int = DEFAULT_PAGE_SIZE,

@@ -58,10 +58,10 @@ from syncd.channels.fabric_inventory_map import (
     parse_quantity,
 )
 from syncd.channels.updates import PlannedUpdate
-from syncd.config.sections import FabricChannel as FabricChannelConfig
+from syncd.clock import Clock
+from syncd.config.sections import FabricChannelSection
 from syncd.http.budget import Window
 from syncd.http.client import ApiClient, response_json
-from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, HttpError, RateLimited
 from syncd.http.ratelimit import RateLimiter
 from syncd.model import Catalog
@@ -100,7 +100,7 @@ class FabricChannel:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: FabricChannelConfig,
+        section: FabricChannelSection,
         *,
         brand_id: str,
         retailer_id: str | None,

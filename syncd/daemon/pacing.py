@@ -8,7 +8,6 @@ to run it sooner.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 import anyio
@@ -25,14 +24,15 @@ def backoff_delay(
     minimum: float = MIN_BACKOFF_S,
     maximum: float = MAX_BACKOFF_S,
     jitter: float = 0.1,
-    rand: Callable[[], float] = random.random,
+    rand: Callable[[], float] = lambda: 0.5,
 ) -> float:
     """Seconds to wait after ``failures`` consecutive failures (>= 1).
 
     ``max(base, minimum) * 2**(failures - 1)``, at most ``maximum`` -- but
     never below ``base``: a source polled every ten minutes is not retried
     more often than that -- spread by +-``jitter`` so sources that failed
-    together do not retry together.
+    together do not retry together. ``rand`` draws in [0, 1) (the scheduler's
+    comes from the clock's ``rng``); the default, 0.5, spreads nothing.
     """
     start = max(base, minimum)
     if failures < 1:

@@ -31,7 +31,6 @@ still running (a cancelled push is resent later: values are absolute).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -45,7 +44,6 @@ from syncd.daemon.pacing import MAX_BACKOFF_S, MIN_BACKOFF_S, Wakeup, backoff_de
 from syncd.daemon.runs import ChannelRun, EngineRun, SourceRun
 from syncd.describe import describe_error, describe_text
 from syncd.engine import ChannelCycle
-from syncd.model import now_utc
 from syncd.readback import ReadBack, ReadBackReport
 from syncd.sources.base import PollResult, Source
 from syncd.status.metrics import Metrics
@@ -80,8 +78,8 @@ class Scheduler:
         debounce: float = DEFAULT_DEBOUNCE_S,
         max_backoff: float = MAX_BACKOFF_S,
         min_backoff: float = MIN_BACKOFF_S,
-        monotonic: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = now_utc,
+        monotonic: Callable[[], float] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.assembly = assembly
         self.metrics = metrics
@@ -90,8 +88,10 @@ class Scheduler:
         self.debounce = debounce
         self.max_backoff = max_backoff
         self.min_backoff = min_backoff
-        self._monotonic = monotonic
-        self._now = now
+        # The assembly's clock unless a test's own: ages, "now" and jitter on one timeline.
+        self._monotonic = monotonic or assembly.clock.monotonic
+        self._now = now = now or assembly.clock.now
+        self._rand = assembly.clock.rng("scheduler.backoff").random
         self.sources: dict[str, SourceRun] = {
             s.name: SourceRun(s.name, s.poll_interval, s.stale_after) for s in assembly.sources
         }
@@ -181,7 +181,9 @@ class Scheduler:
         return sorted(task for task, since in self._busy.items() if now - since > max_age)
 
     def _backoff(self, base: float, failures: int) -> float:
-        return backoff_delay(base, failures, minimum=self.min_backoff, maximum=self.max_backoff)
+        return backoff_delay(
+            base, failures, minimum=self.min_backoff, maximum=self.max_backoff, rand=self._rand
+        )
 
     @contextmanager
     def _working(self, task: str) -> Iterator[None]:

@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from syncd.assembly import Assembly
-from syncd.channel_progress import ChannelProgress, progress_document
-from syncd.config.sections import ChannelSection, SourceSection
+from syncd.channel_progress import ChannelProgress, channel_client, progress_document
 from syncd.daemon.api_counters import ApiCounters
 from syncd.daemon.scheduler import Scheduler
 from syncd.engine import is_stale
@@ -31,7 +29,6 @@ from syncd.status.protocol import (
     RateWindowStatus,
     SourceStatus,
 )
-from syncd.wiring import ApiClients
 
 PARKED_LIMIT = 200
 """Parked variants listed per channel (the count in health is complete)."""
@@ -155,7 +152,7 @@ class StatusRows:
                 gauges[series_name("source_age_s", {"source": source.name})] = round(age, 3)
             gauges[series_name("source_stale", {"source": source.name})] = float(stale)
         built = {source.name for source in scheduler.assembly.sources}
-        for name in _configured(scheduler.assembly, "sources"):
+        for name in scheduler.assembly.config.sources.configured():
             if name not in built:
                 rows.append(_disabled_source(name, states.get(name)))
         return rows, facts
@@ -178,7 +175,7 @@ class StatusRows:
             if last_push is None:
                 log_rows = await ledger.push_log(name, limit=1)
                 last_push = log_rows[0].at if log_rows else None
-            client = _client_for(assembly.clients, name)
+            client = channel_client(assembly.clients, name)
             stale = [
                 feed.name
                 for feed in engine.feeds_for(name)
@@ -242,27 +239,10 @@ class StatusRows:
                 )
                 gauges[series] = float(window["remaining"])
         built = set(assembly.channels)
-        for name in _configured(assembly, "channels"):
+        for name in assembly.config.channels.configured():
             if name not in built:
                 rows.append(_disabled_channel(name))
         return rows, facts
-
-
-def _client_for(clients: ApiClients, channel: str) -> ApiClient | None:
-    """The API client a channel pushes through (channels are named after their API)."""
-    client = getattr(clients, channel, None)
-    return client if isinstance(client, ApiClient) else None
-
-
-def _configured(assembly: Assembly, kind: str) -> dict[str, SourceSection | ChannelSection]:
-    """Sections present in the config (enabled or not), by name."""
-    section = getattr(assembly.config, kind)
-    found: dict[str, SourceSection | ChannelSection] = {}
-    for name in type(section).model_fields:
-        value = getattr(section, name)
-        if isinstance(value, SourceSection | ChannelSection):
-            found[name] = value
-    return found
 
 
 def _disabled_source(name: str, state: FeedState | None) -> SourceStatus:

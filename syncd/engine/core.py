@@ -98,7 +98,8 @@ class Engine:
         return self._recompute.last_seconds
 
     @property
-    def _last_txn(self) -> int | None:
+    def computed_through(self) -> int | None:
+        """The ledger's last transaction the desired values were computed from."""
         return self._recompute.last_txn
 
     def note_source_read(self) -> None:

@@ -17,7 +17,6 @@ counts the interlock's figures in SQL.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -25,21 +24,13 @@ import structlog
 from syncd.bundles import CatalogIndex, affected_skus
 from syncd.channels.base import Channel
 from syncd.engine.feeds import Feeds
-from syncd.engine.plan import PushFacts, order_key
+from syncd.engine.plan import PushFacts
 from syncd.ledger.interlock import HeldCycle
 from syncd.ledger.store import Ledger
 from syncd.model import ChannelRule, OutboxRow
-from syncd.safety import SafetyPolicy, increase_needs_second_read, is_change, is_zeroing
+from syncd.safety import SafetyPolicy, increase_needs_second_read
 
 log = structlog.get_logger("syncd.engine")
-
-
-@dataclass(frozen=True, slots=True)
-class PendingFigures:
-    pending: int
-    unconfirmed: int
-    changes: int
-    zeroes: int
 
 
 class PushMemory:
@@ -175,8 +166,8 @@ class PushMemory:
             return ()
         rows = tuple(
             row
-            for row in await self.ledger.outbox_rows(channel)
-            if row.sku in wanted and row.status != "parked" and row.acknowledged == row.desired
+            for row in await self.ledger.outbox_rows(channel, wanted)
+            if row.status != "parked" and row.acknowledged == row.desired
         )
         # A SKU pending with a new value goes out anyway; one syncd does not
         # publish here, or parked: nothing to write.
@@ -204,9 +195,10 @@ class PushMemory:
         holds = await self.ledger.held_cycles(channel, include_confirmed=True)
         confirmed_until = await self.confirmed_until(channel, holds)
         open_holds = [hold for hold in holds if hold.confirmed_at is None]
-        figures = await _pending_figures(self.ledger, channel, confirmed_until)
+        figures = await self.ledger.pending_figures(channel, confirmed_until=confirmed_until)
         per_request = sender.per_request
-        capacity = None if budget is None else max(0, budget) * per_request
+        # No budget (a dry run): every pending row, the ones already sent aside.
+        capacity = figures.pending if budget is None else max(0, budget) * per_request
         candidates, more = await self._candidates(channel, policy, capacity, skip)
         stale = tuple(await self._feeds.stale_causes(channel))
         overdue = (
@@ -231,7 +223,7 @@ class PushMemory:
         )
 
     async def _candidates(
-        self, channel: str, policy: SafetyPolicy, capacity: int | None, skip: Collection[str]
+        self, channel: str, policy: SafetyPolicy, capacity: int, skip: Collection[str]
     ) -> tuple[tuple[OutboxRow, ...], bool]:
         """The pending rows a round may act on, in planner order, and whether more wait behind.
 
@@ -240,13 +232,11 @@ class PushMemory:
         One row more than needed is read to learn whether anything is left
         for a later round (what the round then defers).
         """
-        if capacity is None:
-            return tuple(await _next_pending(self.ledger, channel, None, skip=skip)), False
         chosen: list[OutboxRow] = []
         seen: set[str] = set(skip)
         want = capacity
         while True:
-            rows = await _next_pending(self.ledger, channel, want + 1, skip=seen)
+            rows = await self.ledger.next_pending(channel, want + 1, skip=seen)
             more = len(rows) > want
             rows = rows[:want]
             chosen += rows
@@ -260,27 +250,3 @@ class PushMemory:
             if not more or not waiting:
                 return tuple(chosen), more
             want = waiting
-
-
-async def _next_pending(
-    ledger: Ledger, channel: str, limit: int | None, *, skip: Collection[str]
-) -> list[OutboxRow]:
-    rows = sorted(
-        (row for row in await ledger.pending(channel) if row.sku not in skip), key=order_key
-    )
-    return rows if limit is None else rows[:limit]
-
-
-async def _pending_figures(
-    ledger: Ledger, channel: str, confirmed_until: datetime | None
-) -> PendingFigures:
-    rows = await ledger.pending(channel)
-    unconfirmed = [
-        row for row in rows if confirmed_until is None or row.updated_at > confirmed_until
-    ]
-    return PendingFigures(
-        pending=len(rows),
-        unconfirmed=len(unconfirmed),
-        changes=sum(1 for row in unconfirmed if is_change(row)),
-        zeroes=sum(1 for row in unconfirmed if is_zeroing(row)),
-    )

@@ -11,8 +11,8 @@ import math
 import anyio.lowlevel
 import structlog
 
+from syncd.clock import Clock
 from syncd.http.auth import Credential, Secret
-from syncd.http.clock import Clock
 from syncd.http.errors import AuthError, RequestContext
 
 _log = structlog.get_logger("syncd.http")

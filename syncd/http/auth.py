@@ -56,8 +56,8 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
+from syncd.clock import Clock
 from syncd.http.budget import RateBudget, Window
-from syncd.http.clock import Clock
 from syncd.http.errors import (
     AuthError,
     HttpError,

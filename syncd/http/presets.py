@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from syncd.clock import Clock
 from syncd.http.api_key import StaticBearer
 from syncd.http.auth import (
     DEFAULT_TOKEN_BUDGET,
@@ -35,7 +36,6 @@ from syncd.http.auth import (
 from syncd.http.bounded import DEFAULT_TIMEOUT, build_http_client
 from syncd.http.budget import Window
 from syncd.http.client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY_BYTES, ApiClient
-from syncd.http.clock import Clock
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import RetryPolicy
 from syncd.http.token_request import TOKEN_DEADLINE

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
+from syncd.clock import Clock
 from syncd.http.budget import BudgetStatus, RateBudget, Window, parse_rate_headers
-from syncd.http.clock import Clock
 
 _log = structlog.get_logger("syncd.http")
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
+from syncd.clock import Clock
 from syncd.http.bounded import read_bounded
 from syncd.http.budget import parse_rate_headers
-from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, AuthError, RateLimited, RequestContext, TransportError
 from syncd.http.token_response import oauth_error, token_lifetime
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from syncd.clock import Clock
 from syncd.ledger.connection import Database
 from syncd.ledger.outbox import PushItem, Reply
 from syncd.ledger.store import Ledger
@@ -89,13 +90,13 @@ class CrashPlan:
 class CrashingLedger(Ledger):
     """The real ledger, with crash points staged around its writes."""
 
-    def __init__(self, db: Database, plan: CrashPlan) -> None:
-        super().__init__(db)
+    def __init__(self, db: Database, plan: CrashPlan, clock: Clock) -> None:
+        super().__init__(db, clock=clock)
         self.plan = plan
 
     @classmethod
-    async def open_with(cls, path: Path, plan: CrashPlan) -> CrashingLedger:
-        return cls(await Database.open(path), plan)
+    async def open_with(cls, path: Path, plan: CrashPlan, clock: Clock) -> CrashingLedger:
+        return cls(await Database.open(path), plan, clock)
 
     # --- sources -------------------------------------------------------------
 

@@ -24,8 +24,8 @@ from syncd.channels.ankorstore_ops import (
     unconfirmed_reason,
 )
 from syncd.channels.updates import Move, PlannedUpdate
-from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
+from syncd.config.sections import AnkorstoreChannelSection
 from syncd.http.presets import ankorstore_client
 from syncd.http.retry import RetryPolicy
 from syncd.model import Catalog, Variant
@@ -201,7 +201,7 @@ def make_channel(
         transport=httpx.MockTransport(fake.handler),
         retry=retry,
     )
-    config = AnkorstoreChannelConfig.model_validate({"locations": ["activeants"], **section})
+    config = AnkorstoreChannelSection.model_validate({"locations": ["activeants"], **section})
     return AnkorstoreChannel(client, catalog, config, clock=clock, page_size=page_size), clock
 
 

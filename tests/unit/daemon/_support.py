@@ -192,6 +192,7 @@ def make_assembly(
         sources=list(sources),
         channels={c.name: c for c in channels},
         engine=engine,
+        clock=ledger.clock,
         policies=policies,
     )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.http.api_key import StaticBearer
-from syncd.http.clock import FakeClock
 from syncd.http.errors import AuthError
 
 

@@ -13,13 +13,13 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.http.api_key import StaticBearer
 from syncd.http.auth import (
     OAuthClientCredentials,
     PasswordGrant,
     TokenTiming,
 )
-from syncd.http.clock import FakeClock
 from syncd.http.errors import AuthError, RateLimited, TokenUnavailable
 
 SECRET = "s3cr3t-client-secret"
