@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import aiosqlite
 import structlog
@@ -29,6 +29,7 @@ from syncd.ledger.codec import ExplanationEncoder, encode_time
 from syncd.ledger.connection import Database
 from syncd.ledger.errors import InvalidObservationError
 from syncd.ledger.outbox_life import (
+    STATUS_OF,
     Acknowledged,
     Computed,
     Event,
@@ -65,8 +66,7 @@ PushItem = tuple[Sku, int, int]
 """(sku, seq, quantity) of one value handed to a channel: a `PushedValue` or a plain triple."""
 
 
-@dataclass(frozen=True, slots=True)
-class CurrentRow:
+class CurrentRow(NamedTuple):
     """What the writes need of a row: its life, and what a new value is compared with."""
 
     state: RowState
@@ -89,15 +89,10 @@ async def current_rows(
             " FROM outbox WHERE channel = ? AND sku IN (SELECT value FROM json_each(?))",
             (channel, json.dumps(skus)),
         ) as cursor:
+            # INTEGER columns come back as int: no conversion (one row per value).
             for r in await cursor.fetchall():
-                state = RowState(
-                    desired=int(r[1]),
-                    seq=int(r[4]),
-                    acknowledged=None if r[2] is None else int(r[2]),
-                    acked_seq=int(r[3]),
-                    status=OutboxStatus(r[5]),
-                )
-                found[(channel, r[0])] = CurrentRow(state, r[6], int(r[7]))
+                state = RowState(r[1], r[4], r[2], r[3], STATUS_OF[r[5]])
+                found[(channel, r[0])] = CurrentRow(state, r[6], r[7])
     return found
 
 
@@ -109,8 +104,7 @@ def _move(channel: str, sku: Sku, state: RowState | None, event: Event) -> RowSt
         raise InvalidObservationError(f"{channel}/{sku}: {exc}") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class _Step:
+class _Step(NamedTuple):
     value: PushedValue
     before: RowState
     after: RowState

@@ -44,8 +44,8 @@ The rules, one event at a time (the states are :class:`OutboxStatus`):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from enum import IntEnum, StrEnum
+from typing import NamedTuple
 
 from syncd.model import PushedValue
 
@@ -63,6 +63,18 @@ class OutboxStatus(StrEnum):
     """Refused by the channel for good; nothing is pushed until unparked."""
     FAILED = "failed"
     """The last push of this value did not land; retried next round."""
+
+
+# Module constants: looking a member up on the enum class costs as much as the
+# rest of a transition, and the ledger applies one per value (100 000 at a start).
+_PENDING = OutboxStatus.PENDING
+_SENT = OutboxStatus.SENT
+_ACKNOWLEDGED = OutboxStatus.ACKNOWLEDGED
+_PARKED = OutboxStatus.PARKED
+_FAILED = OutboxStatus.FAILED
+
+STATUS_OF: dict[str, OutboxStatus] = {status.value: status for status in OutboxStatus}
+"""``outbox.status`` text to :class:`OutboxStatus` (a dict: faster than calling the enum)."""
 
 
 class LogStatus(StrEnum):
@@ -103,9 +115,13 @@ class ImpossibleMoveError(ValueError):
     """An event that cannot happen to the row as it is (a bug, or a reply that lies)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RowState:
-    """The part of an outbox row its life is about."""
+class RowState(NamedTuple):
+    """The part of an outbox row its life is about.
+
+    Named tuples, here and for the events: the ledger applies one transition
+    per value (100 000 at a start) and a frozen dataclass costs several times
+    as much to build.
+    """
 
     desired: int
     seq: int
@@ -116,11 +132,10 @@ class RowState:
     @property
     def pending(self) -> bool:
         """True when there is something to push."""
-        return self.status is not OutboxStatus.PARKED and self.acknowledged != self.desired
+        return self.status is not _PARKED and self.acknowledged != self.desired
 
 
-@dataclass(frozen=True, slots=True)
-class Computed:
+class Computed(NamedTuple):
     """Allocation computed ``quantity`` for the row."""
 
     quantity: int
@@ -130,35 +145,29 @@ class Computed:
     when :func:`returns_to_acknowledged`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
+class Sent(NamedTuple):
     value: PushedValue
 
 
-@dataclass(frozen=True, slots=True)
-class Acknowledged:
+class Acknowledged(NamedTuple):
     value: PushedValue
 
 
-@dataclass(frozen=True, slots=True)
-class Failed:
+class Failed(NamedTuple):
     value: PushedValue
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
+class Refused(NamedTuple):
     """The channel refused the value sent under ``seq`` for good (it is parked)."""
 
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
-class Unparked:
-    pass
+class Unparked(NamedTuple):
+    """An operator made the parked row pushable again."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReadBack:
+class ReadBack(NamedTuple):
     """A read-back found the channel holding ``shown`` (None: it does not list the SKU)."""
 
     seq: int
@@ -193,9 +202,9 @@ def sent_since_acknowledged(state: RowState, sent: Iterable[PushedValue]) -> boo
 
 def _settled(status: OutboxStatus, desired: int, acknowledged: int | None) -> OutboxStatus:
     """The status of a row nothing is in flight for."""
-    if status is OutboxStatus.PARKED:
-        return OutboxStatus.PARKED
-    return OutboxStatus.ACKNOWLEDGED if acknowledged == desired else OutboxStatus.PENDING
+    if status is _PARKED:
+        return _PARKED
+    return _ACKNOWLEDGED if acknowledged == desired else _PENDING
 
 
 def check_reply(state: RowState, value: PushedValue) -> None:
@@ -204,6 +213,13 @@ def check_reply(state: RowState, value: PushedValue) -> None:
         raise ImpossibleMoveError(f"seq {value.seq} was never issued")
     if value.seq == state.seq and value.quantity != state.desired:
         raise ImpossibleMoveError(f"seq {value.seq} carries {state.desired}, not {value.quantity}")
+
+
+def _with_status(state: RowState, status: OutboxStatus) -> RowState:
+    # Built directly: dataclasses.replace costs several times more, once per value.
+    if status is state.status:
+        return state
+    return RowState(state.desired, state.seq, state.acknowledged, state.acked_seq, status)
 
 
 def transition(state: RowState | None, event: Event) -> RowState:
@@ -216,26 +232,23 @@ def transition(state: RowState | None, event: Event) -> RowState:
         return _computed(state, event)
     if state is None:
         raise ImpossibleMoveError("no outbox row")
-    if isinstance(event, Sent | Acknowledged | Failed):
-        check_reply(state, event.value)
-    current = isinstance(event, Sent | Acknowledged | Failed) and event.value.seq == state.seq
-    parked = state.status is OutboxStatus.PARKED
-    if isinstance(event, Sent):
-        return replace(state, status=OutboxStatus.SENT) if current and not parked else state
-    if isinstance(event, Failed):
-        return replace(state, status=OutboxStatus.FAILED) if current and not parked else state
+    parked = state.status is _PARKED
     if isinstance(event, Acknowledged):
+        check_reply(state, event.value)
         return _acknowledged(state, event.value)
+    if isinstance(event, Sent | Failed):
+        check_reply(state, event.value)
+        if event.value.seq != state.seq or parked:
+            return state  # an older value's send or failure: the row's value is another
+        return _with_status(state, _SENT if isinstance(event, Sent) else _FAILED)
     if isinstance(event, Refused):
         if event.seq < 1 or event.seq > state.seq:
             raise ImpossibleMoveError(f"seq {event.seq} was never issued")
-        return replace(state, status=OutboxStatus.PARKED) if event.seq == state.seq else state
+        return _with_status(state, _PARKED) if event.seq == state.seq else state
     if isinstance(event, Unparked):
         if not parked:
             raise ImpossibleMoveError("not parked")
-        return replace(
-            state, status=_settled(OutboxStatus.PENDING, state.desired, state.acknowledged)
-        )
+        return _with_status(state, _settled(_PENDING, state.desired, state.acknowledged))
     return _read_back(state, event)
 
 
@@ -246,7 +259,7 @@ def _computed(state: RowState | None, event: Computed) -> RowState:
     if quantity < 0:
         raise ImpossibleMoveError(f"desired {quantity} < 0 is never pushed")
     if state is None:
-        return RowState(desired=quantity, seq=1)
+        return RowState(quantity, 1, None, 0, _PENDING)
     if quantity == state.desired:
         return state  # the same value keeps its seq: nothing new to push
     acknowledged = state.acknowledged
@@ -255,12 +268,12 @@ def _computed(state: RowState | None, event: Computed) -> RowState:
         # channel since and never confirmed: it may be what the channel shows.
         # A parked row forgets too, or unparking would call it in sync.
         acknowledged = None
-    return replace(
-        state,
-        desired=quantity,
-        seq=state.seq + 1,
-        acknowledged=acknowledged,
-        status=_settled(state.status, quantity, acknowledged),
+    return RowState(
+        quantity,
+        state.seq + 1,
+        acknowledged,
+        state.acked_seq,
+        _settled(state.status, quantity, acknowledged),
     )
 
 
@@ -269,28 +282,26 @@ def _acknowledged(state: RowState, value: PushedValue) -> RowState:
         return state  # an older reply arriving late says nothing new
     status = _settled(state.status, state.desired, value.quantity)
     superseded = value.seq < state.seq
-    if (
-        superseded
-        and status is OutboxStatus.PENDING
-        and state.status in (OutboxStatus.SENT, OutboxStatus.FAILED)
-    ):
+    if superseded and status is _PENDING and (state.status is _SENT or state.status is _FAILED):
         status = state.status  # the newer value's own send is still in flight
-    return replace(state, acknowledged=value.quantity, acked_seq=value.seq, status=status)
+    return RowState(state.desired, state.seq, value.quantity, value.seq, status)
 
 
 def _read_back(state: RowState, event: ReadBack) -> RowState:
     applies = (
         state.seq == event.seq
         and state.acknowledged == event.compared
-        and state.status is not OutboxStatus.PARKED
-        and (event.include_sent or state.status is not OutboxStatus.SENT)
+        and state.status is not _PARKED
+        and (event.include_sent or state.status is not _SENT)
     )
     if not applies:
         return state  # the row moved since it was read: the push path wins
-    return replace(
-        state,
-        acknowledged=event.shown,
-        status=_settled(OutboxStatus.PENDING, state.desired, event.shown),
+    return RowState(
+        state.desired,
+        state.seq,
+        event.shown,
+        state.acked_seq,
+        _settled(_PENDING, state.desired, event.shown),
     )
 
 

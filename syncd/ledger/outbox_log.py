@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
@@ -45,9 +45,8 @@ class PushLogEntry:
         return None if self.quantity is None else PushedValue(self.sku, self.seq, self.quantity)
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
-    """One push-log entry to write."""
+class LogLine(NamedTuple):
+    """One push-log entry to write (a named tuple: one per value pushed)."""
 
     value: PushedValue | tuple[Sku, int, int | None]
     status: LogStatus

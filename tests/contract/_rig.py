@@ -141,7 +141,7 @@ async def assembled(
     """Everything `syncd run` builds from ``config`` (:func:`syncd.assembly.assemble`):
     the shared clients (tokens kept in the ledger), sources, channels and engine,
     around a real ledger file whose invariants are checked at the end."""
-    async with await Ledger.open(ledger_path) as ledger:
+    async with await Ledger.open(ledger_path, clock=clock) as ledger:
         assembly = assemble(config, ledger, clock=clock, transports=transports_for(b))
         try:
             yield assembly

@@ -1,9 +1,9 @@
 """The push queue read in SQL: planner order, interlock figures, through the index.
 
-The SQL is checked against the Python definitions it replaces: the planner's
-classes (`syncd.channels.updates.classify`) and the interlock's figures
-(`syncd.safety.assess`), on random outbox contents written straight into a
-real ledger file.
+The SQL is checked against the Python definitions it serves: the planner's
+order (`syncd.engine.plan.order_key`, classes from `syncd.channels.updates`)
+and the interlock's figures (`syncd.safety.is_change`, `is_zeroing`), on
+random outbox contents written straight into a real ledger file.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from syncd.channels.updates import Move, classify
+from syncd.engine.plan import order_key
 from syncd.ledger.codec import encode_time
 from syncd.ledger.outbox_life import OutboxStatus, PushClass, push_class
 from syncd.ledger.outbox_queue import (
@@ -89,7 +90,7 @@ def _is_pending(row: OutboxRow) -> bool:
 def _planner_order(rows: tuple[OutboxRow, ...], channel: str) -> list[OutboxRow]:
     """The order the brief asks for, from the planner's own classes."""
     pending = [r for r in rows if r.channel == channel and _is_pending(r)]
-    return sorted(pending, key=lambda r: (int(classify(r)), r.updated_at, r.sku))
+    return sorted(pending, key=order_key)
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +108,16 @@ def queue_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=_rows(),
-    limit=st.integers(0, 30),
+    limit=st.none() | st.integers(0, 30),
     increases=st.booleans(),
     skip=st.sets(st.sampled_from("ABCDEFGHIJKLMNOP"), max_size=4),
 )
 def test_next_pending_is_the_planner_order_cut_at_the_limit(
-    queue_file: Path, rows: tuple[OutboxRow, ...], limit: int, increases: bool, skip: set[str]
+    queue_file: Path,
+    rows: tuple[OutboxRow, ...],
+    limit: int | None,
+    increases: bool,
+    skip: set[str],
 ) -> None:
     _write(queue_file, rows)
 
