@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from syncd.status_client import StatusUnreachable, query
+from syncd.status.client import StatusUnreachable, query
 
 STATUS_TIMEOUT_S = 5.0
 

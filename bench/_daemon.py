@@ -36,7 +36,7 @@ from syncd.assembly import assemble
 from syncd.config import Config
 from syncd.ledger.store import Ledger
 from syncd.sandbox.world import SandboxWorld
-from syncd.status_client import StatusUnreachable, query
+from syncd.status.client import StatusUnreachable, query
 
 MAX_POLLS_PER_SOURCE = 10_000
 """A source that has not caught up after this many polls is a bug, not a workload."""

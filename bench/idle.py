@@ -55,11 +55,11 @@ from syncd.config.sections import (
     FashionTradeSourceSection,
     OrderSourceSection,
 )
+from syncd.daemon.scheduler import Scheduler
 from syncd.ledger.store import Ledger
-from syncd.metrics import Metrics
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld
-from syncd.scheduler import Scheduler
+from syncd.status.metrics import Metrics
 
 NAME = "idle"
 MANAGES_PROCESSES = True

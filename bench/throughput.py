@@ -4,7 +4,7 @@ The real path with the pipe kept full: a catalog larger than the run can
 push gets new stock levels in the ledger, the engine recomputes, and the
 push loop does what the daemon's pusher does -- one ``push_channel`` round
 (the rate budget decides how many batches), and a pause of
-:data:`syncd.scheduler.DEFERRED_RETRY_S` when the budget deferred work.
+:data:`syncd.daemon.scheduler.DEFERRED_RETRY_S` when the budget deferred work.
 
 **How the rate is measured.** The simulator admits at most 600 requests in
 any sliding 60 s, so a burst at the start of a run would inflate a plain
@@ -55,6 +55,7 @@ from _rig import (
 )
 
 from syncd.channels.ankorstore import AnkorstoreChannel
+from syncd.daemon.scheduler import DEFERRED_RETRY_S
 from syncd.engine import Engine
 from syncd.http.budget import Window
 from syncd.http.presets import with_slack
@@ -65,7 +66,6 @@ from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.limits import SlidingWindows
 from syncd.sandbox.limits import Window as SimWindow
 from syncd.sandbox.world import SandboxWorld
-from syncd.scheduler import DEFERRED_RETRY_S
 
 NAME = "throughput"
 TARGET = 0.95

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from syncd.http.client import ApiClient
 from syncd.integrations import channel_client
 from syncd.progress import BudgetWindow, Progress, ProgressTracker
-from syncd.status_protocol import ProgressStatus
+from syncd.status.protocol import ProgressStatus
 
-# `syncd once` and the status handler find a channel's client here, with its progress.
+# `syncd once` and the status service find a channel's client here, with its progress.
 __all__ = ["ChannelProgress", "budget_windows", "channel_client", "progress_document"]
 
 

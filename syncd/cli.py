@@ -38,10 +38,10 @@ ONCE_EXIT_STATUS = (
 
 # command -> "module:function" taking the parsed namespace and returning an exit code.
 _HANDLERS: dict[str, str] = {
-    "run": "syncd.daemon:cli_run",
+    "run": "syncd.daemon.runtime:cli_run",
     "once": "syncd.once:cli_once",
-    "status": "syncd.status_client:cli_status",
-    "confirm": "syncd.status_client:cli_confirm",
+    "status": "syncd.status.client:cli_status",
+    "confirm": "syncd.status.client:cli_confirm",
     "unpark": "syncd.unpark:cli_unpark",
     "explain": "syncd.explain:cli_explain",
     "check-config": "syncd.config:cli_check_config",

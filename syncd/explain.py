@@ -271,7 +271,7 @@ def _daemon_paths(config_path: Path) -> tuple[Path, Path]:
 
 async def _from_daemon(socket: Path, sku: str, channel: str | None) -> dict[str, Any] | None:
     """The daemon's reply, or None when no daemon answers (the caller reads the file)."""
-    from syncd.status_client import StatusUnreachable, request  # noqa: PLC0415
+    from syncd.status.client import StatusUnreachable, request  # noqa: PLC0415
 
     try:
         return await request(socket, {"cmd": "explain", "sku": sku, "channel": channel})

@@ -11,7 +11,7 @@ which of these to run:
   finds damaged: that one is moved aside and a fresh ledger started.
 
 Both work on the file directly, so both take the lock `syncd run` holds
-(:mod:`syncd.runtime_lock`): with a daemon running they refuse, naming its
+(:mod:`syncd.daemon.lock`): with a daemon running they refuse, naming its
 pid, and change nothing.
 
 Exit status: 0 the ledger is sound (after the rebuild); 1 problems remain
@@ -31,9 +31,9 @@ import anyio
 import structlog
 
 from syncd.config import read_daemon_section
+from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.ledger import integrity
 from syncd.ledger.store import Ledger
-from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 
 log = structlog.get_logger("syncd.ledger")
 

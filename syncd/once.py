@@ -14,7 +14,7 @@ What the run reports and its exit status: :mod:`syncd.once_report`; the
 dry run's plan: :mod:`syncd.once_dry`.
 
 One writer per ledger: a real run takes the lock ``syncd run`` holds for
-its lifetime (:mod:`syncd.runtime_lock`) and refuses, naming the holder's
+its lifetime (:mod:`syncd.daemon.lock`) and refuses, naming the holder's
 pid, while a daemon or another ``syncd once`` runs on the same ledger --
 before reading anything, so it writes nothing anywhere. A dry run takes no
 lock: it works on a copy. Either way the ledger is checked before it is
@@ -44,6 +44,7 @@ from syncd.assembly import Assembly, assemble
 from syncd.channels.base import LiveValue
 from syncd.clock import SystemClock
 from syncd.config import Config, ConfigError, load_config
+from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.engine import ChannelCycle
 from syncd.ledger import integrity
 from syncd.ledger.guard import LedgerRefused, open_checked
@@ -62,7 +63,6 @@ from syncd.once_report import (
 from syncd.once_run import OnceRun
 from syncd.progress import describe as describe_progress
 from syncd.readback import ReadBack
-from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.safety import increase_needs_second_read
 from syncd.sources.base import PollResult
 

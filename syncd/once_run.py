@@ -32,14 +32,14 @@ import anyio
 import structlog
 
 from syncd.assembly import Assembly
-from syncd.callers import local_caller
 from syncd.channel_progress import ChannelProgress, channel_client
+from syncd.describe import describe_error, describe_text
 from syncd.engine import ChannelCycle, Engine
 from syncd.engine.plan import Action
 from syncd.ledger.store import Ledger
 from syncd.progress import Progress
-from syncd.scheduler import describe_error, describe_text
 from syncd.sources.base import PollResult, Source
+from syncd.status.callers import local_caller
 from syncd.wiring import ApiClients
 
 log = structlog.get_logger("syncd.once")

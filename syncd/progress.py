@@ -159,9 +159,14 @@ class ProgressTracker:
         )
 
 
-def human_duration(seconds: float) -> str:
-    """``45s``, ``3m 12s``, ``2h 05m``, ``1d 3h``."""
-    total = max(0, math.ceil(seconds))
+def human_duration(seconds: float, *, round_up: bool = True) -> str:
+    """``45s``, ``3m 12s``, ``2h 05m``, ``1d 3h``: every duration syncd shows a person.
+
+    A time still to come (an ETA) is rounded up, so the last fraction of a
+    second reads ``1s``, not ``0s``; an elapsed time (an age, an uptime)
+    passes ``round_up=False`` and is rounded down, as a clock shows it.
+    """
+    total = max(0, math.ceil(seconds) if round_up else int(seconds))
     days, rest = divmod(total, 86_400)
     hours, rest = divmod(rest, 3_600)
     minutes, secs = divmod(rest, 60)

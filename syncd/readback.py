@@ -13,7 +13,7 @@ budget and behind every interlock (:mod:`syncd.engine`).
   is read and every difference is corrected, both ways, whatever the
   ``drift_policy``; an acknowledged SKU the channel no longer lists becomes
   unknown and is written again. The daemon pushes nothing to a channel
-  before this read succeeded (:mod:`syncd.scheduler`). It costs one full
+  before this read succeeded (:mod:`syncd.daemon.scheduler`). It costs one full
   listing: Ankorstore ``ceil(variants / 100)`` requests (100 000 variants:
   1 000 requests, under two minutes of its 600 a minute at the default
   ``budget_share``), fabric ``ceil(items / page size)``.

@@ -33,12 +33,12 @@ from typing import Any
 
 import anyio
 
-from syncd.callers import local_caller
 from syncd.config import DaemonSection, read_daemon_section
+from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.ledger.store import Ledger
-from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
-from syncd.status_client import StatusUnreachable, request
-from syncd.status_protocol import StatusRequestError, audit_note, unpark_args
+from syncd.status.callers import local_caller
+from syncd.status.client import StatusUnreachable, request
+from syncd.status.protocol import StatusRequestError, audit_note, unpark_args
 
 EXIT_OK = 0
 EXIT_NOT_PARKED = 1

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from syncd.config.apis import ApiSection, Secret
 from syncd.config.problems import Finding, KeyPath, TomlKey
-from syncd.logs import register_secret
+from syncd.redaction import register_secret
 
 CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
 _SYSTEMD_PREFIX = "%d/"

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from syncd.health import stale_source
 from syncd.ledger.freshness import is_stale as freshness_is_stale
 from syncd.ledger.store import Ledger
 from syncd.model import ChannelRule
+from syncd.sources.freshness import stale_source
 
 NEVER = datetime.min.replace(tzinfo=UTC)
 """When a feed that never succeeded was last read: nothing happened "since" it."""

@@ -9,8 +9,8 @@ Three kinds exist among the APIs syncd talks to:
 * :class:`PasswordGrant` -- Active Ants (``POST /token`` with
   ``grant_type=password&username&password``; ``expires_in`` seconds plus
   RFC 1123 ``issued``/``expires`` dates, seed 001 L22-97).
-* :class:`StaticBearer` -- FashionTrade's API key sent as a bearer token
-  (seed 002 L1742-1750).
+* :class:`~syncd.http.api_key.StaticBearer` -- FashionTrade's API key sent
+  as a bearer token (seed 002 L1742-1750).
 
 Rules every token provider follows:
 
@@ -35,10 +35,11 @@ Rules every token provider follows:
   5 s, doubling per further failure up to 5 minutes (raised as
   :class:`TokenUnavailable` with ``retry_in``). While the old token is still
   valid it keeps being used.
-* **Bounded**: a token response larger than :data:`TOKEN_MAX_BYTES` is refused
-  after reading that much (``ResponseTooLarge``, remembered like refused
-  credentials: the same endpoint would send the same body), and the whole
-  exchange must finish within ``deadline`` seconds (:mod:`syncd.http.bounded`).
+* **Bounded**: a token response larger than
+  :data:`~syncd.http.token_request.TOKEN_MAX_BYTES` is refused after reading
+  that much (``ResponseTooLarge``, remembered like refused credentials: the
+  same endpoint would send the same body), and the whole exchange must finish
+  within ``deadline`` seconds (:mod:`syncd.http.token_request`).
 * **Secrets and tokens never reach a log, an error message or a repr.**
 """
 
@@ -47,7 +48,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import anyio
 import anyio.lowlevel
@@ -56,21 +57,18 @@ import structlog
 from pydantic import SecretStr
 
 from syncd.clock import Clock
-from syncd.http.bounded import read_bounded
-from syncd.http.budget import RateBudget, Window, parse_rate_headers
+from syncd.http.budget import RateBudget, Window
 from syncd.http.errors import (
-    ApiError,
     AuthError,
     HttpError,
     RateLimited,
     RequestContext,
     TokenUnavailable,
-    TransportError,
 )
 from syncd.http.token_cache import PersistedTokens, TokenStore
-from syncd.http.token_response import oauth_error, token_lifetime
+from syncd.http.token_request import TOKEN_DEADLINE, request_token
 from syncd.ledger.tokens import TokenKey
-from syncd.logs import register_token
+from syncd.redaction import register_token
 
 _log = structlog.get_logger("syncd.http")
 
@@ -84,15 +82,6 @@ Normal operation needs about one token per lifetime (~1.1 per hour for
 Ankorstore's 3600 s tokens); a revocation costs one more. Anything beyond
 this budget is a credential problem that more requests will not fix.
 """
-
-
-TOKEN_MAX_BYTES = 64 * 1024
-"""Largest token response read: a token answer is a few hundred bytes (seed 000
-L158-165: ``token_type``, ``expires_in``, ``access_token``), so anything near this
-is not a token endpoint talking."""
-
-TOKEN_DEADLINE = 60.0
-"""Longest a token request may take in all, body included (:mod:`syncd.http.bounded`)."""
 
 
 class TokenProvider(Protocol):
@@ -118,7 +107,7 @@ class TokenStatus:
     last_error: str | None
 
 
-class _Secret:
+class Secret:
     """A credential that only :meth:`reveal` gives back; its repr is masked."""
 
     __slots__ = ("_value",)
@@ -341,75 +330,29 @@ class _TokenEndpointProvider:
 
     async def _fetch(self, sent_at: float, reason: str) -> _Token:
         self.requests += 1
-        context = self._context()
         _log.info("http.token_requested", api=self.api, grant=self.grant, reason=reason)
-        request = self._http.build_request(
-            "POST",
-            self._token_url,
-            data=self._form(),
-            # The token endpoint is not JSON:API (seed 000 L149-152).
-            headers={"Accept": "application/json"},
-        )
         try:
-            response = await read_bounded(
+            value, lifetime = await request_token(
                 self._http,
-                request,
-                limit=TOKEN_MAX_BYTES,
+                self._token_url,
+                self._form(),
+                context=self._context(),
+                clock=self._clock,
                 deadline=self._deadline,
-                context=context,
-                what="token response",
+                default_lifetime=self._default_lifetime,
+                refused=self.refused,
+                hint=f"check [apis.{self.api}] {self.credentials}",
             )
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            raise TransportError(
-                f"token request failed: {type(exc).__name__}", context=context
-            ) from None
-        except httpx.HTTPError as exc:
-            raise TransportError(
-                f"token request failed: {type(exc).__name__}", retryable=False, context=context
-            ) from None
-        status = response.status_code
-        if status == 429:
-            signal = parse_rate_headers(response.headers, wall_now=self._clock.wall())
-            if self._budget is not None and signal.retry_after is not None:
-                self._budget.block_until(sent_at + signal.retry_after)
-            raise RateLimited(
-                "token endpoint answered 429", retry_after=signal.retry_after, context=context
-            )
-        if status == 408 or status >= 500:
-            raise ApiError(f"token endpoint answered {status}", status=status, context=context)
-        if not 200 <= status <= 299:
-            code = oauth_error(response)
-            answer = f"{status} {code}" if code else str(status)
-            # Said so a person knows what to fix, e.g. "login refused (400 invalid_grant):
-            # check [apis.activeants] username and password (password_file or password_env)".
-            raise AuthError(
-                f"{self.refused} ({answer}): check [apis.{self.api}] {self.credentials}",
-                status=status,
-                context=context,
-            )
-        value, lifetime = self._parse(response, context)
+        except RateLimited as exc:
+            if self._budget is not None and exc.retry_after is not None:
+                self._budget.block_until(sent_at + exc.retry_after)
+            raise
         register_token(value)
         margin = self._timing.margin(lifetime)
         _log.info("http.token_obtained", api=self.api, lifetime_s=round(lifetime, 3))
         return _Token(
             value=value, expires_at=sent_at + lifetime, refresh_at=sent_at + lifetime - margin
         )
-
-    def _parse(self, response: httpx.Response, context: RequestContext) -> tuple[str, float]:
-        # Messages here never quote the body: it holds the token.
-        try:
-            document: Any = response.json()
-        except ValueError:
-            raise AuthError("token response is not JSON", context=context) from None
-        if not isinstance(document, dict):
-            raise AuthError("token response is not a JSON object", context=context)
-        value = document.get("access_token")
-        if not isinstance(value, str) or not value:
-            raise AuthError("token response has no access_token", context=context)
-        lifetime = token_lifetime(document, self._default_lifetime)
-        if lifetime is None:
-            raise AuthError("token response has no usable expires_in", context=context)
-        return value, lifetime
 
 
 class OAuthClientCredentials(_TokenEndpointProvider):
@@ -455,7 +398,7 @@ class OAuthClientCredentials(_TokenEndpointProvider):
         if not client_id:
             raise ValueError("client_id cannot be empty")
         self._client_id = client_id
-        self._client_secret = _Secret(client_secret)
+        self._client_secret = Secret(client_secret)
         self._scope = scope
 
     def _account(self) -> str:
@@ -513,7 +456,7 @@ class PasswordGrant(_TokenEndpointProvider):
         if not username:
             raise ValueError("username cannot be empty")
         self._username = username
-        self._password = _Secret(password)
+        self._password = Secret(password)
 
     def _account(self) -> str:
         return self._username
@@ -524,41 +467,3 @@ class PasswordGrant(_TokenEndpointProvider):
             "username": self._username,
             "password": self._password.reveal(),
         }
-
-
-class StaticBearer:
-    """A fixed API key sent as a bearer token (FashionTrade, seed 002 L1746).
-
-    A key cannot be refreshed: a 401 means it was revoked or is wrong, so
-    after ``invalidate`` every call fails fast with :class:`AuthError` for
-    ``rejected_cooldown`` seconds, then one request may probe again --
-    never a hot loop (seed brief fashiontrade gotcha 21).
-    """
-
-    def __init__(
-        self, *, api: str, key: Credential, clock: Clock, rejected_cooldown: float = 300.0
-    ) -> None:
-        self.api = api
-        self._key = _Secret(key)
-        self._clock = clock
-        self._cooldown = rejected_cooldown
-        self._rejected_until = -math.inf
-
-    def __repr__(self) -> str:
-        return f"StaticBearer(api={self.api!r})"
-
-    async def token(self) -> str:
-        await anyio.lowlevel.checkpoint()
-        wait = self._rejected_until - self._clock.monotonic()
-        if wait > 0:
-            raise AuthError(
-                f"API key was rejected (401); not used again for {math.ceil(wait)} s",
-                status=401,
-                context=RequestContext(api=self.api),
-            )
-        return self._key.reveal()
-
-    def invalidate(self, token: str) -> None:
-        if token == self._key.reveal():
-            self._rejected_until = self._clock.monotonic() + self._cooldown
-            _log.error("http.api_key_rejected", api=self.api, cooldown_s=self._cooldown)

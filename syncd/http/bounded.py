@@ -17,14 +17,48 @@ the kernel stops it. Every exchange syncd makes therefore goes through
 
 The deadline is real time on purpose, not the injected :class:`Clock`: it
 guards against the network, which only real time measures.
+
+The ``httpx.AsyncClient`` under each API client comes from
+:func:`build_http_client`: explicit limits for every phase, a bounded
+connection pool, and no redirects.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 import anyio
 import httpx
 
 from syncd.http.errors import RequestContext, ResponseTooLarge, TransportError
+
+DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
+"""Explicit limits for every phase; an API needing longer reads passes its own."""
+
+
+def build_http_client(
+    base_url: str,
+    *,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    transport: httpx.AsyncBaseTransport | None = None,
+    max_connections: int = 10,
+) -> httpx.AsyncClient:
+    """The ``httpx.AsyncClient`` for one API: explicit timeouts, no redirects.
+
+    Redirects are not followed: a redirected POST/PATCH loses its body (fabric
+    redirects paths missing their trailing slash, seed brief fabric §2.6), so
+    a 3xx surfaces as an error instead of a silent no-op.
+    """
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=timeout,
+        transport=transport,
+        follow_redirects=False,
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        headers={"User-Agent": "syncd"},
+    )
 
 
 class DeadlineExceeded(TransportError):

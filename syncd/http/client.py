@@ -56,7 +56,6 @@ from syncd.http.auth import TokenProvider
 from syncd.http.bounded import DeadlineExceeded, read_bounded
 from syncd.http.budget import parse_rate_headers
 from syncd.http.errors import (
-    ApiError,
     AuthError,
     HttpError,
     InvalidResponse,
@@ -67,6 +66,7 @@ from syncd.http.errors import (
     TransportError,
 )
 from syncd.http.ratelimit import RateLimiter
+from syncd.http.responses import api_error, excerpt
 from syncd.http.retry import Outcome, RetryPolicy, classify
 
 _log = structlog.get_logger("syncd.http")
@@ -78,9 +78,6 @@ QueryParams = (
     | list[tuple[str, QueryValue]]
     | tuple[tuple[str, QueryValue], ...]
 )
-
-DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=10.0, read=30.0, write=30.0, pool=10.0)
-"""Explicit limits for every phase; an API needing longer reads passes its own."""
 
 DEFAULT_MAX_BODY_BYTES: Final = 32 * 1024 * 1024
 """Largest response body read by default: a JSON:API page of 100 orders with their
@@ -95,7 +92,6 @@ _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures before the request left: safe to retry for any method."""
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-_EXCERPT = 300
 
 
 class _Unset:
@@ -103,31 +99,6 @@ class _Unset:
 
 
 _UNSET: Final = _Unset()
-
-
-def build_http_client(
-    base_url: str,
-    *,
-    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-    transport: httpx.AsyncBaseTransport | None = None,
-    max_connections: int = 10,
-) -> httpx.AsyncClient:
-    """The ``httpx.AsyncClient`` for one API: explicit timeouts, no redirects.
-
-    Redirects are not followed: a redirected POST/PATCH loses its body (fabric
-    redirects paths missing their trailing slash, seed brief fabric §2.6), so
-    a 3xx surfaces as an error instead of a silent no-op.
-    """
-    return httpx.AsyncClient(
-        base_url=base_url,
-        timeout=timeout,
-        transport=transport,
-        follow_redirects=False,
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-        headers={"User-Agent": "syncd"},
-    )
 
 
 @dataclass(slots=True)
@@ -356,7 +327,7 @@ class ApiClient:
                 error = RateLimited(
                     f"429, server asks to wait {pause:g} s",
                     retry_after=pause,
-                    body=_excerpt(response),
+                    body=excerpt(response),
                     context=context,
                 )
                 raise self._fail(error, context)
@@ -365,7 +336,7 @@ class ApiClient:
             self.stats.retries += 1
             _log.info("http.retry", **_fields(context), reason="429", delay_s=pause)
             return None
-        failure = _api_error(response, context)
+        failure = api_error(response, context)
         if outcome is Outcome.FATAL:
             raise self._fail(failure, context)
         hint = parse_rate_headers(response.headers, wall_now=self._clock.wall()).retry_after
@@ -501,54 +472,9 @@ def response_json(response: httpx.Response, *, api: str = "") -> Any:
             api=api, method=response.request.method, path=response.request.url.path
         )
         raise InvalidResponse(
-            f"{response.status_code} response is not JSON: {_excerpt(response)!r}", context=context
+            f"{response.status_code} response is not JSON: {excerpt(response)!r}", context=context
         ) from None
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
-
-
-def _excerpt(response: httpx.Response) -> str:
-    try:
-        text = response.text
-    except (UnicodeDecodeError, LookupError):
-        return "<undecodable body>"
-    return " ".join(text.split())[:_EXCERPT]
-
-
-def _api_error(response: httpx.Response, context: RequestContext) -> ApiError:
-    details = _jsonapi_details(response)
-    summary = details[0] if details else _excerpt(response)
-    return ApiError(
-        f"{response.status_code} {summary}".rstrip(),
-        status=response.status_code,
-        body=_excerpt(response),
-        details=details,
-        context=context,
-    )
-
-
-def _jsonapi_details(response: httpx.Response) -> tuple[str, ...]:
-    """JSON:API ``errors[]`` as ``"422 detail (pointer)"`` (seed brief catalog §7.1)."""
-    try:
-        document = response.json()
-    except ValueError:
-        return ()
-    errors = document.get("errors") if isinstance(document, dict) else None
-    if not isinstance(errors, list):
-        return ()
-    details = []
-    for error in errors[:10]:
-        if not isinstance(error, dict):
-            continue
-        text = str(error.get("detail") or error.get("title") or "").strip()
-        source = error.get("source")
-        pointer = source.get("pointer") if isinstance(source, dict) else None
-        status = str(error.get("status") or "").strip()
-        line = " ".join(part for part in (status, text) if part)
-        if pointer:
-            line += f" ({pointer})"
-        if line:
-            details.append(line[:_EXCERPT])
-    return tuple(details)

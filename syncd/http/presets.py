@@ -26,24 +26,19 @@ from collections.abc import Sequence
 import httpx
 
 from syncd.clock import Clock
+from syncd.http.api_key import StaticBearer
 from syncd.http.auth import (
     DEFAULT_TOKEN_BUDGET,
-    TOKEN_DEADLINE,
     Credential,
     OAuthClientCredentials,
     PasswordGrant,
-    StaticBearer,
 )
+from syncd.http.bounded import DEFAULT_TIMEOUT, build_http_client
 from syncd.http.budget import Window
-from syncd.http.client import (
-    DEFAULT_DEADLINE,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_TIMEOUT,
-    ApiClient,
-    build_http_client,
-)
+from syncd.http.client import DEFAULT_DEADLINE, DEFAULT_MAX_BODY_BYTES, ApiClient
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import RetryPolicy
+from syncd.http.token_request import TOKEN_DEADLINE
 
 ANKORSTORE_WINDOWS = (Window(600, 60.0), Window(24_000, 3_600.0), Window(288_000, 86_400.0))
 """Authenticated limits, seed 000 L202-206."""

@@ -36,7 +36,7 @@ import structlog
 
 from syncd.clock import Clock
 from syncd.ledger.tokens import StoredToken, TokenKey
-from syncd.logs import register_token
+from syncd.redaction import register_token
 
 _log = structlog.get_logger("syncd.http")
 

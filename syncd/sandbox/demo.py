@@ -42,10 +42,10 @@ from typing import Any
 import anyio
 
 from syncd.config import load_config
-from syncd.daemon import Daemon
+from syncd.daemon.runtime import Daemon
 from syncd.logs import configure_logging
 from syncd.sandbox.world import SandboxWorld
-from syncd.status_client import StatusUnreachable, request
+from syncd.status.client import StatusUnreachable, request
 
 PROGRESS_EVERY = 5.0
 SETTLE = 30.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.daemon import EXIT_CONFIG
+from syncd.daemon.runtime import EXIT_CONFIG
 from syncd.sandbox.world import SandboxWorld
 from tests.hostile._support import set_api_key
 from tests.integration.daemon._support import daemon, wait_until, write_config

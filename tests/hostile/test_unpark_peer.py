@@ -54,7 +54,7 @@ import os, sys
 # lives where uid 65534 may not read. Then drop to an operator: uid 65534 in the
 # socket's group, as `usermod -aG syncd` would make it.
 import anyio, anyio._backends._asyncio, asyncio, json
-import syncd.cli, syncd.unpark, syncd.status_client
+import syncd.cli, syncd.unpark, syncd.status.client
 gid = int(sys.argv[1])
 os.setgroups([gid])
 os.setgid(65534)

@@ -1,6 +1,6 @@
 """Drift read-back through the daemon's own loops, against the sandbox over loopback.
 
-A :class:`~syncd.scheduler.Scheduler` runs every loop of a sandbox
+A :class:`~syncd.daemon.scheduler.Scheduler` runs every loop of a sandbox
 assembly in this process (sources, engine, pushers, read-back), as
 `syncd run` does. Someone then edits stock directly on the channels; the
 read-back must notice. Under ``drift_policy = "report"`` the edited value
@@ -19,11 +19,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from syncd.metrics import Metrics
+from syncd.daemon.api_counters import ApiCounters
+from syncd.daemon.scheduler import Scheduler, readback_intervals
+from syncd.daemon.service import DaemonInfo, StatusService
 from syncd.model import now_utc
 from syncd.sandbox.world import SandboxWorld
-from syncd.scheduler import Scheduler, readback_intervals
-from syncd.status_handler import ApiCounters, DaemonInfo, StatusService
+from syncd.status.metrics import Metrics
 from tests.integration._cycle_support import Rig, rig, single_skus
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]

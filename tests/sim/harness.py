@@ -17,7 +17,7 @@ SQLite ledger file; only the transports are swapped for the simulated network
 :class:`TimedSource` (a delegating wrapper that notes when reads succeed).
 A "cycle" is what ``syncd once`` does: read every source, recompute, push
 every channel (an operator confirms held cycles most of the time); a
-"read-back" is the daemon's drift check (:meth:`syncd.scheduler.Scheduler.read_back`),
+"read-back" is the daemon's drift check (:meth:`syncd.daemon.scheduler.Scheduler.read_back`),
 under ``drift_policy = "protect"`` (the default) for half the seeds,
 ``"overwrite"`` or ``"report"`` for a quarter each.
 
@@ -65,9 +65,9 @@ import httpx
 
 from syncd.assembly import Assembly, assemble
 from syncd.config import Config, load_config
+from syncd.daemon.scheduler import Scheduler
 from syncd.engine import ChannelCycle
 from syncd.ledger.store import Ledger
-from syncd.metrics import Metrics
 from syncd.model import FeedState, OutboxRow
 from syncd.once import _needs_second_read as needs_second_read
 from syncd.once import read_sources
@@ -79,8 +79,8 @@ from syncd.sandbox.fabric_state import FabricState
 from syncd.sandbox.fashiontrade_state import FashionTradeState
 from syncd.sandbox.faults import FaultPlan
 from syncd.sandbox.world import APIS, SandboxWorld
-from syncd.scheduler import Scheduler
 from syncd.sources.base import PollResult, Source
+from syncd.status.metrics import Metrics
 from tests.sim.checks import Invariants, superseded_sends
 from tests.sim.crashes import POINTS, Crash, CrashingLedger, CrashPlan
 from tests.sim.events import WorldDriver

@@ -203,6 +203,9 @@ def test_described_for_a_person() -> None:
     assert human_duration(7_500) == "2h 05m"
     assert human_duration(0.2) == "1s"
     assert human_duration(90_000) == "1d 1h"
+    # Elapsed times (ages, uptime) round down, as a clock shows them.
+    assert human_duration(0.8, round_up=False) == "0s"
+    assert human_duration(599.9, round_up=False) == "9m 59s"
 
 
 def test_read_back_from_a_status_document_field_by_field() -> None:

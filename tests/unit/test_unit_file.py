@@ -141,7 +141,7 @@ def test_resource_ceilings_bound_descriptors_memory_and_tasks(
 
 
 def test_a_config_error_is_not_restarted(service: dict[str, list[str]]) -> None:
-    from syncd.daemon import EXIT_CONFIG
+    from syncd.daemon.runtime import EXIT_CONFIG
 
     prevented = {code for line in service["RestartPreventExitStatus"] for code in line.split()}
     assert str(EXIT_CONFIG) in prevented

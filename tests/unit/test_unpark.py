@@ -12,11 +12,11 @@ import anyio
 import pytest
 
 from syncd.cli import main
+from syncd.daemon.lock import RuntimeLock
 from syncd.ledger.store import Ledger
 from syncd.model import Desired, Explanation, now_utc
-from syncd.runtime_lock import RuntimeLock
-from syncd.status_protocol import StatusRequestError, unpark_args
-from tests.unit._status_support import serving_in_thread, short_dir
+from syncd.status.protocol import StatusRequestError, unpark_args
+from tests.unit.status._support import serving_in_thread, short_dir
 
 CH = "ankorstore"
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from syncd.sandbox.world import SandboxWorld
-from syncd.status_client import StatusUnreachable, query
-from tests.unit._daemon_support import NotifyListener
+from syncd.status.client import StatusUnreachable, query
+from tests.unit.daemon._support import NotifyListener
 
 POLL_S = 0.5
 WATCHDOG_USEC = 2_000_000

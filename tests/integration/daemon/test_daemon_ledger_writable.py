@@ -31,7 +31,7 @@ import pytest
 from syncd.ledger.store import Ledger
 from syncd.sandbox.world import SandboxWorld
 from tests.integration.daemon._support import notify_socket, short_dir, wait_until
-from tests.unit._daemon_support import NotifyListener
+from tests.unit.daemon._support import NotifyListener
 
 pytestmark = pytest.mark.integration
 

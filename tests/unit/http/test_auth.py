@@ -14,10 +14,10 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from syncd.clock import FakeClock
+from syncd.http.api_key import StaticBearer
 from syncd.http.auth import (
     OAuthClientCredentials,
     PasswordGrant,
-    StaticBearer,
     TokenTiming,
 )
 from syncd.http.errors import AuthError, RateLimited, TokenUnavailable
@@ -355,22 +355,6 @@ async def test_fabric_token_without_expires_in_lives_ten_hours() -> None:
     assert await provider.token() == "tok-1"
     clock.advance(500)  # past 90 % of 10 h
     assert await provider.token() == "tok-2"
-
-
-@pytest.mark.anyio
-async def test_static_key_rejected_fails_fast_then_probes_again_later() -> None:
-    clock = FakeClock()
-    bearer = StaticBearer(
-        api="fashiontrade", key="ft-api-key", clock=clock, rejected_cooldown=300.0
-    )
-    assert await bearer.token() == "ft-api-key"
-    bearer.invalidate("some-other-value")
-    assert await bearer.token() == "ft-api-key"
-    bearer.invalidate("ft-api-key")
-    with pytest.raises(AuthError, match="rejected"):
-        await bearer.token()
-    clock.advance(301)
-    assert await bearer.token() == "ft-api-key"
 
 
 @pytest.mark.anyio

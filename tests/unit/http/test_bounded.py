@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from syncd.clock import FakeClock
-from syncd.http.auth import TOKEN_MAX_BYTES, OAuthClientCredentials
-from syncd.http.bounded import DeadlineExceeded, read_bounded
+from syncd.http.auth import OAuthClientCredentials
+from syncd.http.bounded import DeadlineExceeded, build_http_client, read_bounded
 from syncd.http.budget import Window
-from syncd.http.client import ApiClient, build_http_client
+from syncd.http.client import ApiClient
 from syncd.http.errors import (
     ApiError,
     AuthError,
@@ -23,6 +23,7 @@ from syncd.http.errors import (
 )
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import NO_RETRY
+from syncd.http.token_request import TOKEN_MAX_BYTES
 
 pytestmark = pytest.mark.anyio
 
