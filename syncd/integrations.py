@@ -54,6 +54,7 @@ from syncd.config.sections import (
 from syncd.http.client import ApiClient
 from syncd.sources.base import Source
 from syncd.sources.build import (
+    BuildContext,
     build_activeants,
     build_ankorstore_orders,
     build_astral,
@@ -63,7 +64,6 @@ from syncd.sources.build import (
 )
 from syncd.wiring import (
     ApiClients,
-    BuildContext,
     activeants_api_client,
     ankorstore_api_client,
     fabric_api_client,

@@ -9,13 +9,11 @@ for whom, is derived from the descriptions in :mod:`syncd.integrations`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypedDict, TypeVar
+from typing import TypedDict, TypeVar
 
 import httpx
 
 from syncd.clock import Clock
-from syncd.config import Config
 from syncd.config.apis import (
     ActiveAntsApiSection,
     AnkorstoreApiSection,
@@ -33,10 +31,6 @@ from syncd.http.presets import (
     fashiontrade_client,
     token_budget,
 )
-from syncd.model import Catalog
-
-if TYPE_CHECKING:
-    from syncd.sources.handover import Handover
 
 A = TypeVar("A", bound=ApiSection)
 
@@ -80,26 +74,6 @@ class ApiClients:
     async def aclose(self) -> None:
         for client in self.all():
             await client.aclose()
-
-
-@dataclass(frozen=True, slots=True)
-class BuildContext:
-    """What every source and channel builder gets besides its client and section."""
-
-    config: Config
-    catalog: Catalog
-    clock: Clock
-    clients: ApiClients
-    handover: Handover | None = None
-    """The one handover lookup the order feeds share (None: ``match = "none"`` or no client)."""
-
-    def api_section(self, name: str, kind: type[A]) -> A:
-        """``[apis.<name>]``, for a builder that needs more of it than its client (ids)."""
-        section = self.config.apis.present().get(name)
-        if not isinstance(section, kind):
-            # Unreachable through build_*: a client exists only where its section does.
-            raise ValueError(f"[apis.{name}] is missing")
-        return section
 
 
 class _Bounds(TypedDict):

@@ -15,7 +15,7 @@ from syncd.channels.fabric import FabricChannel
 from syncd.config.apis import FabricApiSection
 from syncd.config.sections import AnkorstoreChannelSection, FabricChannelSection
 from syncd.http.client import ApiClient
-from syncd.wiring import BuildContext
+from syncd.sources.build import BuildContext
 
 
 def build_ankorstore(

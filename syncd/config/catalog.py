@@ -13,16 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from syncd.config.fields import NonEmpty, OptionalConfigPath, Section
 from syncd.config.problems import CsvCell, Finding, TomlKey, Where, describe
 from syncd.model import Bundle, Catalog, Prepack, Sku, Variant
-
-if TYPE_CHECKING:
-    from syncd.config.root import Config
 
 ChannelName = Literal["ankorstore", "fabric"]
 
@@ -233,18 +230,6 @@ def assemble_catalog(variants: Iterable[SourcedVariant], section: CatalogSection
     # ``Catalog.bundles`` says which SKUs are bundles (allocation computes them).
     by_sku.update(bundle_identities)  # in place: no second 100 000-entry dict
     return CatalogBuild(Catalog(by_sku, bundles, prepacks), sku_channels, findings)
-
-
-def drop_catalog_entries(config: Config) -> Config:
-    """``config`` without its ``[[catalog.variants]]`` and ``[[catalog.bundles]]`` models.
-
-    Once validated and assembled into the `Catalog`, the per-entry pydantic
-    models are never read again; a catalog of 10 000 bundles kept 90 000
-    objects (13 MB) alive for the daemon's lifetime. The copy shares every
-    other section.
-    """
-    slim = config.catalog.model_copy(update={"variants": [], "bundles": []})
-    return config.model_copy(update={"catalog": slim})
 
 
 def skus_for_channel(

@@ -25,7 +25,6 @@ from pydantic_core import ErrorDetails
 from syncd.config.catalog import (
     SourcedVariant,
     assemble_catalog,
-    drop_catalog_entries,
     inline_variants,
 )
 from syncd.config.catalog_csv import read_catalog_csv
@@ -264,3 +263,15 @@ def _place(finding: Finding, locator: KeyLocator, path: str) -> ConfigProblem:
 def _sorted(problems: list[ConfigProblem], path: str) -> list[ConfigProblem]:
     """The config file's problems first, in line order; then the CSV's."""
     return sorted(problems, key=lambda p: (p.path != path, p.path, p.line or 0))
+
+
+def drop_catalog_entries(config: Config) -> Config:
+    """``config`` without its ``[[catalog.variants]]`` and ``[[catalog.bundles]]`` models.
+
+    Once validated and assembled into the `Catalog`, the per-entry pydantic
+    models are never read again; a catalog of 10 000 bundles kept 90 000
+    objects (13 MB) alive for the daemon's lifetime. The copy shares every
+    other section.
+    """
+    slim = config.catalog.model_copy(update={"variants": [], "bundles": []})
+    return config.model_copy(update={"catalog": slim})

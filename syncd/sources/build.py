@@ -9,6 +9,8 @@ them, never a source.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import structlog
 
 from syncd.clock import Clock
@@ -22,6 +24,7 @@ from syncd.config.sections import (
     FashionTradeSourceSection,
 )
 from syncd.http.client import ApiClient
+from syncd.model import Catalog
 from syncd.sources.activeants import ActiveAntsStockSource
 from syncd.sources.ankorstore_orders import AnkorstoreOrdersSource
 from syncd.sources.astral import AstralStockSource
@@ -29,9 +32,29 @@ from syncd.sources.base import Source
 from syncd.sources.fabric_orders import FabricOrdersSource
 from syncd.sources.fashiontrade import FashionTradeOrdersSource
 from syncd.sources.handover import WAREHOUSE_FEED, Handover
-from syncd.wiring import ApiClients, BuildContext
+from syncd.wiring import A, ApiClients
 
 _log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What every source and channel builder gets besides its client and section."""
+
+    config: Config
+    catalog: Catalog
+    clock: Clock
+    clients: ApiClients
+    handover: Handover | None = None
+    """The one handover lookup the order feeds share (None: ``match = "none"`` or no client)."""
+
+    def api_section(self, name: str, kind: type[A]) -> A:
+        """``[apis.<name>]``, for a builder that needs more of it than its client (ids)."""
+        section = self.config.apis.present().get(name)
+        if not isinstance(section, kind):
+            # Unreachable through build_*: a client exists only where its section does.
+            raise ValueError(f"[apis.{name}] is missing")
+        return section
 
 
 def build_handover(config: Config, clients: ApiClients, clock: Clock) -> Handover | None:
