@@ -39,7 +39,7 @@ ONCE_EXIT_STATUS = (
 # command -> "module:function" taking the parsed namespace and returning an exit code.
 _HANDLERS: dict[str, str] = {
     "run": "syncd.daemon.runtime:cli_run",
-    "once": "syncd.once:cli_once",
+    "once": "syncd.once.command:cli_once",
     "status": "syncd.status.client:cli_status",
     "confirm": "syncd.status.client:cli_confirm",
     "unpark": "syncd.unpark:cli_unpark",

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from syncd.ledger.store import Ledger
-from syncd.once import EXIT_FAILED, EXIT_OK
+from syncd.once.command import EXIT_FAILED, EXIT_OK
 from syncd.sandbox.world import SandboxWorld
 from tests.integration._cycle_support import run_once, sandbox_config
 

@@ -22,7 +22,7 @@ from syncd.config import load_config
 from syncd.engine import ChannelCycle
 from syncd.ledger.store import Ledger
 from syncd.model import OutboxRow
-from syncd.once import push_all, read_sources
+from syncd.once.command import push_all, read_sources
 from syncd.sandbox.catalog import SandboxCatalog
 from syncd.sandbox.world import SandboxWorld
 from tests.integration.daemon._support import set_channel_keys

@@ -69,8 +69,8 @@ from syncd.daemon.scheduler import Scheduler
 from syncd.engine import ChannelCycle
 from syncd.ledger.store import Ledger
 from syncd.model import FeedState, OutboxRow
-from syncd.once import _needs_second_read as needs_second_read
-from syncd.once import read_sources
+from syncd.once.command import _needs_second_read as needs_second_read
+from syncd.once.command import read_sources
 from syncd.sandbox import activeants, ankorstore, fabric, fashiontrade
 from syncd.sandbox.activeants_state import ActiveAntsState
 from syncd.sandbox.ankorstore_state import AnkorstoreState

@@ -1,6 +1,6 @@
 """`syncd once --dry-run`: the plan a real run would execute, printed instead of executed.
 
-The dry run works on a copy of the ledger (:mod:`syncd.ledger_copy`), reads
+The dry run works on a copy of the ledger (:mod:`syncd.once.ledger_copy`), reads
 the sources into it, reads every channel back exactly as a real run does at
 start (corrections land in the copy only), then asks the engine for each
 channel's plan (:meth:`syncd.engine.Engine.push_channel` with

@@ -7,11 +7,11 @@ only read (their current values), never written.
 
 A run pushes round after round until every channel is through, re-reading
 sources before they go stale, and reports totals over the whole run
-(:mod:`syncd.once_run`). On a terminal, stderr shows one updating progress
+(:mod:`syncd.once.run`). On a terminal, stderr shows one updating progress
 line per round (done / total, rate, ETA per channel); elsewhere nothing extra.
 
-What the run reports and its exit status: :mod:`syncd.once_report`; the
-dry run's plan: :mod:`syncd.once_dry`.
+What the run reports and its exit status: :mod:`syncd.once.report`; the
+dry run's plan: :mod:`syncd.once.dry_run`.
 
 One writer per ledger: a real run takes the lock ``syncd run`` holds for
 its lifetime (:mod:`syncd.daemon.lock`) and refuses, naming the holder's
@@ -39,7 +39,6 @@ from typing import TextIO, cast
 import anyio
 import structlog
 
-from syncd import once_dry
 from syncd.assembly import Assembly, assemble
 from syncd.channels.base import LiveValue
 from syncd.clock import SystemClock
@@ -48,9 +47,10 @@ from syncd.daemon.lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.engine import ChannelCycle
 from syncd.ledger import integrity
 from syncd.ledger.guard import LedgerRefused, open_checked
-from syncd.ledger_copy import copy_ledger
 from syncd.logs import configure_logging
-from syncd.once_report import (
+from syncd.once import dry_run
+from syncd.once.ledger_copy import copy_ledger
+from syncd.once.report import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_LEFT,
@@ -60,7 +60,7 @@ from syncd.once_report import (
     outstanding_rows,
     report,
 )
-from syncd.once_run import OnceRun
+from syncd.once.run import OnceRun
 from syncd.progress import describe as describe_progress
 from syncd.readback import ReadBack
 from syncd.safety import increase_needs_second_read
@@ -242,8 +242,8 @@ async def _cycle(config: Config, args: argparse.Namespace, line: ProgressLine) -
             # The same start-up read-back a real run makes (into the copy), then its plan.
             live: dict[str, Mapping[str, LiveValue]] = {}
             unverified = await verify_channels(assembly, live)
-            plans = await once_dry.plan_channels(assembly, unverified, confirm=args.confirm)
-            print(once_dry.render(plans, live, unverified, as_json=args.json))
+            plans = await dry_run.plan_channels(assembly, unverified, confirm=args.confirm)
+            print(dry_run.render(plans, live, unverified, as_json=args.json))
             return EXIT_OK
         unverified = await verify_channels(assembly)
         try:

@@ -21,8 +21,8 @@ from syncd.engine import ChannelCycle, Engine, FeedInfo
 from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, SnapshotDraft, StockStatus, Variant
-from syncd.once import EXIT_FAILED, EXIT_LEFT, EXIT_OK, Outstanding, ProgressLine, report
-from syncd.once_run import OnceRun
+from syncd.once.command import EXIT_FAILED, EXIT_LEFT, EXIT_OK, Outstanding, ProgressLine, report
+from syncd.once.run import OnceRun
 from syncd.safety import SafetyPolicy
 from syncd.sources.base import PollResult
 

@@ -28,7 +28,7 @@ from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
 from syncd.engine.plan import describe
 from syncd.ledger.store import Ledger
 from syncd.model import OutboxRow
-from syncd.once_run import ChannelTotals, SourceTotals
+from syncd.once.run import ChannelTotals, SourceTotals
 
 LISTED_ROWS = 20
 """Parked or failed variants named one by one in the report; the count is always complete."""

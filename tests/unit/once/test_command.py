@@ -12,8 +12,8 @@ import pytest
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON
 from syncd.engine import ChannelCycle
 from syncd.model import OutboxRow
-from syncd.once import Outstanding, copy_ledger, report
-from syncd.once_run import ChannelTotals
+from syncd.once.command import Outstanding, copy_ledger, report
+from syncd.once.run import ChannelTotals
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
