@@ -15,7 +15,8 @@ adapters built from one config) as tasks of one anyio task group
   burst of pages becomes one pass) and wakes the pushers when any value
   changed. The first pass after start (or a reload) is a full recompute;
 - one **pusher** per channel runs a push round every ``cycle_interval``, or
-  sooner when woken, or soon again while the rate budget deferred work;
+  sooner when woken, or -- while the rate budget deferred work -- the moment
+  the channel's rate limiter frees a slot (:mod:`syncd.pusher_wait`);
 - one **read-back** loop per channel first reads the whole channel back and
   corrects the acknowledgements it contradicts -- the channel's pusher
   pushes nothing before that read succeeded -- then compares what the
@@ -43,10 +44,12 @@ import structlog
 from anyio.abc import TaskStatus
 
 from syncd.assembly import Assembly
+from syncd.channels.base import WaitsForBudget
 from syncd.channels.drift import Drift
 from syncd.engine import ChannelCycle
 from syncd.metrics import Metrics
 from syncd.model import now_utc
+from syncd.pusher_wait import wait_for_work
 from syncd.readback import ReadBack, ReadBackReport
 from syncd.sources.base import PollResult, Source
 
@@ -458,8 +461,12 @@ class Scheduler:
         await self._computed.wait()
         await self._verified[channel].wait()
         delay = 0.0
+        sender = self.assembly.channels[channel]
+        slot_free = sender.budget_available if isinstance(sender, WaitsForBudget) else None
+        deferred = False
         while True:
-            await wake.wait(delay)
+            # Deferred for lack of budget: go again the moment the limiter frees a slot.
+            await wait_for_work(wake.wait, delay, slot_free if deferred else None)
             if self._stopping.is_set():
                 return
             with self._working(f"push:{channel}"):
@@ -473,6 +480,9 @@ class Scheduler:
                     log.exception("push.round_failed", channel=channel, retry_in_s=round(delay, 2))
                     continue
             delay = self._pushed(state, cycle)
+            deferred = bool(cycle.deferred)
+            if deferred and slot_free is not None:
+                delay = self.cycle_interval
 
     def _pushed(self, state: ChannelRun, cycle: ChannelCycle) -> float:
         channel = state.name

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from syncd.channels.planner import PlannedUpdate
 
@@ -92,3 +92,19 @@ class Channel(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class WaitsForBudget(Protocol):
+    """A channel that can say when its rate budget has room again (optional, additive).
+
+    A pusher whose round left updates deferred for lack of budget waits on
+    :meth:`budget_available` (or new work, whichever comes first) instead of
+    retrying on a fixed interval, so the deferred updates go out the moment
+    the window frees a slot. Channels without it are retried on a fixed
+    interval, as before.
+    """
+
+    async def budget_available(self) -> None:
+        """Return once :meth:`Channel.requests_available` is above zero (on the injected clock)."""
+        ...
