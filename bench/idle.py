@@ -23,7 +23,17 @@ measurements, each of syncd's real code:
    makes the full read, a FashionTrade poll that sweeps), each counted as
    often per hour as its default interval says. Their CPU is that of the
    threads syncd runs in (the event loop and SQLite's), not the
-   simulators'.
+   simulators'. A channel's hourly read-back is measured as the daemon
+   runs it: after the start-up read-back (not counted). fabric's hourly
+   read-back reads only the items fabric changed since the last read, and
+   the whole list once a day (``FULL_READ_EVERY_S``): that daily full read
+   costs what the start-up read-back costs, counted once per day.
+
+Read-backs use the largest page sizes the documents give: Ankorstore's
+variant list documents no ``page[limit]`` maximum, and syncd asks for 100,
+the largest ``perPage`` in any documented sample (seed 000 L3106);
+fabric's lists document no page-size parameter at all (brief seed-fabric
+2.4), so syncd sends none and takes fabric's pages as they come.
 
 There is no target in issue 7 for idle cost; each figure is also given as
 a share of what it is spent from (the API's hourly budget, one CPU core).
@@ -45,6 +55,7 @@ from _daemon import DaemonProcess, settle
 from _rig import requests_by_api, scale_client_rates, scale_sim_rates, set_in_section
 
 from syncd.assembly import assemble
+from syncd.channels.fabric import FULL_READ_EVERY_S
 from syncd.config import Config, load_config
 from syncd.config.sections import (
     ActiveAntsSource,
@@ -120,6 +131,7 @@ SCHEDULED: dict[str, tuple[str, str, float]] = {
         "readback_interval",
         _default(FabricChannel, "readback_interval"),
     ),
+    "fabric full read (daily)": ("channels.fabric", "readback_interval", FULL_READ_EVERY_S),
     "ASTRAL reconciliation": (
         "sources.astral",
         "reconcile_interval",
@@ -224,19 +236,44 @@ async def _job(world: SandboxWorld, run: Callable[[], Awaitable[Any]]) -> Cost:
     )
 
 
+class IdleHourClock(SystemClock):
+    """The system clock, its wall ``ahead`` seconds in the future while ``ahead`` is set.
+
+    The steady state was written to the simulators moments before the jobs run;
+    a read-back of "what changed since the last read" would count those writes,
+    which in a daemon happened hours earlier. Reading with syncd's wall an hour
+    ahead of the simulators' is what an idle hour later looks like: fabric shows
+    every item as last changed an hour ago.
+    """
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def wall(self) -> float:
+        return super().wall() + self.ahead
+
+
 async def scheduled_jobs(world: SandboxWorld, config: Config) -> dict[str, Cost]:
     """Run each hourly and daily job once through syncd's own code; what each cost."""
     costs: dict[str, Cost] = {}
     async with await Ledger.open(config.daemon.database) as ledger:
-        assembly = assemble(config, ledger, clock=SystemClock())
+        clock = IdleHourClock()
+        assembly = assemble(config, ledger, clock=clock)
         try:
             scheduler = Scheduler(assembly, Metrics(), cycle_interval=NEVER)
             sources = {source.name: source for source in assembly.sources}
+            clock.ahead = 3600.0
             for channel in assembly.channels:
+                # The daemon reads every channel in full at start; the hourly
+                # read-backs come after that.
+                startup = await _job(world, lambda c=channel: scheduler.read_back(c, startup=True))
+                if channel == "fabric":
+                    costs["fabric full read (daily)"] = startup
                 costs[f"{channel} read-back"] = await _job(
                     world, lambda c=channel: scheduler.read_back(c)
                 )
                 progress(NAME, f"{channel} read-back measured")
+            clock.ahead = 0.0
             for job, source in (
                 ("ASTRAL reconciliation", "astral"),
                 ("Active Ants full read", "activeants"),
