@@ -277,13 +277,18 @@ class FabricChannel:
         """Send the writes concurrently, in batch order, each once the budget has a slot."""
         written: list[_Written] = []
         in_flight = anyio.Semaphore(MAX_IN_FLIGHT)
-        async with anyio.create_task_group() as group:
-            for update, item in targets:
-                await in_flight.acquire()
-                # Start each write only when it can go out now, so the writes leave in
-                # the planner's order (decreases first) rather than racing for slots.
-                await self.budget_available()
-                group.start_soon(self._write_one, update, item, result, written, in_flight)
+        try:
+            async with anyio.create_task_group() as group:
+                for update, item in targets:
+                    await in_flight.acquire()
+                    # Start each write only when it can go out now, so the writes leave in
+                    # the planner's order (decreases first) rather than racing for slots.
+                    await self.budget_available()
+                    group.start_soon(self._write_one, update, item, result, written, in_flight)
+        except BaseExceptionGroup as failures:
+            # What escapes a write (not an HTTP error: those are results) ends the batch
+            # as it would have one write at a time: the caller sees that error, not a group.
+            raise _first_leaf(failures) from None
         return written
 
     async def _write_one(
@@ -476,6 +481,11 @@ class FabricChannel:
     def _park(self, result: PushResult, update: PlannedUpdate, reason: str) -> None:
         result.parked.append((update, reason))
         _log.warning("channel.parked", channel=self.name, sku=update.sku, reason=reason)
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def _clip(text: str) -> str:

@@ -216,3 +216,20 @@ async def test_an_item_recreated_under_a_new_id_makes_the_read_back_read_everyth
     assert live["A"].raw["inventoryId"] == 9
     assert live["A"].written == 8
     assert len(fake.full_lists()) == 2
+
+
+async def test_an_error_that_is_not_an_http_answer_ends_the_batch_as_itself() -> None:
+    fake, skus = fabric_of(3)
+    channel, _ = make_channel(fake, catalog_of(*skus))
+    await channel.push([update(skus[0], 1)])  # the map is read
+
+    def bug(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "PATCH":
+            raise RuntimeError("the transport broke")
+        return None
+
+    fake.intercept = bug
+    # The engine records the whole batch as failed from this error; a group
+    # of concurrent failures would hide what it was.
+    with pytest.raises(RuntimeError, match="the transport broke"):
+        await channel.push([update(sku, 2, seq=2) for sku in skus])
