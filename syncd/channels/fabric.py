@@ -34,7 +34,7 @@ Per update:
    shows the value written. The whole batch is confirmed by **one list
    read** of the items fabric changed since just before the first write,
    newest first (``updated_at_gte``, ``order_by=-inventory_updated_at``,
-   seed 003 L4868-4874), which stops as soon as every written item was
+   seed 003 L4866-4874), which stops as soon as every written item was
    seen -- one page for a batch, instead of one GET per item. An item that
    slice does not show is read on its own (GET on the item, the supplier's
    documented read, brief fabric-supplier-api 1). A different value is

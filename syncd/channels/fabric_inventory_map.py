@@ -27,7 +27,7 @@ which case the miss is genuine and re-reading would only burn requests.
 
 **Reading only what changed.** The inventory list filters on
 ``updated_at_gte`` (epoch seconds UTC, on ``inventory_updated_at``) and sorts
-by ``order_by=-inventory_updated_at``, newest first (seed 003 L4868-4874, the
+by ``order_by=-inventory_updated_at``, newest first (seed 003 L4866-4874, the
 retailer list; the supplier list is assumed to mirror it, as the sandbox
 does). fabric stamps ``inventory_updated_at`` on every change of the figure,
 the brand's writes and its own decrements on orders alike (brief

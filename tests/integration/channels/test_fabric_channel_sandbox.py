@@ -172,3 +172,19 @@ async def test_a_negative_quantity_is_never_sent(tmp_path: Path) -> None:
         assert r.world.fabric.clamped_writes == 0
         assert writes(r.world) == 0
         assert r.world.fabric.inventory(sku) == before
+
+
+async def test_a_drift_read_back_reads_only_what_fabric_changed(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        skus = fabric_skus(r.world)
+        await r.channel.read_live()  # at start: the whole list
+        lists = "GET /v1/brands/{brand_id}/inventory/"
+        before = r.world.fabric.counters.snapshot()["requests"][lists]
+        before_inventory = r.world.fabric.inventory(skus[3])
+        r.world.fabric.place_order({skus[3]: 1})  # fabric lowers its own figure
+        live = await r.channel.read_live(skus)
+        assert live[skus[3]].written == r.world.fabric.inventory(skus[3])
+        assert live[skus[3]].written == before_inventory - 1
+        assert all(live[s].written == r.world.fabric.inventory(s) for s in skus)
+        # One page of the items fabric changed since the last read, not the whole list.
+        assert r.world.fabric.counters.snapshot()["requests"][lists] == before + 1

@@ -4,7 +4,7 @@ confirmed by one list read; drift read-backs read only what fabric changed.
 The fake fabric (``test_fabric_channel.FakeFabric``) stamps each change on
 the channel's fake wall clock and answers ``updated_at_gte`` and
 ``order_by=-inventory_updated_at`` as the seed documents them (seed 003
-L4868-4874), so what is counted here is what fabric would be sent.
+L4866-4874), so what is counted here is what fabric would be sent.
 """
 
 from __future__ import annotations
