@@ -34,7 +34,6 @@ from _common import proc_cpu_seconds, progress
 
 from syncd.assembly import assemble
 from syncd.config import Config
-from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
 from syncd.sandbox.world import SandboxWorld
 from syncd.status_client import StatusUnreachable, query
@@ -65,7 +64,7 @@ async def settle(world: SandboxWorld, config: Config, benchmark: str = "settle")
     started = time.perf_counter()
     report = Settled()
     async with await Ledger.open(config.daemon.database) as ledger:
-        assembly = assemble(config, ledger, clock=SystemClock())
+        assembly = assemble(config, ledger, clock=ledger.clock)
         try:
             for source in assembly.sources:
                 polls = 0

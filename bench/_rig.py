@@ -2,7 +2,7 @@
 
 :func:`sandbox` starts a :class:`~syncd.sandbox.world.SandboxWorld` on
 loopback (threads), writes its config into a directory and builds the HTTP
-clients exactly as the daemon does (:func:`syncd.wiring.build_clients`);
+clients exactly as the daemon does (:func:`syncd.integrations.build_clients`);
 everything is torn down when the ``async with`` block ends. The rest reads
 the simulators' counters, scales their rate limits and syncd's together,
 and records what one httpx client sends.
@@ -21,14 +21,15 @@ from pathlib import Path
 
 import httpx
 
+from syncd.clock import SystemClock
 from syncd.config import Config, load_config
-from syncd.http.clock import SystemClock
+from syncd.integrations import build_clients
 from syncd.model import ChannelRule, SnapshotDraft, StockStatus
 from syncd.safety import SafetyPolicy
 from syncd.sandbox.limits import SlidingWindows
 from syncd.sandbox.limits import Window as SimWindow
 from syncd.sandbox.world import SandboxWorld
-from syncd.wiring import ApiClients, build_clients
+from syncd.wiring import ApiClients
 
 ANKORSTORE_CEILING_PER_MIN = 600 * 50
 """Documented ceiling: 600 requests per minute (seed 000 L202-206) x 50 operations (L638)."""

@@ -33,9 +33,9 @@ from _common import Row, progress
 from _rig import PERMISSIVE, activeants_snapshot, rule_for, sandbox
 
 from syncd.channels.ankorstore import AnkorstoreChannel
-from syncd.channels.registry import build_channels
+from syncd.clock import SystemClock
 from syncd.engine import Engine
-from syncd.http.clock import SystemClock
+from syncd.integrations import build_channels
 from syncd.ledger.store import Ledger
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld
@@ -70,7 +70,7 @@ async def run(quick: bool) -> list[Row]:
             cache_clock = ShiftedClock()
             channel = build_channels(rig.config, rig.clients, cache_clock)["ankorstore"]
             assert isinstance(channel, AnkorstoreChannel)
-            client = rig.clients.ankorstore
+            client = rig.clients.get("ankorstore")
             assert client is not None
             state = world.ankorstore
             async with await Ledger.open(Path(tmp) / "ledger.db") as ledger:

@@ -5,7 +5,7 @@ config's ``[channels.fabric]`` (``budget_share = 0.8``, ``readback =
 true``) and ``[apis.fabric] requests_per_minute = 60`` pushes every SKU
 once to the real fabric simulator (:mod:`syncd.sandbox.fabric`, which
 answers a 61st request within any 60 s with ``429`` and ``Retry-After``).
-Time is not waited out: syncd runs on a :class:`~syncd.http.clock.FakeClock`
+Time is not waited out: syncd runs on a :class:`~syncd.clock.FakeClock`
 and the simulator judges its rate window on the same clock, over an
 in-process ASGI transport, so an hour of traffic takes seconds and the
 minutes reported are the ones a real run would take.
@@ -29,11 +29,10 @@ import httpx
 from _common import Row, load_average, progress
 
 from syncd.channels.fabric import FabricChannel
-from syncd.channels.planner import Move, PlannedUpdate
-from syncd.config.sections import FabricChannel as FabricChannelConfig
-from syncd.config.sections import OrderSource
+from syncd.channels.updates import Move, PlannedUpdate
+from syncd.clock import FakeClock
+from syncd.config.sections import FabricChannelSection, OrderSource
 from syncd.http.budget import Window
-from syncd.http.clock import FakeClock
 from syncd.http.presets import fabric_client
 from syncd.sandbox import fabric as fabric_sim
 from syncd.sandbox.catalog import generate_catalog
@@ -116,7 +115,7 @@ async def first_sync(skus: int, budget_share: float) -> Sync:
         transport=httpx.ASGITransport(app=counted),  # type: ignore[arg-type]
     )
     model = catalog.to_model()
-    section = FabricChannelConfig(locations=["activeants"], budget_share=budget_share)
+    section = FabricChannelSection(locations=["activeants"], budget_share=budget_share)
     channel = FabricChannel(
         client,
         model,

@@ -56,17 +56,17 @@ from _rig import requests_by_api, scale_client_rates, scale_sim_rates, set_in_se
 
 from syncd.assembly import assemble
 from syncd.channels.fabric import FULL_READ_EVERY_S
+from syncd.clock import SystemClock
 from syncd.config import Config, load_config
 from syncd.config.sections import (
-    ActiveAntsSource,
-    AnkorstoreChannel,
-    AstralSource,
+    ActiveAntsSourceSection,
+    AnkorstoreChannelSection,
+    AstralSourceSection,
     DaemonSection,
-    FabricChannel,
-    FashionTradeSource,
-    OrderSource,
+    FabricChannelSection,
+    FashionTradeSourceSection,
+    OrderSourceSection,
 )
-from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
 from syncd.metrics import Metrics
 from syncd.sandbox.catalog import generate_catalog
@@ -105,50 +105,50 @@ def _default(model: type[object], field: str) -> float:
 FREQUENT: dict[str, dict[str, float]] = {
     "daemon": {"cycle_interval": _default(DaemonSection, "cycle_interval")},
     "sources.activeants": {
-        "poll_interval": _default(ActiveAntsSource, "poll_interval"),
-        "stale_after": _default(ActiveAntsSource, "stale_after"),
+        "poll_interval": _default(ActiveAntsSourceSection, "poll_interval"),
+        "stale_after": _default(ActiveAntsSourceSection, "stale_after"),
     },
     "sources.astral": {
-        "poll_interval": _default(AstralSource, "poll_interval"),
-        "stale_after": _default(AstralSource, "stale_after"),
+        "poll_interval": _default(AstralSourceSection, "poll_interval"),
+        "stale_after": _default(AstralSourceSection, "stale_after"),
     },
     **{
         f"sources.{name}": {
-            "poll_interval": _default(OrderSource, "poll_interval"),
-            "stale_after": _default(OrderSource, "stale_after"),
+            "poll_interval": _default(OrderSourceSection, "poll_interval"),
+            "stale_after": _default(OrderSourceSection, "stale_after"),
         }
         for name in ("ankorstore_orders", "fabric_orders", "fashiontrade")
     },
 }
 """Shipped defaults of what runs every few seconds to minutes (``stale_after`` keeps its margin)."""
-FASHIONTRADE_LINES = {"lines_max_age": _default(FashionTradeSource, "lines_max_age")}
+FASHIONTRADE_LINES = {"lines_max_age": _default(FashionTradeSourceSection, "lines_max_age")}
 
 SCHEDULED: dict[str, tuple[str, str, float]] = {
     "ankorstore read-back": (
         "channels.ankorstore",
         "readback_interval",
-        _default(AnkorstoreChannel, "readback_interval"),
+        _default(AnkorstoreChannelSection, "readback_interval"),
     ),
     "fabric read-back": (
         "channels.fabric",
         "readback_interval",
-        _default(FabricChannel, "readback_interval"),
+        _default(FabricChannelSection, "readback_interval"),
     ),
     "fabric full read (daily)": ("channels.fabric", "readback_interval", FULL_READ_EVERY_S),
     "ASTRAL reconciliation": (
         "sources.astral",
         "reconcile_interval",
-        _default(AstralSource, "reconcile_interval"),
+        _default(AstralSourceSection, "reconcile_interval"),
     ),
     "Active Ants full read": (
         "sources.activeants",
         "full_reconcile_interval",
-        _default(ActiveAntsSource, "full_reconcile_interval"),
+        _default(ActiveAntsSourceSection, "full_reconcile_interval"),
     ),
     "FashionTrade sweep": (
         "sources.fashiontrade",
         "sweep_interval",
-        _default(FashionTradeSource, "sweep_interval"),
+        _default(FashionTradeSourceSection, "sweep_interval"),
     ),
 }
 """Job -> (section, key, shipped default interval in seconds)."""
@@ -355,7 +355,7 @@ def run(quick: bool) -> list[Row]:
                 what="the start-up read-backs",
             )
             # The first polls after a start are not idle polling: let them pass.
-            time.sleep(max(1.0, 3 * _default(OrderSource, "poll_interval") / plan.speedup))
+            time.sleep(max(1.0, 3 * _default(OrderSourceSection, "poll_interval") / plan.speedup))
             progress(NAME, f"sped-up daemon: measuring {plan.window_s:g} s")
             frequent = _window(world, daemon, plan.window_s)
             peak_rss = daemon.peak_rss_mb()

@@ -9,9 +9,10 @@ ledger holding Active Ants levels, ASTRAL lots in units and open orders.
 The child loads the config like the daemon does, then measures, in wall
 and CPU seconds (CPU includes SQLite's thread):
 
-- *separately*, on one copy of the ledger: reading every balance and open
-  reservation, ``allocate`` over the whole catalog (pure), and
-  ``Ledger.set_desired`` of the result into an empty outbox;
+- *separately*, on one copy of the ledger, channel by channel as the engine
+  does: reading the pools and open reservations (``Ledger.allocation_inputs``),
+  ``compute_channel`` over the whole catalog (pure), and
+  ``Ledger.write_desired`` of the result into an empty outbox;
 - *together*, on a second copy: ``Engine.recompute(full=True)`` on a first
   start (empty outbox), then again on a restart (same values), then the
   steady state: an incremental pass after 1% of the Active Ants levels
@@ -43,17 +44,14 @@ from typing import Any, TypeVar
 import anyio
 from _common import Row, progress, quiet_logs
 
-from syncd.allocation import allocate
+from syncd.allocation import Value, compute_channel
 from syncd.bundles import CatalogIndex, catalog_index
 from syncd.config import load_config
 from syncd.engine import Engine
 from syncd.ledger.store import Ledger
 from syncd.model import (
-    Account,
     ChannelRule,
-    Desired,
     OrderObservation,
-    Reservation,
     SnapshotDraft,
     StockStatus,
 )
@@ -161,21 +159,33 @@ async def _separately(
     """The three steps of a full recompute, timed one by one (their data dies on return)."""
     out: dict[str, Any] = {}
 
-    async def read() -> tuple[dict[Account, int], list[Reservation]]:
-        return await ledger.balances(None), await ledger.open_reservations(None)
+    steps = ("read", "allocate", "set_desired")
+    for step in steps:
+        out[step] = {"wall": 0.0, "cpu": 0.0}
+    out["desired"] = 0
+    for rule in rules:  # one channel at a time, as the engine does
 
-    (balances, reservations), out["read"] = await _timed(read)
+        async def read(rule: ChannelRule = rule) -> Any:
+            return await ledger.allocation_inputs(rule.locations)
 
-    async def compute() -> list[Desired]:
-        return allocate(balances, reservations, index, rules)
+        (txn, pools, held), reading = await _timed(read)
 
-    desired, out["allocate"] = await _timed(compute)
-    out["desired"] = len(desired)
+        async def allocate(rule: ChannelRule = rule, pools: Any = pools, held: Any = held) -> Any:
+            return compute_channel(pools, held, index, rule)
 
-    async def write() -> int:
-        return await ledger.set_desired(desired, datetime.now(UTC))
+        values, spent = await _timed(allocate)
+        out["desired"] += len(values)
+        del pools, held
 
-    _, out["set_desired"] = await _timed(write)
+        async def write(
+            rule: ChannelRule = rule, values: list[Value] = values, txn: int = txn
+        ) -> int:
+            return await ledger.write_desired(values, [rule], txn, datetime.now(UTC), complete=True)
+
+        _, written = await _timed(write)
+        for step, times in zip(steps, (reading, spent, written), strict=True):
+            out[step] = {k: out[step][k] + times[k] for k in ("wall", "cpu")}
+        del values
     return out
 
 
@@ -252,8 +262,8 @@ def _size_rows(size: int, r: dict[str, Any], *, judged: bool) -> list[Row]:
     """Full recompute, steady state and peak RSS of one size; targets only at 100 000."""
     full = r["full_first_start"]
     parts = (
-        f"read {r['read']['wall']:.2f} + allocate {r['allocate']['wall']:.2f} "
-        f"+ set_desired {r['set_desired']['wall']:.2f} s"
+        f"read {r['read']['wall']:.2f} + compute {r['allocate']['wall']:.2f} "
+        f"+ write {r['set_desired']['wall']:.2f} s"
     )
     label = f"scale {size:,} variants"
     return [

@@ -3,6 +3,11 @@
 `syncd run`, `syncd once` and the tests build the same object graph here so
 they cannot drift apart. Nothing in this module performs a request; it only
 opens the ledger and constructs the adapters.
+
+One :class:`~syncd.clock.Clock` goes to everything: the ledger is opened
+with it (its timestamps and feed ages), and the clients, sources, channels
+and engine get the same one, so time and chance have a single source that a
+test or the simulation replaces whole.
 """
 
 from __future__ import annotations
@@ -13,17 +18,15 @@ from pathlib import Path
 import httpx
 
 from syncd.channels.base import Channel
+from syncd.clock import Clock
 from syncd.config import Config
 from syncd.engine import Engine, FeedInfo
 from syncd.http.auth import OAuthClientCredentials, PasswordGrant
-from syncd.http.clock import Clock
+from syncd.integrations import build_channels, build_clients, build_sources, order_feed_channel
 from syncd.ledger.store import Ledger
 from syncd.safety import SafetyPolicy
 from syncd.sources.base import Source
-from syncd.wiring import ApiClients, build_clients
-
-ORDER_FEED_CHANNEL = {"ankorstore_orders": "ankorstore", "fabric_orders": "fabric"}
-"""Order feeds that belong to a channel: that channel's increases wait for them."""
+from syncd.wiring import ApiClients
 
 
 @dataclass(slots=True)
@@ -34,6 +37,8 @@ class Assembly:
     sources: list[Source]
     channels: dict[str, Channel]
     engine: Engine
+    clock: Clock
+    """The one clock the ledger, clients, sources, channels and engine share."""
     policies: dict[str, SafetyPolicy] = field(default_factory=dict)
 
     async def aclose(self) -> None:
@@ -64,7 +69,8 @@ def feed_infos(sources: list[Source]) -> list[FeedInfo]:
             name=source.name,
             locations=tuple(source.locations),
             stale_after=source.stale_after,
-            channel=ORDER_FEED_CHANNEL.get(source.name),
+            # The channel's increases wait for an order feed that belongs to it.
+            channel=order_feed_channel(source.name),
             # A channel's order feed two polls behind already means orders may
             # have landed unseen: its increases wait (issue "Channels", fabric).
             overdue_after=min(2 * source.poll_interval, source.stale_after),
@@ -73,25 +79,10 @@ def feed_infos(sources: list[Source]) -> list[FeedInfo]:
     ]
 
 
-def build_sources(config: Config, clients: ApiClients, clock: Clock) -> list[Source]:
-    from syncd.sources.registry import build_order_sources, build_stock_sources  # noqa: PLC0415
-
-    return [
-        *build_stock_sources(config, clients, clock),
-        *build_order_sources(config, clients, clock),
-    ]
-
-
-def build_channels(config: Config, clients: ApiClients, clock: Clock) -> dict[str, Channel]:
-    from syncd.channels.registry import build_channels as build  # noqa: PLC0415
-
-    return build(config, clients, clock)
-
-
-async def open_ledger(config: Config) -> Ledger:
+async def open_ledger(config: Config, clock: Clock) -> Ledger:
     path = Path(config.daemon.database)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return await Ledger.open(path)
+    return await Ledger.open(path, clock=clock)
 
 
 def assemble(
@@ -101,9 +92,13 @@ def assemble(
     clock: Clock,
     transports: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> Assembly:
-    """Build every adapter for ``config`` around an already open ledger."""
-    # Source ages are measured on the same clock as everything else (a fake one in tests).
-    ledger.freshness.use_clock(clock)
+    """Build every adapter for ``config`` around an already open ledger.
+
+    ``clock`` must be the one the ledger was opened with: record stamps, feed
+    ages and every adapter's time then agree (a fake clock in tests).
+    """
+    if ledger.clock is not clock:
+        raise ValueError("the ledger was opened with another clock than the assembly's")
     clients = build_clients(config, clock=clock, transports=transports)
     for client in clients.all():
         if isinstance(client.auth, OAuthClientCredentials | PasswordGrant):
@@ -119,6 +114,7 @@ def assemble(
         channels,
         policies=policies,
         feeds=feed_infos(sources),
+        now=clock.now,
     )
     return Assembly(
         config=config,
@@ -127,5 +123,6 @@ def assemble(
         sources=sources,
         channels=channels,
         engine=engine,
+        clock=clock,
         policies=policies,
     )

@@ -13,9 +13,12 @@ import time
 from collections.abc import Callable
 
 from syncd.http.client import ApiClient
+from syncd.integrations import channel_client
 from syncd.progress import BudgetWindow, Progress, ProgressTracker
 from syncd.status_protocol import ProgressStatus
-from syncd.wiring import ApiClients
+
+# `syncd once` and the status handler find a channel's client here, with its progress.
+__all__ = ["ChannelProgress", "budget_windows", "channel_client", "progress_document"]
 
 
 def budget_windows(client: ApiClient | None) -> list[BudgetWindow]:
@@ -26,12 +29,6 @@ def budget_windows(client: ApiClient | None) -> list[BudgetWindow]:
         BudgetWindow(limit=w.limit, seconds=w.seconds, remaining=w.remaining, resets_in=w.resets_in)
         for w in client.limiter.snapshot().windows
     ]
-
-
-def channel_client(clients: ApiClients, channel: str) -> ApiClient | None:
-    """The API client a channel pushes through (channels are named after their API)."""
-    client = getattr(clients, channel, None)
-    return client if isinstance(client, ApiClient) else None
 
 
 class ChannelProgress:

@@ -63,7 +63,6 @@ import argparse
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -74,14 +73,13 @@ import structlog
 from anyio.abc import TaskGroup
 
 from syncd.assembly import Assembly, assemble
+from syncd.clock import Clock, SystemClock
 from syncd.config import Config, ConfigError, load_config
-from syncd.http.clock import Clock, SystemClock
 from syncd.ledger.guard import LedgerRefused, open_checked
 from syncd.ledger.store import Ledger
 from syncd.ledger.writable import ledger_write_problem
 from syncd.logs import configure_logging, register_secret
 from syncd.metrics import Metrics, PrometheusEndpoint
-from syncd.model import now_utc
 from syncd.offthread import in_daemon_thread
 from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.scheduler import Scheduler, describe_error, readback_intervals
@@ -126,10 +124,7 @@ class ReloadRejected(Exception):
 
 def register_secrets(config: Config) -> None:
     """Every resolved API secret is masked in every log line (the loader does too)."""
-    apis = config.apis
-    for section in (apis.ankorstore, apis.activeants, apis.fabric, apis.fashiontrade):
-        if section is None:
-            continue
+    for section in config.apis.present().values():
         for name in section.SECRETS:
             try:
                 register_secret(section.secret(name).get_secret_value())
@@ -165,7 +160,9 @@ class Daemon:
         self.config = config
         self.config_path = Path(config_path)
         self.notifier = notifier if notifier is not None else Notifier.from_env(env)
-        self._assemble = assemble_fn or _default_assemble(clock or SystemClock())
+        self.clock: Clock = clock or SystemClock()
+        """The process's one clock: the ledger is opened with it, assembly hands it on."""
+        self._assemble = assemble_fn or _default_assemble(self.clock)
         self._load = load
         self.metrics_port = metrics_port
         self._watchdog_s = watchdog_interval(env)
@@ -173,12 +170,12 @@ class Daemon:
         self.status_every = status_every
         self.stuck_after = stuck_after
         self.metrics = Metrics()
-        self.api_counters = ApiCounters()
-        self.heartbeat = Heartbeat()
+        self.api_counters = ApiCounters(monotonic=self.clock.monotonic)
+        self.heartbeat = Heartbeat(self.clock.monotonic)
         self.info = DaemonInfo(
             config_path=str(self.config_path.absolute()),
-            started_at=now_utc(),
-            started_monotonic=time.monotonic(),
+            started_at=self.clock.now(),
+            started_monotonic=self.clock.monotonic(),
         )
         self.scheduler: Scheduler | None = None
         self.status: StatusService | None = None
@@ -230,7 +227,7 @@ class Daemon:
         path = Path(self.config.daemon.database)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return await open_checked(path, config=self.info.config_path)
+            return await open_checked(path, clock=self.clock, config=self.info.config_path)
         except LedgerRefused as exc:
             raise StartupError(str(exc)) from exc
         except Exception as exc:
@@ -251,6 +248,8 @@ class Daemon:
             metrics=self.metrics,
             api_counters=self.api_counters,
             info=self.info,
+            now=self.clock.now,
+            monotonic=self.clock.monotonic,
             stuck_after=self.stuck_after,
         )
         self.status = status

@@ -2,10 +2,13 @@
 
 Every number syncd publishes can be traced back to ledger rows
 (ARCHITECTURE.md invariant 5). The outbox keeps, per (channel, SKU), the
-explanation allocation produced for the current desired value: the balances
-and reservations that fed the pool, then each rule that applied (bundle
-minimum and its limiting component, buffer, percentage, cap, whole packs,
-clamp). This module adds what the ledger knows around it: the postings
+compact basis of the current desired value (its numbers, the channel rule and
+the ledger transaction it was computed at, `syncd.ledger.basis`), and
+`Ledger.explanation` writes the explanation out from it on demand: the
+balances and reservations that fed the pool (read back from the append-only
+ledger as of that transaction), then each rule that applied (bundle minimum
+and its limiting component, buffer, percentage, cap, whole packs, clamp).
+This module adds what the ledger knows around it: the postings
 behind the balances (which source observed them and when, in units and the
 source's own batches), the open reservations with their order references,
 the sources' last successful reads, and the last push of the value.
@@ -55,7 +58,7 @@ from syncd.ledger.connection import Database
 from syncd.ledger.queries import LedgerEntry
 from syncd.ledger.schema import SCHEMA_VERSION
 from syncd.ledger.store import Ledger
-from syncd.model import Reservation, StockStatus, now_utc
+from syncd.model import Reservation, StockStatus
 
 POSTING_LIMIT = 20
 """Newest postings shown per SKU (the SKU itself and each bundle component)."""
@@ -204,7 +207,7 @@ async def explain_sku(
         "ok": True,
         "sku": sku,
         "from": origin,
-        "generated_at": (now or now_utc()).isoformat(),
+        "generated_at": (now or ledger.clock.now()).isoformat(),
         "channels": entries,
         "reservations": reservations,
         "sources": sources,

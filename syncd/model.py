@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 Sku = str
 """The brand's own SKU: the one key every system is mapped to (see `Variant`)."""
@@ -284,6 +285,32 @@ class Desired:  # read-only by convention; see above
         return self.quantity - self.own_reserved
 
 
+MAX_UNITS = 10**12
+"""The one bound on a quantity: the largest syncd accepts from a source or sends to a channel.
+
+A trillion units is beyond any warehouse: a bigger count is corrupt or hostile
+input (``1e30``, ``10**30``), skipped and reported at ingest
+(:mod:`syncd.sources.jsonvalues`) like any other bad value, and never sent
+(:mod:`syncd.engine.plan` parks it). Far below the ledger's storage guard
+(``syncd.ledger.codec.MAX_QUANTITY``, which keeps sums inside SQLite's 64-bit
+integers), so one bad item can never make a whole page unrecordable."""
+
+
+class PushedValue(NamedTuple):
+    """One value handed to a channel, the same identity from the planner to the push log.
+
+    ``(sku, seq)`` names it within its channel (the outbox bumps ``seq`` on
+    every change of the desired value, so a seq carries exactly one quantity);
+    ``quantity`` is that value. The channel is the scope of the call that
+    carries it (every request goes to one channel). A plain tuple, so
+    ``(sku, seq, quantity)`` triples are accepted wherever one is expected.
+    """
+
+    sku: Sku
+    seq: int
+    quantity: int
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
     channel: str
@@ -302,6 +329,11 @@ class OutboxRow:
         """``desired`` less the channel's own orders: what buyers can order."""
         return self.desired - self.own_reserved
 
+    @property
+    def value(self) -> PushedValue:
+        """The current desired value, as it is pushed and logged."""
+        return PushedValue(self.sku, self.seq, self.desired)
+
 
 @dataclass(frozen=True, slots=True)
 class FeedState:
@@ -315,5 +347,10 @@ class FeedState:
 
 
 def now_utc() -> datetime:
-    """The one place wall-clock time is read for records (injected elsewhere)."""
+    """The host's wall time: only a default for a ``now=`` no caller left out.
+
+    syncd's own parts read time through their injected :class:`~syncd.clock.Clock`
+    (``clock.now()`` is this same reading on the real clock); the assembly passes
+    ``clock.now`` wherever ``now=`` is taken.
+    """
     return datetime.now(UTC)

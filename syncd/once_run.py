@@ -35,6 +35,7 @@ from syncd.assembly import Assembly
 from syncd.callers import local_caller
 from syncd.channel_progress import ChannelProgress, channel_client
 from syncd.engine import ChannelCycle, Engine
+from syncd.engine.plan import Action
 from syncd.ledger.store import Ledger
 from syncd.progress import Progress
 from syncd.scheduler import describe_error, describe_text
@@ -85,6 +86,8 @@ class ChannelTotals:
     """Values pending when the run's first round began."""
     errors: list[str] = field(default_factory=list)
     """Push rounds that raised (the channel's adapter or the ledger failed)."""
+    actions: list[Action] = field(default_factory=list)
+    """Every action the run's rounds executed, in order (``syncd once --json``)."""
     last: ChannelCycle = field(default_factory=lambda: ChannelCycle(channel=""))
     """The last round: what is blocked, held, deferred or waiting now."""
 
@@ -100,6 +103,7 @@ class ChannelTotals:
         self.parked += cycle.parked
         self.failed += cycle.failed
         self.requests += cycle.requests
+        self.actions += cycle.actions
         self.last = cycle
 
     @classmethod
@@ -152,6 +156,8 @@ class OnceRun:
             engine=assembly.engine,
             channels=list(assembly.channels),
             clients=assembly.clients,
+            monotonic=assembly.clock.monotonic,
+            sleep=assembly.clock.sleep,
             on_round=on_round,
         )
 
@@ -286,7 +292,9 @@ class OnceRun:
             # (say, after a re-read) is about other numbers and waits for a person.
             if cycle.held_id is not None and confirm and totals.rounds == 0:
                 await self.engine.confirm(name, cycle.held_id, by=local_caller().describe())
+                held = cycle
                 cycle = await self.engine.push_channel(name)
+                cycle.actions[:0] = held.actions  # the run executed the hold, then this
         except Exception as exc:  # one failing channel never stops the others
             error = describe_error(exc)
             log.error("push.round_failed", channel=name, error=error)

@@ -29,13 +29,14 @@ budget and behind every interlock (:mod:`syncd.engine`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
 
 from syncd.assembly import Assembly
+from syncd.channels.base import LiveValue
 from syncd.channels.drift import (
     Drift,
     DriftPolicy,
@@ -77,6 +78,8 @@ class ReadBackReport:
     """Lower numbers that wait for a repeated sighting (``overwrite``)."""
     missing: list[str] = field(default_factory=list)
     reserved_mismatch: list[ReservedMismatch] = field(default_factory=list)
+    live: Mapping[str, LiveValue] | None = None
+    """What the channel showed, kept only when asked (a dry run prints it)."""
 
     @property
     def standing(self) -> list[Drift]:
@@ -111,8 +114,12 @@ class ReadBack:
         policy: DriftPolicy = section.drift_policy if section is not None else "protect"
         return cls(assembly.engine, channel, policy=policy, now=now)
 
-    async def run(self, *, startup: bool = False) -> ReadBackReport:
-        """Read the channel, correct what the policy allows; raises when the read fails."""
+    async def run(self, *, startup: bool = False, keep_live: bool = False) -> ReadBackReport:
+        """Read the channel, correct what the policy allows; raises when the read fails.
+
+        ``keep_live`` keeps what the channel showed in the report (a whole
+        channel's listing: only for a dry run, which prints it).
+        """
         engine = self._engine
         channel = self.channel
         sender = engine.channels[channel]
@@ -130,6 +137,8 @@ class ReadBack:
         # At start the whole listing: it also teaches the channel its pack sizes.
         live = await sender.read_live(None if startup else sorted(acknowledged))
         report.checked = len(acknowledged)
+        if keep_live:
+            report.live = live
         report.drift = find_drift(live, acknowledged)
         now = self._now()
         previous = self._seen

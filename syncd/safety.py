@@ -1,7 +1,7 @@
 """Safety interlocks: when syncd refuses to publish what it computed.
 
-Pure decisions over plain data; the engine gathers the inputs and records a
-hold in the ledger when :func:`assess` says so.
+Pure decisions over plain data; the push planner (:mod:`syncd.engine.plan`)
+asks :func:`assess` and turns its verdict into a block or a hold.
 
 What protects the brand here (ARCHITECTURE.md, "Safety interlocks"):
 
@@ -61,9 +61,29 @@ def _exceeds(count: int, total: int, share: float) -> bool:
     return count > math.floor(total * share + 1e-9)
 
 
+def is_change(row: OutboxRow) -> bool:
+    """A pending row that changes a value the channel confirmed.
+
+    A first publication (nothing acknowledged yet) is not a "change" of a
+    known value; a zero is dangerous either way, so zeroes count both.
+    """
+    return row.acknowledged is not None and row.desired != row.acknowledged
+
+
+def is_zeroing(row: OutboxRow) -> bool:
+    """A pending row that leaves buyers nothing to order where they could order some.
+
+    Judged on what buyers could order: for a channel that subtracts its own
+    orders (Ankorstore) ``desired`` also carries those orders' units, and a
+    pool emptied by a bad read leaves exactly them.
+    """
+    return row.sellable == 0 and (row.acknowledged is None or row.acknowledged > row.own_reserved)
+
+
 def assess(
-    pending: Sequence[OutboxRow],
     *,
+    changes: int,
+    zeroes: int,
     published: int,
     policy: SafetyPolicy,
     stale_sources: Sequence[str] = (),
@@ -71,28 +91,17 @@ def assess(
 ) -> Assessment:
     """Decide whether a channel's pending changes may be pushed now.
 
-    ``pending`` are the rows whose desired value differs from the acknowledged
-    one; ``published`` is how many variants the channel publishes in total.
-    ``confirmed`` is set when an operator confirmed the held cycle.
+    ``changes`` and ``zeroes`` count the pending rows not yet covered by an
+    operator's confirmation (:func:`is_change`, :func:`is_zeroing`; the
+    ledger counts them in SQL); ``published`` is how many variants the
+    channel publishes in total. ``confirmed`` is set when an operator
+    confirmed the held cycle.
     """
     reasons: list[str] = []
     blocked = False
     if policy.block_on_stale_source and stale_sources:
         blocked = True
         reasons.append("stale source(s): " + ", ".join(sorted(stale_sources)))
-    # A first publication (nothing acknowledged yet) is not a "change" of a
-    # known value; a zero is dangerous either way, so zeroes count both.
-    changes = sum(
-        1 for row in pending if row.acknowledged is not None and row.desired != row.acknowledged
-    )
-    # Judged on what buyers could order: for a channel that subtracts its own
-    # orders (Ankorstore) ``desired`` also carries those orders' units, and a
-    # pool emptied by a bad read leaves exactly them.
-    zeroes = sum(
-        1
-        for row in pending
-        if row.sellable == 0 and (row.acknowledged is None or row.acknowledged > row.own_reserved)
-    )
     hold = False
     if published >= policy.min_catalog_for_share_check and not confirmed:
         if _exceeds(zeroes, published, policy.max_zero_share):

@@ -32,8 +32,6 @@ still running (a cancelled push is resent later: values are absolute).
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,7 +46,6 @@ from syncd.channels.base import WaitsForBudget
 from syncd.channels.drift import Drift
 from syncd.engine import ChannelCycle
 from syncd.metrics import Metrics
-from syncd.model import now_utc
 from syncd.pusher_wait import wait_for_work
 from syncd.readback import ReadBack, ReadBackReport
 from syncd.sources.base import PollResult, Source
@@ -72,14 +69,15 @@ def backoff_delay(
     minimum: float = MIN_BACKOFF_S,
     maximum: float = MAX_BACKOFF_S,
     jitter: float = 0.1,
-    rand: Callable[[], float] = random.random,
+    rand: Callable[[], float] = lambda: 0.5,
 ) -> float:
     """Seconds to wait after ``failures`` consecutive failures (>= 1).
 
     ``max(base, minimum) * 2**(failures - 1)``, at most ``maximum`` -- but
     never below ``base``: a source polled every ten minutes is not retried
     more often than that -- spread by +-``jitter`` so sources that failed
-    together do not retry together.
+    together do not retry together. ``rand`` draws in [0, 1) (the scheduler's
+    comes from the clock's ``rng``); the default, 0.5, spreads nothing.
     """
     start = max(base, minimum)
     if failures < 1:
@@ -193,8 +191,8 @@ class Scheduler:
         debounce: float = DEFAULT_DEBOUNCE_S,
         max_backoff: float = MAX_BACKOFF_S,
         min_backoff: float = MIN_BACKOFF_S,
-        monotonic: Callable[[], float] = time.monotonic,
-        now: Callable[[], datetime] = now_utc,
+        monotonic: Callable[[], float] | None = None,
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         self.assembly = assembly
         self.metrics = metrics
@@ -203,8 +201,10 @@ class Scheduler:
         self.debounce = debounce
         self.max_backoff = max_backoff
         self.min_backoff = min_backoff
-        self._monotonic = monotonic
-        self._now = now
+        # The assembly's clock unless a test's own: ages, "now" and jitter on one timeline.
+        self._monotonic = monotonic or assembly.clock.monotonic
+        self._now = now = now or assembly.clock.now
+        self._rand = assembly.clock.rng("scheduler.backoff").random
         self.sources: dict[str, SourceRun] = {
             s.name: SourceRun(s.name, s.poll_interval, s.stale_after) for s in assembly.sources
         }
@@ -294,7 +294,9 @@ class Scheduler:
         return sorted(task for task, since in self._busy.items() if now - since > max_age)
 
     def _backoff(self, base: float, failures: int) -> float:
-        return backoff_delay(base, failures, minimum=self.min_backoff, maximum=self.max_backoff)
+        return backoff_delay(
+            base, failures, minimum=self.min_backoff, maximum=self.max_backoff, rand=self._rand
+        )
 
     @contextmanager
     def _working(self, task: str) -> Iterator[None]:

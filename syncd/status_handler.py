@@ -27,10 +27,8 @@ import anyio
 import structlog
 
 from syncd import __version__
-from syncd.assembly import Assembly
 from syncd.callers import describe_caller
-from syncd.channel_progress import ChannelProgress, progress_document
-from syncd.config.sections import ChannelSection, SourceSection
+from syncd.channel_progress import ChannelProgress, channel_client, progress_document
 from syncd.engine import is_stale
 from syncd.explain import UnknownSku, explain_sku
 from syncd.health import ChannelFacts, HealthFacts, SourceFacts, assess_health
@@ -434,7 +432,7 @@ class StatusService:
                 gauges[series_name("source_age_s", {"source": source.name})] = round(age, 3)
             gauges[series_name("source_stale", {"source": source.name})] = float(stale)
         built = {source.name for source in scheduler.assembly.sources}
-        for name in _configured(scheduler.assembly, "sources"):
+        for name in scheduler.assembly.config.sources.configured():
             if name not in built:
                 rows.append(_disabled_source(name, states.get(name)))
         return rows, facts
@@ -461,7 +459,7 @@ class StatusService:
             if last_push is None:
                 log_rows = await ledger.push_log(name, limit=1)
                 last_push = log_rows[0].at if log_rows else None
-            client = _client_for(assembly.clients, name)
+            client = channel_client(assembly.clients, name)
             stale = [
                 feed.name
                 for feed in engine.feeds_for(name)
@@ -525,7 +523,7 @@ class StatusService:
                 )
                 gauges[series] = float(window["remaining"])
         built = set(assembly.channels)
-        for name in _configured(assembly, "channels"):
+        for name in assembly.config.channels.configured():
             if name not in built:
                 rows.append(_disabled_channel(name))
         return rows, facts
@@ -604,23 +602,6 @@ class StatusService:
 
 
 # --- config-only rows ---------------------------------------------------------------------
-
-
-def _client_for(clients: ApiClients, channel: str) -> ApiClient | None:
-    """The API client a channel pushes through (channels are named after their API)."""
-    client = getattr(clients, channel, None)
-    return client if isinstance(client, ApiClient) else None
-
-
-def _configured(assembly: Assembly, kind: str) -> dict[str, SourceSection | ChannelSection]:
-    """Sections present in the config (enabled or not), by name."""
-    section = getattr(assembly.config, kind)
-    found: dict[str, SourceSection | ChannelSection] = {}
-    for name in type(section).model_fields:
-        value = getattr(section, name)
-        if isinstance(value, SourceSection | ChannelSection):
-            found[name] = value
-    return found
 
 
 def _disabled_source(name: str, state: FeedState | None) -> SourceStatus:

@@ -36,7 +36,6 @@ import anyio
 from syncd.callers import local_caller
 from syncd.config import DaemonSection, read_daemon_section
 from syncd.ledger.store import Ledger
-from syncd.model import now_utc
 from syncd.runtime_lock import AlreadyRunning, LockError, RuntimeLock
 from syncd.status_client import StatusUnreachable, request
 from syncd.status_protocol import StatusRequestError, audit_note, unpark_args
@@ -98,7 +97,7 @@ async def unpark(config_path: Path, socket: Path | None, payload: dict[str, Any]
                 wanted = None if skus == "all" else skus
                 # No socket, no peer: the caller is this process, by its real uid.
                 recorded = audit_note("unparked", local_caller().describe(), note)
-                unparked = await ledger.unpark_items(channel, wanted, now_utc(), recorded)
+                unparked = await ledger.unpark_items(channel, wanted, ledger.clock.now(), recorded)
         finally:
             lock.release()
     missing = [] if skus == "all" else sorted(set(skus) - set(unparked))

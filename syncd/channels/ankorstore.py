@@ -14,7 +14,8 @@ own units.
 
 Per push:
 
-1. a negative quantity is parked, never sent;
+1. (the planner, :mod:`syncd.engine.plan`, never hands over a value outside
+   ``0 .. MAX_UNITS``: a negative one is parked there);
 2. SKUs whose catalog row has no Ankorstore variant id are looked up by SKU;
 3. variants Ankorstore marks ``isAlwaysInStock`` are parked with a reason
    when ``always_in_stock = "leave"`` -- writing a quantity would switch the
@@ -77,10 +78,10 @@ from syncd.channels.ankorstore_ops import (
     update_operation,
 )
 from syncd.channels.base import LiveValue, PushResult, larger_shown
-from syncd.channels.planner import PlannedUpdate
-from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
+from syncd.channels.updates import PlannedUpdate
+from syncd.clock import Clock
+from syncd.config.sections import AnkorstoreChannelSection
 from syncd.http.client import ApiClient, response_json
-from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, HttpError, InvalidResponse, RateLimited
 from syncd.model import Catalog
 
@@ -114,7 +115,7 @@ class AnkorstoreChannel:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: AnkorstoreChannelConfig,
+        section: AnkorstoreChannelSection,
         *,
         clock: Clock,
         page_size: int = DEFAULT_PAGE_SIZE,
@@ -198,13 +199,9 @@ class AnkorstoreChannel:
             return result
         if len(batch) > self.per_request:
             raise ValueError(f"{len(batch)} updates exceed {self.per_request} per request")
-        wanted: list[PlannedUpdate] = []
-        for update in batch:
-            if update.quantity < 0:
-                self._park(result, update, f"refused: negative quantity {update.quantity}")
-            else:
-                wanted.append(update)
-        resolved = await self._resolve(wanted, result)
+        # Quantities were validated once, by the planner (syncd.engine.plan): a
+        # value outside 0..MAX_UNITS never reaches a channel.
+        resolved = await self._resolve(list(batch), result)
         unread = [i for _, i in resolved if self._must_read(i)]
         if unread:
             # Never read in this process (the start-up read-back reads them all), its

@@ -33,8 +33,8 @@ from syncd.channels.ankorstore_ops import (
     parse_listing,
     unit_multipliers,
 )
+from syncd.clock import Clock
 from syncd.http.client import ApiClient, QueryValue
-from syncd.http.clock import Clock
 from syncd.http.jsonapi import paginate
 
 _log = structlog.get_logger(__name__)

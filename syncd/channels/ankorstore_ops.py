@@ -65,8 +65,6 @@ class Listing:
 
 def update_operation(variant_id: str, stock: int) -> dict[str, Any]:
     """One ``update`` operation setting an absolute ``stockQuantity`` (seed 000 L644-667)."""
-    if stock < 0:
-        raise ValueError(f"refusing to send stockQuantity {stock} for {variant_id}")
     return {
         "op": "update",
         "data": {"type": VARIANT_TYPE, "id": variant_id, "attributes": {"stockQuantity": stock}},

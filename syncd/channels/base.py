@@ -1,7 +1,7 @@
 """What every channel is: a write adapter that publishes absolute quantities.
 
 A channel receives planned updates (absolute units per SKU, see
-:mod:`syncd.channels.planner`) and reports, per SKU, whether the channel
+:mod:`syncd.channels.updates`) and reports, per SKU, whether the channel
 confirmed it, rejected it for a reason that resending will not fix (parked),
 or failed in a way a later resend of the same absolute value may fix.
 Absolute values make resends harmless (ARCHITECTURE.md, "Outbox").
@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
 
 
 @dataclass(slots=True)

@@ -79,10 +79,10 @@ from syncd.channels.fabric_values import (
     live_values,
     pace_window,
 )
-from syncd.channels.planner import PlannedUpdate
-from syncd.config.sections import FabricChannel as FabricChannelConfig
+from syncd.channels.updates import PlannedUpdate
+from syncd.clock import Clock
+from syncd.config.sections import FabricChannelSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, HttpError, RateLimited
 from syncd.http.ratelimit import RateLimiter
 from syncd.model import Catalog
@@ -130,7 +130,7 @@ class FabricChannel:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: FabricChannelConfig,
+        section: FabricChannelSection,
         *,
         brand_id: str,
         retailer_id: str | None,

@@ -50,8 +50,8 @@ from typing import Any
 
 import structlog
 
+from syncd.clock import Clock
 from syncd.http.client import ApiClient, QueryValue
-from syncd.http.clock import Clock
 from syncd.http.jsonapi import paginate_next_url
 
 _log = structlog.get_logger(__name__)

@@ -14,12 +14,12 @@ Public API::
 from __future__ import annotations
 
 from syncd.config.apis import (
-    ActiveAntsApi,
-    AnkorstoreApi,
+    ActiveAntsApiSection,
+    AnkorstoreApiSection,
     ApiSection,
     ApisSection,
-    FabricApi,
-    FashionTradeApi,
+    FabricApiSection,
+    FashionTradeApiSection,
     Secret,
 )
 from syncd.config.command import cli_check_config
@@ -27,35 +27,35 @@ from syncd.config.load import load_config, load_config_text, read_daemon_section
 from syncd.config.problems import ConfigError, ConfigProblem
 from syncd.config.root import Config
 from syncd.config.sections import (
-    ActiveAntsSource,
-    AnkorstoreChannel,
-    AstralSource,
+    ActiveAntsSourceSection,
+    AnkorstoreChannelSection,
+    AstralSourceSection,
     ChannelSection,
     DaemonSection,
-    FabricChannel,
+    FabricChannelSection,
     HandoverSection,
-    OrderSource,
+    OrderSourceSection,
     SourceSection,
 )
 
 __all__ = [
-    "ActiveAntsApi",
-    "ActiveAntsSource",
-    "AnkorstoreApi",
-    "AnkorstoreChannel",
+    "ActiveAntsApiSection",
+    "ActiveAntsSourceSection",
+    "AnkorstoreApiSection",
+    "AnkorstoreChannelSection",
     "ApiSection",
     "ApisSection",
-    "AstralSource",
+    "AstralSourceSection",
     "ChannelSection",
     "Config",
     "ConfigError",
     "ConfigProblem",
     "DaemonSection",
-    "FabricApi",
-    "FabricChannel",
-    "FashionTradeApi",
+    "FabricApiSection",
+    "FabricChannelSection",
+    "FashionTradeApiSection",
     "HandoverSection",
-    "OrderSource",
+    "OrderSourceSection",
     "Secret",
     "SourceSection",
     "cli_check_config",

@@ -16,7 +16,16 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, PrivateAttr, SecretStr
 
-from syncd.config.fields import BaseUrl, ByteSize, Limit, NonEmpty, Seconds, Section, Url
+from syncd.config.fields import (
+    BaseUrl,
+    ByteSize,
+    Limit,
+    NonEmpty,
+    Seconds,
+    Section,
+    Url,
+    present_sections,
+)
 
 Secret = SecretStr
 """A resolved secret: ``str()``, ``repr()`` and JSON dumps show ``**********``."""
@@ -85,7 +94,7 @@ class ApiSection(Section):
         self._resolved[name] = value
 
 
-class AnkorstoreApi(ApiSection):
+class AnkorstoreApiSection(ApiSection):
     """Ankorstore's public API, ASTRAL included: OAuth2 client credentials (seed 000 L137-198)."""
 
     SECRETS: ClassVar[tuple[str, ...]] = ("client_secret",)
@@ -104,7 +113,7 @@ class AnkorstoreApi(ApiSection):
     timeout: Seconds = 30.0
 
 
-class ActiveAntsApi(ApiSection):
+class ActiveAntsApiSection(ApiSection):
     """Active Ants ShopApi: password grant on ``POST token`` (seed 001 L22-97)."""
 
     SECRETS: ClassVar[tuple[str, ...]] = ("password",)
@@ -131,7 +140,7 @@ def _check_fabric_base(value: str) -> str:
     return value
 
 
-class FabricApi(ApiSection):
+class FabricApiSection(ApiSection):
     """fabric Marketplace (Dropship), supplier side; OAuth2 client credentials (seed 003 L29-41)."""
 
     SECRETS: ClassVar[tuple[str, ...]] = ("client_secret",)
@@ -155,7 +164,7 @@ class FabricApi(ApiSection):
     timeout: Seconds = 30.0
 
 
-class FashionTradeApi(ApiSection):
+class FashionTradeApiSection(ApiSection):
     """FashionTrade order integration: static API key sent as a bearer token (seed 002 L1742-1750)."""
 
     SECRETS: ClassVar[tuple[str, ...]] = ("api_key",)
@@ -172,17 +181,11 @@ class FashionTradeApi(ApiSection):
 class ApisSection(Section):
     """``[apis]``: only the APIs an enabled integration uses need to be present."""
 
-    ankorstore: AnkorstoreApi | None = None
-    activeants: ActiveAntsApi | None = None
-    fabric: FabricApi | None = None
-    fashiontrade: FashionTradeApi | None = None
+    ankorstore: AnkorstoreApiSection | None = None
+    activeants: ActiveAntsApiSection | None = None
+    fabric: FabricApiSection | None = None
+    fashiontrade: FashionTradeApiSection | None = None
 
     def present(self) -> dict[str, ApiSection]:
         """The configured API sections by name."""
-        sections: dict[str, ApiSection | None] = {
-            "ankorstore": self.ankorstore,
-            "activeants": self.activeants,
-            "fabric": self.fabric,
-            "fashiontrade": self.fashiontrade,
-        }
-        return {name: section for name, section in sections.items() if section is not None}
+        return present_sections(self, ApiSection)

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
 from syncd.config.fields import NonEmpty, OptionalConfigPath, Section
 from syncd.config.problems import CsvCell, Finding, TomlKey, Where, describe
 from syncd.model import Bundle, Catalog, Prepack, Sku, Variant
+
+if TYPE_CHECKING:
+    from syncd.config.root import Config
 
 ChannelName = Literal["ankorstore", "fabric"]
 
@@ -110,15 +113,24 @@ class CatalogBuild:
 
 
 def make_variant(sku: Sku, pack_size: int, ids: Mapping[str, str | None]) -> Variant:
-    """A `Variant` from its SKU, pack size and identity fields (by `IDENTITY_FIELDS` name)."""
+    """A `Variant` from its SKU, pack size and identity fields (by `IDENTITY_FIELDS` name).
+
+    An identity equal to the SKU (a channel SKU that is the brand's own, the
+    usual case) shares the SKU's string: one string per variant fewer.
+    """
+
+    def same(name: str) -> str | None:
+        value = ids.get(name)
+        return sku if value == sku else value
+
     return Variant(
         sku=sku,
-        activeants_sku=ids.get("activeants_sku"),
-        astral_variant_id=ids.get("astral_variant_id"),
-        ankorstore_variant_id=ids.get("ankorstore_variant_id"),
-        ankorstore_sku=ids.get("ankorstore_sku"),
-        fabric_sku=ids.get("fabric_sku"),
-        barcode=ids.get("barcode"),
+        activeants_sku=same("activeants_sku"),
+        astral_variant_id=same("astral_variant_id"),
+        ankorstore_variant_id=same("ankorstore_variant_id"),
+        ankorstore_sku=same("ankorstore_sku"),
+        fabric_sku=same("fabric_sku"),
+        barcode=same("barcode"),
         pack_size=pack_size,
     )
 
@@ -140,9 +152,11 @@ def assemble_catalog(variants: Iterable[SourcedVariant], section: CatalogSection
     by_sku: dict[Sku, Variant] = {}
     defined_at: dict[Sku, Where] = {}
     sku_channels: dict[Sku, frozenset[str]] = {}
-    seen_ids: dict[tuple[str, str], Sku] = {}
+    # One dict per identity field, keyed by the value itself: no (field, value)
+    # tuple per identity (600 000 of them for 100 000 variants).
+    seen_ids: dict[str, dict[str, Sku]] = {name: {} for name in IDENTITY_FIELDS}
 
-    for item in variants:
+    for item in variants:  # consumed as it comes: a CSV is streamed, never listed
         sku = item.variant.sku
         if sku in defined_at:
             findings.append(_duplicate(item.where, sku, defined_at[sku]))
@@ -154,7 +168,7 @@ def assemble_catalog(variants: Iterable[SourcedVariant], section: CatalogSection
             value = getattr(item.variant, name)
             if value is None:
                 continue
-            other = seen_ids.setdefault((name, value), sku)
+            other = seen_ids[name].setdefault(value, sku)
             if other != sku:
                 findings.append(
                     Finding(item.where_of(name), f"{value!r} is already used by SKU {other!r}")
@@ -185,7 +199,7 @@ def assemble_catalog(variants: Iterable[SourcedVariant], section: CatalogSection
             value = getattr(bundle_variant, name)
             if value is None:
                 continue
-            other = seen_ids.setdefault((name, value), entry.sku)
+            other = seen_ids[name].setdefault(value, entry.sku)
             if other != entry.sku:
                 findings.append(
                     Finding(
@@ -217,9 +231,20 @@ def assemble_catalog(variants: Iterable[SourcedVariant], section: CatalogSection
 
     # Bundles appear in ``Catalog.variants`` too, for their channel identities;
     # ``Catalog.bundles`` says which SKUs are bundles (allocation computes them).
-    return CatalogBuild(
-        Catalog({**by_sku, **bundle_identities}, bundles, prepacks), sku_channels, findings
-    )
+    by_sku.update(bundle_identities)  # in place: no second 100 000-entry dict
+    return CatalogBuild(Catalog(by_sku, bundles, prepacks), sku_channels, findings)
+
+
+def drop_catalog_entries(config: Config) -> Config:
+    """``config`` without its ``[[catalog.variants]]`` and ``[[catalog.bundles]]`` models.
+
+    Once validated and assembled into the `Catalog`, the per-entry pydantic
+    models are never read again; a catalog of 10 000 bundles kept 90 000
+    objects (13 MB) alive for the daemon's lifetime. The copy shares every
+    other section.
+    """
+    slim = config.catalog.model_copy(update={"variants": [], "bundles": []})
+    return config.model_copy(update={"catalog": slim})
 
 
 def skus_for_channel(

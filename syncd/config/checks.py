@@ -10,33 +10,30 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from syncd.config.apis import ApisSection
 from syncd.config.problems import Finding, TomlKey
 from syncd.config.root import Config
 
-API_USERS: dict[str, tuple[tuple[str, str], ...]] = {
-    # ASTRAL and the orders live on Ankorstore's API, with the channel (seed 000 L13045-13078).
-    "ankorstore": (
-        ("sources", "astral"),
-        ("sources", "ankorstore_orders"),
-        ("channels", "ankorstore"),
-    ),
-    "activeants": (("sources", "activeants"),),
-    "fabric": (("sources", "fabric_orders"), ("channels", "fabric")),
-    "fashiontrade": (("sources", "fashiontrade"),),
-}
-"""Which source or channel sections use each API."""
-
 
 def needed_apis(config: Config) -> dict[str, list[str]]:
-    """API name -> the enabled sections (``sources.astral``...) that use it."""
-    enabled = {("sources", name) for name in config.sources.enabled()}
-    enabled |= {("channels", name) for name in config.channels.enabled()}
-    needed: dict[str, list[str]] = {}
-    for api, users in API_USERS.items():
-        using = [".".join(user) for user in users if user in enabled]
-        if using:
-            needed[api] = using
-    return needed
+    """API name -> the enabled sections that use it (``sources.astral``, ``handover``...).
+
+    Each source and channel section names its API (``SourceSection.API``); the
+    handover asks Active Ants about the order feeds' orders. APIs come in the
+    order of ``[apis]``'s keys, their users in file-schema order.
+    """
+    users: list[tuple[str, str]] = [
+        (section.API, f"sources.{name}") for name, section in config.sources.enabled().items()
+    ]
+    users += [
+        (section.API, f"channels.{name}") for name, section in config.channels.enabled().items()
+    ]
+    if config.handover.match == "external_reference" and config.sources.order_feeds():
+        users.append((config.handover.API, "handover"))
+    needed: dict[str, list[str]] = {api: [] for api in ApisSection.model_fields}
+    for api, user in users:
+        needed[api].append(user)
+    return {api: using for api, using in needed.items() if using}
 
 
 def check_config(config: Config) -> list[Finding]:
@@ -45,12 +42,14 @@ def check_config(config: Config) -> list[Finding]:
     present = config.apis.present()
     for api, users in needed_apis(config).items():
         if api not in present:
-            # Point at each user: a missing section has no line of its own.
+            # Point at each user: a missing section has no line of its own. The handover
+            # is left out: without Active Ants it is switched off, with a warning at start.
             findings.extend(
                 Finding(
                     TomlKey(tuple(user.split("."))), f"needs section [apis.{api}], which is missing"
                 )
                 for user in users
+                if user != "handover"
             )
 
     sources = config.sources.enabled()
@@ -82,10 +81,7 @@ def check_config(config: Config) -> list[Finding]:
                         f"uses {{{placeholder}}} but [apis.fabric] has no {placeholder}",
                     )
                 )
-    for name in ("ankorstore_orders", "fabric_orders", "fashiontrade"):
-        order_source = getattr(config.sources, name)
-        if order_source is None or not order_source.enabled:
-            continue
+    for name, order_source in config.sources.order_feeds().items():
         ref = order_source.fulfilled_from
         where = TomlKey(("sources", name, "fulfilled_from"))
         if "*" in ref:

@@ -12,7 +12,7 @@ import ipaddress
 import re
 import string
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
@@ -27,6 +27,23 @@ class Section(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
+S = TypeVar("S", bound=Section)
+
+
+def present_sections(table: Section, kind: type[S]) -> dict[str, S]:
+    """The sub-sections of ``kind`` that ``table`` holds, by key, in field order.
+
+    The keys of ``[apis]``, ``[sources]`` and ``[channels]`` are the names of the
+    integrations: they are read from the model, never written out a second time.
+    """
+    found: dict[str, S] = {}
+    for name in type(table).model_fields:
+        value = getattr(table, name)
+        if isinstance(value, kind):
+            found[name] = value
+    return found
 
 
 Seconds = Annotated[float, Field(gt=0)]

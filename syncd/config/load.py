@@ -12,16 +12,22 @@ everything to fix. The stages, each run only when the previous one passed:
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from syncd.config.catalog import SourcedVariant, assemble_catalog, inline_variants
+from syncd.config.catalog import (
+    SourcedVariant,
+    assemble_catalog,
+    drop_catalog_entries,
+    inline_variants,
+)
 from syncd.config.catalog_csv import read_catalog_csv
 from syncd.config.checks import check_config, needed_apis
 from syncd.config.credentials import check_secret_choice, resolve_secret
@@ -107,12 +113,15 @@ def load_config_text(
 
     findings = check_config(config) + _nothing_enabled(config, data)
     findings += _resolve_secrets(config, base_dir, os.environ if environ is None else environ)
-    csv_variants, csv_findings = _read_csv(config, data, path)
-    findings += csv_findings
-    build = assemble_catalog([*csv_variants, *inline_variants(config.catalog)], config.catalog)
-    findings += build.findings
+    csv_findings: list[Finding] = []
+    csv_variants = _read_csv(config, data, path, csv_findings)  # streamed into the catalog
+    build = assemble_catalog(
+        itertools.chain(csv_variants, inline_variants(config.catalog)), config.catalog
+    )
+    findings += csv_findings + build.findings
     if findings:
         raise ConfigError(_sorted([_place(f, locator, path) for f in findings], path))
+    config = drop_catalog_entries(config)
     config.attach_loaded(build, source)
     return config
 
@@ -173,21 +182,17 @@ def _resolve_secrets(
 
 
 def _read_csv(
-    config: Config, data: dict[str, Any], path: str
-) -> tuple[list[SourcedVariant], list[Finding]]:
+    config: Config, data: dict[str, Any], path: str, findings: list[Finding]
+) -> Iterator[SourcedVariant]:
     csv_path = config.catalog.csv
     if csv_path is None:
-        return [], []
+        return iter(())
     written = str(data["catalog"]["csv"])
     # Name the CSV in problems the way the user can find it: next to the config as given.
     display = (
         written if Path(written).is_absolute() else os.path.join(os.path.dirname(path), written)
     )
-    try:
-        return read_catalog_csv(csv_path, display)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        return [], [Finding(TomlKey(("catalog", "csv")), f"cannot read {display}: {reason}")]
+    return read_catalog_csv(csv_path, display, findings)
 
 
 def _validation_problem(error: ErrorDetails, locator: KeyLocator, path: str) -> ConfigProblem:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -25,6 +25,7 @@ from syncd.config.fields import (
     Section,
     Share,
     check_path_template,
+    present_sections,
 )
 
 # --- daemon ------------------------------------------------------------------
@@ -67,14 +68,19 @@ class DaemonSection(Section):
 
 
 class SourceSection(Section):
+    API: ClassVar[str]
+    """The ``[apis.*]`` section this source reads through (one client per API, shared)."""
+
     enabled: bool = True
     poll_interval: Seconds
     stale_after: Seconds
     """A source whose last successful read is older than this is stale."""
 
 
-class ActiveAntsSource(SourceSection):
+class ActiveAntsSourceSection(SourceSection):
     """``[sources.activeants]``: warehouse stock from ``v2/stock/bulk`` (seed 001 L2852-2952)."""
+
+    API: ClassVar[str] = "activeants"
 
     poll_interval: Seconds = 60.0
     full_reconcile_interval: Seconds = 86_400.0
@@ -86,8 +92,11 @@ class ActiveAntsSource(SourceSection):
     stale_after: Seconds = 900.0
 
 
-class AstralSource(SourceSection):
+class AstralSourceSection(SourceSection):
     """``[sources.astral]``: ASTRAL postings feed and stock state (seed 000 L13097-13171)."""
+
+    API: ClassVar[str] = "ankorstore"
+    """ASTRAL lives on Ankorstore's API, with its orders and the channel (seed 000 L13045-13078)."""
 
     poll_interval: Seconds = 30.0
     reconcile_interval: Seconds = 3_600.0
@@ -98,7 +107,7 @@ class AstralSource(SourceSection):
     stale_after: Seconds = 600.0
 
 
-class OrderSource(SourceSection):
+class OrderSourceSection(SourceSection):
     """``[sources.ankorstore_orders]``, ``[sources.fabric_orders]``, ``[sources.fashiontrade]``."""
 
     poll_interval: Seconds = 120.0
@@ -107,8 +116,10 @@ class OrderSource(SourceSection):
     stale_after: Seconds = 900.0
 
 
-class AnkorstoreOrdersSource(OrderSource):
+class AnkorstoreOrdersSection(OrderSourceSection):
     """``[sources.ankorstore_orders]``: orders in the statuses that hold stock (seed 000)."""
+
+    API: ClassVar[str] = "ankorstore"
 
     page_size: Annotated[int, Field(ge=1, le=100)] = 100
     """``page[limit]`` of the orders list; larger pages mean fewer requests from the
@@ -123,8 +134,10 @@ def _check_fabric_orders_path(value: str) -> str:
     return value
 
 
-class FabricOrdersSource(OrderSource):
+class FabricOrdersSection(OrderSourceSection):
     """``[sources.fabric_orders]``: open fabric order lines (``quantity_open``, seed 003)."""
+
+    API: ClassVar[str] = "fabric"
 
     orders_path: Annotated[str, AfterValidator(_check_fabric_orders_path)] = (
         "/v1/brands/{brand_id}/orders/"
@@ -136,9 +149,11 @@ class FabricOrdersSource(OrderSource):
     """``status`` query filter; empty string or absent key in TOML keeps the default."""
 
 
-class FashionTradeSource(OrderSource):
+class FashionTradeSourceSection(OrderSourceSection):
     """``[sources.fashiontrade]``: there is no "updated since" filter (seed 002), so
     recent orders are re-listed by creation date and older open ones swept."""
+
+    API: ClassVar[str] = "fashiontrade"
 
     lookback: Seconds = 30 * 86_400.0
     """Orders created within this window are re-listed every poll."""
@@ -150,22 +165,27 @@ class FashionTradeSource(OrderSource):
 
 
 class SourcesSection(Section):
-    activeants: ActiveAntsSource | None = None
-    astral: AstralSource | None = None
-    ankorstore_orders: AnkorstoreOrdersSource | None = None
-    fabric_orders: FabricOrdersSource | None = None
-    fashiontrade: FashionTradeSource | None = None
+    activeants: ActiveAntsSourceSection | None = None
+    astral: AstralSourceSection | None = None
+    ankorstore_orders: AnkorstoreOrdersSection | None = None
+    fabric_orders: FabricOrdersSection | None = None
+    fashiontrade: FashionTradeSourceSection | None = None
+
+    def configured(self) -> dict[str, SourceSection]:
+        """Sources present in the file (enabled or not) by name, in the fields' order."""
+        return present_sections(self, SourceSection)
 
     def enabled(self) -> dict[str, SourceSection]:
-        """Enabled sources by name, in a fixed order."""
-        sections: dict[str, SourceSection | None] = {
-            "activeants": self.activeants,
-            "astral": self.astral,
-            "ankorstore_orders": self.ankorstore_orders,
-            "fabric_orders": self.fabric_orders,
-            "fashiontrade": self.fashiontrade,
+        """Enabled sources by name, in a fixed order: stock sources before order feeds."""
+        return {name: s for name, s in self.configured().items() if s.enabled}
+
+    def order_feeds(self) -> dict[str, OrderSourceSection]:
+        """Enabled order feeds by name (the sources that record reservations)."""
+        return {
+            name: section
+            for name, section in self.enabled().items()
+            if isinstance(section, OrderSourceSection)
         }
-        return {name: s for name, s in sections.items() if s is not None and s.enabled}
 
 
 # --- handover ----------------------------------------------------------------
@@ -178,7 +198,7 @@ def _check_reference(value: str) -> str:
 ReferenceTemplate = Annotated[str, AfterValidator(_check_reference)]
 
 
-class ReferenceTemplates(Section):
+class ReferenceTemplatesSection(Section):
     """The warehouse order number each channel's orders carry, built from the channel's ref."""
 
     ankorstore: ReferenceTemplate = "{order_ref}"
@@ -198,8 +218,13 @@ class HandoverSection(Section):
     warehouse.
     """
 
+    API: ClassVar[str] = "activeants"
+    """``external_reference`` asks Active Ants which channel orders it already holds."""
+
     match: Literal["external_reference", "none"] = "none"
-    reference_templates: ReferenceTemplates = Field(default_factory=ReferenceTemplates)
+    reference_templates: ReferenceTemplatesSection = Field(
+        default_factory=ReferenceTemplatesSection
+    )
     batch_size: Annotated[int, Field(ge=1, le=100)] = 50
     """Order references asked of Active Ants per request (its page size is 100)."""
     max_requests_per_poll: Annotated[int, Field(ge=1)] = 20
@@ -211,6 +236,9 @@ class HandoverSection(Section):
 
 class ChannelSection(Section):
     """Rule and safety keys every channel has."""
+
+    API: ClassVar[str]
+    """The ``[apis.*]`` section this channel writes through (shared with the sources on it)."""
 
     enabled: bool = True
     locations: Annotated[list[LocationRef], Field(min_length=1)]
@@ -240,8 +268,10 @@ class ChannelSection(Section):
     """Share of the API's rate budget this channel may spend; the rest is left to sources."""
 
 
-class AnkorstoreChannel(ChannelSection):
+class AnkorstoreChannelSection(ChannelSection):
     """``[channels.ankorstore]``: bulk ``POST /api/v1/operations`` (seed 000 L636-669)."""
+
+    API: ClassVar[str] = "ankorstore"
 
     always_in_stock: Literal["leave", "manage"] = "leave"
     """``leave``: never push to variants flagged ``isAlwaysInStock``; ``manage``: push a
@@ -271,7 +301,7 @@ def _check_json_field(value: str) -> str:
     return value
 
 
-class FabricChannel(ChannelSection):
+class FabricChannelSection(ChannelSection):
     """``[channels.fabric]``: one write per SKU on the supplier inventory resource.
 
     The write is not in the seed; fabric's public docs point to ``PATCH
@@ -279,6 +309,8 @@ class FabricChannel(ChannelSection):
     (brief fabric-supplier-api 0, 3), so method, paths and body field are
     configurable.
     """
+
+    API: ClassVar[str] = "fabric"
 
     pack_rounding: bool = False
     """fabric sells single units; pack sizes are Ankorstore's."""
@@ -299,17 +331,17 @@ class FabricChannel(ChannelSection):
 
 
 class ChannelsSection(Section):
-    ankorstore: AnkorstoreChannel | None = None
-    fabric: FabricChannel | None = None
+    ankorstore: AnkorstoreChannelSection | None = None
+    fabric: FabricChannelSection | None = None
+
+    def configured(self) -> dict[str, ChannelSection]:
+        """Channels present in the file (enabled or not) by name, in the fields' order."""
+        return present_sections(self, ChannelSection)
 
     def enabled(self) -> dict[str, ChannelSection]:
         """Enabled channels by name, in a fixed order."""
-        sections: dict[str, ChannelSection | None] = {
-            "ankorstore": self.ankorstore,
-            "fabric": self.fabric,
-        }
-        return {name: s for name, s in sections.items() if s is not None and s.enabled}
+        return {name: s for name, s in self.configured().items() if s.enabled}
 
 
-CHANNEL_NAMES = frozenset({"ankorstore", "fabric"})
+CHANNEL_NAMES = frozenset(ChannelsSection.model_fields)
 """Channels syncd can publish to (the values allowed in a catalog row's ``channels``)."""

@@ -3,8 +3,13 @@
 Only SKUs whose postings or reservations changed since the last pass are
 recomputed, plus every bundle built from them (:func:`syncd.bundles.affected_skus`)
 (ARCHITECTURE.md, "Allocation"). The result goes to the outbox as the latest
-desired absolute value per (channel, SKU) with its explanation; a value that
-did not change keeps its seq and is not pushed.
+desired absolute value per (channel, SKU) with the compact basis of its
+explanation (`syncd.ledger.basis`: numbers and references; `syncd explain`
+writes the explanation out on demand). Allocation runs on plain rows
+(`syncd.allocation.compute_channel`), only ``available`` balances are read,
+summed per SKU in SQL, one channel at a time, and only
+values or bases that changed are written: a value that did not change keeps
+its seq and is not pushed, and a restart with unchanged values writes nothing.
 
 This module also owns the two things a recompute depends on besides the
 ledger: the channels' own pack sizes (:meth:`Recompute.take_packs`) and the
@@ -19,7 +24,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from syncd.allocation import allocate
+from syncd.allocation import RuleError, collector_paused, compute_channel, validate_rules
 from syncd.bundles import CatalogIndex, affected_skus
 from syncd.engine.feeds import NEVER
 from syncd.ledger.store import Ledger
@@ -79,23 +84,37 @@ class Recompute:
                 return 0
         self._repack.clear()
         needed = self._inputs_for(skus)
-        balances = await self.ledger.balances(needed)
-        reservations = await self.ledger.open_reservations(needed)
-        desired = allocate(
-            balances,
-            reservations,
-            self.index,
-            list(self._rules.values()),
-            skus=skus,
-            packs=self._packs,
-        )
-        changed_count = await self.ledger.set_desired(desired, await self.stamp())
+        rules = sorted(self._rules.values(), key=lambda rule: rule.channel)
+        problems = validate_rules(rules)
+        if problems:
+            raise RuleError(problems)
+        stamp = await self.stamp()
+        desired = changed_count = 0
+        with collector_paused():
+            # One channel at a time, each from one read of the ledger: a full
+            # recompute holds one channel's pools and values, never every channel's.
+            # Pools and reservations come from one read transaction, with the id of
+            # the last transaction they reflect: each stored basis names it, and
+            # `syncd explain` reads the balances back as of that transaction.
+            for rule in rules:
+                txn, pools, reservations = await self.ledger.allocation_inputs(
+                    rule.locations, needed
+                )
+                values = compute_channel(
+                    pools, reservations, self.index, rule, skus=skus, packs=self._packs
+                )
+                del pools, reservations
+                desired += len(values)
+                changed_count += await self.ledger.write_desired(
+                    values, [rule], txn, stamp, complete=skus is None
+                )
+                del values
         self.last_txn = current
         self.last_seconds = time.perf_counter() - started
         log.info(
             "engine.recomputed",
             skus="all" if skus is None else len(skus),
-            desired=len(desired),
+            desired=desired,
             changed=changed_count,
             seconds=round(self.last_seconds, 3),
         )

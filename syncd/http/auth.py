@@ -55,9 +55,9 @@ import httpx
 import structlog
 from pydantic import SecretStr
 
+from syncd.clock import Clock
 from syncd.http.bounded import read_bounded
 from syncd.http.budget import RateBudget, Window, parse_rate_headers
-from syncd.http.clock import Clock
 from syncd.http.errors import (
     ApiError,
     AuthError,

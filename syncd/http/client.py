@@ -51,10 +51,10 @@ import anyio
 import httpx
 import structlog
 
+from syncd.clock import Clock
 from syncd.http.auth import TokenProvider
 from syncd.http.bounded import DeadlineExceeded, read_bounded
 from syncd.http.budget import parse_rate_headers
-from syncd.http.clock import Clock
 from syncd.http.errors import (
     ApiError,
     AuthError,
@@ -234,11 +234,17 @@ class ApiClient:
         self._retry = retry or RetryPolicy()
         self._headers = dict(headers or {})
         self._json_content_type = json_content_type
-        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        # Chance from the injected clock, one stream per use: a seeded clock replays both.
+        self._rng = rng or clock.rng(f"http.{name}.backoff")
+        self._ids = clock.rng(f"http.{name}.request_id")
         self._semaphore = anyio.Semaphore(max_concurrency) if max_concurrency else None
         self._request_id_header = request_id_header
         self.max_body_bytes = max_body_bytes
         self.deadline = deadline
+
+    def _request_id(self) -> str:
+        """A fresh id in UUID4 form, drawn from the clock's stream (not a secret)."""
+        return uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -298,7 +304,7 @@ class ApiClient:
             authenticate=authenticate,
         )
         context = RequestContext(
-            api=self.name, method=method, path=httpx.URL(url).path, request_id=uuid.uuid4().hex
+            api=self.name, method=method, path=httpx.URL(url).path, request_id=self._request_id()
         )
         self.stats.requests += 1
         progress = _Progress(started=self._clock.monotonic())

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import httpx
 
+from syncd.clock import Clock
 from syncd.http.auth import (
     DEFAULT_TOKEN_BUDGET,
     TOKEN_DEADLINE,
@@ -41,7 +42,6 @@ from syncd.http.client import (
     ApiClient,
     build_http_client,
 )
-from syncd.http.clock import Clock
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import RetryPolicy
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
+from syncd.clock import Clock
 from syncd.http.budget import BudgetStatus, RateBudget, Window, parse_rate_headers
-from syncd.http.clock import Clock
 
 _log = structlog.get_logger("syncd.http")
 
@@ -71,7 +71,7 @@ class RateLimiter:
         wait is recomputed after every sleep, because sends recorded or a
         429 observed meanwhile only ever push the moment further out; so it
         never returns early. Sleeps go through the injected clock, so tests
-        drive them with :class:`~syncd.http.clock.FakeClock`.
+        drive them with :class:`~syncd.clock.FakeClock`.
         """
         started = self._clock.monotonic()
         while True:

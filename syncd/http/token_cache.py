@@ -34,7 +34,7 @@ from typing import Protocol
 import anyio
 import structlog
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 from syncd.ledger.tokens import StoredToken, TokenKey
 from syncd.logs import register_token
 

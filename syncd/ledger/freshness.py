@@ -29,26 +29,24 @@ back-dated at all -- bounded by one poll's duration.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
-from syncd.http.clock import Clock, SystemClock
+
+class Readings(Protocol):
+    """The two readings freshness needs from the ledger's :class:`~syncd.clock.Clock`."""
+
+    def wall(self) -> float: ...
+
+    def monotonic(self) -> float: ...
 
 
 class FeedFreshness:
     """Monotonic time of each feed's last success recorded through this process's ledger."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
-        self._clock: Clock = clock or SystemClock()
+    def __init__(self, clock: Readings) -> None:
+        # The ledger's clock, which is the assembly's: ages and "now" on one timeline.
+        self._clock = clock
         self._stamps: dict[str, float] = {}
-
-    def use_clock(self, clock: Clock) -> None:
-        """Measure with ``clock`` from now on (the daemon's, or a test's fake one).
-
-        Stamps taken on another clock mean nothing on this one: they are
-        dropped, so the feeds are stale until they succeed again.
-        """
-        if clock is not self._clock:
-            self._clock = clock
-            self._stamps.clear()
 
     def succeeded(self, feed: str, success_at: datetime) -> None:
         """``feed`` recorded a success observed at ``success_at`` (wall time)."""

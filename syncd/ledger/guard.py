@@ -8,12 +8,12 @@ page overwritten) is reported the same way, as damaged.
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import anyio
 import structlog
 
+from syncd.clock import Clock
 from syncd.ledger import integrity
 from syncd.ledger.store import Ledger
 
@@ -25,21 +25,27 @@ class LedgerRefused(Exception):
 
 
 async def open_checked(
-    path: Path, *, config: str | None = None, shown: Path | None = None
+    path: Path,
+    *,
+    clock: Clock | None = None,
+    config: str | None = None,
+    shown: Path | None = None,
 ) -> Ledger:
     """Open, migrate and check the ledger at ``path``; raises :class:`LedgerRefused`.
+
+    ``clock`` is the process's one clock (:meth:`Ledger.open`).
 
     ``shown`` is the path the operator knows when ``path`` is a copy of it
     (``syncd once --dry-run``): the message and its recovery name that one.
     """
     named = shown or path
     try:
-        ledger = await Ledger.open(path)
+        ledger = await Ledger.open(path, clock=clock)
     except sqlite3.OperationalError:
         raise  # cannot open it at all (permissions, disk): not a verdict on its content
     except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
         raise LedgerRefused(integrity.unreadable(named, str(exc))) from exc
-    started = time.perf_counter()
+    started = ledger.clock.monotonic()
     try:
         report = await ledger.check_integrity()
     except sqlite3.DatabaseError as exc:
@@ -52,7 +58,7 @@ async def open_checked(
         with anyio.CancelScope(shield=True):
             await ledger.close()
         raise
-    seconds = round(time.perf_counter() - started, 3)
+    seconds = round(ledger.clock.monotonic() - started, 3)
     if report.ok:
         log.info("ledger.checked", database=str(path), seconds=seconds)
         return ledger

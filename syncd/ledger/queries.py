@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -142,3 +142,85 @@ async def explain_rows(conn: aiosqlite.Connection, sku: str, limit: int) -> list
         )
         for r in rows
     ]
+
+
+_FETCH = 20_000
+"""Rows fetched per round trip when reading the whole catalog (bounded memory)."""
+
+
+async def allocation_inputs(
+    conn: aiosqlite.Connection, locations: Sequence[str], skus: Collection[str] | None = None
+) -> tuple[int, dict[str, int], list[tuple[str, str, str, int, str]]]:
+    """What a recompute reads for one channel, in one read transaction.
+
+    ``(txn, pools, reservations)``: ``txn`` is the last transaction the rest
+    reflects; ``pools`` the ``available`` units per SKU at ``locations``
+    (ids, or prefixes ending in ``*``; summed in SQL over locations and lots,
+    so no other status -- reserved, ``void`` -- and no row per balance is
+    read into Python); ``reservations`` the open lines as ``(channel,
+    order_ref, sku, units, location)``.
+    """
+    txn = await last_txn_id(conn)
+    where, params = _sku_filter(skus)
+    fed, fed_params = _location_filter(locations)
+    pools: dict[str, int] = {}
+    async with conn.execute(
+        "SELECT a.sku, SUM(b.quantity)"  # noqa: S608 -- fixed fragments, values bound
+        " FROM accounts a INDEXED BY accounts_available JOIN balances b ON b.account_id = a.id"
+        f" WHERE a.status = 'available' AND {where} AND ({fed}) GROUP BY a.sku",
+        (*params, *fed_params),
+    ) as cursor:
+        while rows := await cursor.fetchmany(_FETCH):
+            pools.update(rows)  # type: ignore[arg-type]  # (sku, units) by the SELECT
+    async with conn.execute(
+        f"SELECT a.channel, a.order_ref, a.sku, a.quantity, a.location"  # noqa: S608
+        f" FROM reservation_lines a WHERE {where}",
+        params,
+    ) as cursor:
+        held = [tuple(row) for row in await cursor.fetchall()]
+    return txn, pools, held
+
+
+def _location_filter(patterns: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """A WHERE fragment on ``a.location`` matching ids and ``prefix*`` patterns exactly.
+
+    ``substr`` rather than ``LIKE``: LIKE ignores ASCII case and treats ``%``
+    and ``_`` in a location id as wildcards.
+    """
+    parts: list[str] = []
+    params: list[str] = []
+    for pattern in patterns:
+        if pattern.endswith("*"):
+            prefix = pattern[:-1]
+            parts.append(f"substr(a.location, 1, {len(prefix)}) = ?")
+            params.append(prefix)
+        else:
+            parts.append("a.location = ?")
+            params.append(pattern)
+    return " OR ".join(parts) or "0", tuple(params)
+
+
+async def available_at(
+    conn: aiosqlite.Connection, skus: Collection[str], txn: int
+) -> dict[str, list[tuple[str, str, int]]]:
+    """``available`` balances of ``skus`` as they stood after transaction ``txn``.
+
+    SKU -> (location, ``location/available/lot`` key, units), non-zero ones
+    only, sorted by key: the sum of the postings up to ``txn`` (postings are
+    never changed or removed, so this is exact however long ago ``txn`` was).
+    """
+    where, params = _sku_filter(skus)
+    async with conn.execute(
+        "SELECT a.sku, a.location, a.lot, SUM(p.quantity)"  # noqa: S608 -- fixed fragment
+        " FROM accounts a JOIN postings p ON p.account_id = a.id"
+        f" WHERE a.status = 'available' AND {where} AND p.txn_id <= ?"
+        " GROUP BY a.id HAVING SUM(p.quantity) != 0",
+        (*params, txn),
+    ) as cursor:
+        rows = await cursor.fetchall()
+    found: dict[str, list[tuple[str, str, int]]] = {}
+    for sku, location, lot, quantity in rows:
+        found.setdefault(sku, []).append((location, f"{location}/available/{lot}", int(quantity)))
+    for entries in found.values():
+        entries.sort(key=lambda entry: entry[1])
+    return found

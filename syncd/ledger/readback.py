@@ -10,7 +10,8 @@ A correction is a compare-and-set: it applies only while the row is at the
 seq and acknowledged value the read was compared with and nothing is in
 flight for it (status ``sent``), so a push racing the read-back always wins.
 Parked rows are left alone: nothing is pushed for them until an operator
-unparks them.
+unparks them. The rule is the :class:`syncd.ledger.outbox_life.ReadBack`
+event's; this module reads the rows and writes what it says.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import structlog
 
 from syncd.ledger.codec import encode_time
 from syncd.ledger.connection import Database
+from syncd.ledger.outbox import current_rows
+from syncd.ledger.outbox_life import ReadBack, transition
 from syncd.model import Sku
 
 _log = structlog.get_logger(__name__)
@@ -63,33 +66,31 @@ class ReadBackMixin:
         stamp = encode_time(at)
         changed: list[Sku] = []
         async with self._db.write() as conn:
+            rows = await current_rows(conn, [(channel, item.sku) for item in corrections])
+            states = {sku: row.state for (_, sku), row in rows.items()}
+            updates: list[tuple[int | None, str, str, str, Sku]] = []
             for item in corrections:
+                before = states.get(item.sku)
+                if before is None:
+                    continue  # not a value syncd publishes here
+                after = transition(
+                    before, ReadBack(item.seq, item.acknowledged, item.shown, include_sent)
+                )
+                if after == before:
+                    continue  # the row moved since it was read: the push path wins
+                states[item.sku] = after
                 reason = (
                     f"read back {stamp}: {channel} does not list it"
                     if item.shown is None
                     else f"read back {stamp}: {channel} holds {item.shown}"
                 )
-                cursor = await conn.execute(
-                    """
-                    UPDATE outbox SET acknowledged = :shown, reason = :reason,
-                        status = CASE WHEN :shown IS desired THEN 'acknowledged' ELSE 'pending' END
-                    WHERE channel = :channel AND sku = :sku AND seq = :seq
-                      AND acknowledged IS :ack AND status != 'parked'
-                      AND (:sent OR status != 'sent')
-                    """,
-                    {
-                        "shown": item.shown,
-                        "reason": reason,
-                        "channel": channel,
-                        "sku": item.sku,
-                        "seq": item.seq,
-                        "ack": item.acknowledged,
-                        "sent": int(include_sent),
-                    },
-                )
-                if cursor.rowcount:
-                    changed.append(item.sku)
-                await cursor.close()
+                updates.append((after.acknowledged, reason, str(after.status), channel, item.sku))
+                changed.append(item.sku)
+            await conn.executemany(
+                "UPDATE outbox SET acknowledged = ?, reason = ?, status = ?"
+                " WHERE channel = ? AND sku = ?",
+                updates,
+            )
         if changed:
             _log.warning(
                 "outbox.acknowledgements_corrected",

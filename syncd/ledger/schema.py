@@ -267,7 +267,59 @@ _V4: tuple[str, ...] = (
     " CHECK (own_reserved >= 0 AND own_reserved <= desired)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V5: tuple[str, ...] = (
+    # The push planner's order class of a pending row (syncd.channels.updates.Move,
+    # syncd.ledger.outbox_life.push_class): 0 to zero, 1 other decrease, 2 never
+    # acknowledged (the channel's value is unknown), 3 increase. Computed by SQLite
+    # from the row, so no write can leave it stale; VIRTUAL because ALTER TABLE can
+    # only add those, and the index below stores it anyway.
+    """
+    ALTER TABLE outbox ADD COLUMN push_class INTEGER GENERATED ALWAYS AS (
+        CASE WHEN acknowledged IS NULL THEN 2
+             WHEN desired < acknowledged THEN (CASE WHEN desired = 0 THEN 0 ELSE 1 END)
+             ELSE 3 END
+    ) VIRTUAL
+    """,
+    # The push queue: pending rows of a channel in planner order (class, then
+    # oldest first), so the next ``budget x 50`` rows are read straight off the
+    # index instead of reading and sorting the whole queue each round. The
+    # trailing columns make it covering for the interlock's figures (one index-
+    # only pass over the pending rows); ``status`` included so that SQLite does
+    # not look each row up to re-check the index's own WHERE.
+    """
+    CREATE INDEX outbox_queue ON outbox
+        (channel, push_class, updated_at, sku, desired, acknowledged, own_reserved, status)
+    WHERE status != 'parked' AND (acknowledged IS NULL OR acknowledged != desired)
+    """,
+    # Replaced by outbox_queue (same rows): one index less to write per desired value.
+    "DROP INDEX outbox_pending",
+)
+
+
+_V6: tuple[str, ...] = (
+    # Lean recompute, from the previous version (numbered 6 because the outbox's
+    # own migration goes before it; until both are merged it applies as 5). The outbox's ``explanation``
+    # now holds a value's compact basis (numbers and references, see
+    # syncd/ledger/basis.py) instead of the explanation written out; older rows
+    # keep theirs and are shown as stored. ``basis_key`` fingerprints the basis,
+    # so a recompute that finds value and basis unchanged writes nothing and
+    # reads no explanation back (NULL: never fingerprinted, rewritten once).
+    "ALTER TABLE outbox ADD COLUMN basis_key INTEGER",
+    # The channel rules a basis was computed under, referenced by id: a few
+    # rows for the whole outbox instead of the rule written into every value.
+    """
+    CREATE TABLE allocation_rules (
+        id INTEGER PRIMARY KEY,
+        rule TEXT NOT NULL UNIQUE
+    )
+    """,
+    # A recompute reads only ``available`` balances, grouped by SKU and location:
+    # this index holds exactly those accounts in that order (about half of them;
+    # the rest are ``void`` counter-accounts and reservation pools).
+    "CREATE INDEX accounts_available ON accounts (sku, location, lot) WHERE status = 'available'",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """Migration N (1-based) brings ``user_version`` from N-1 to N. Append only."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
+from syncd.clock import Clock, SystemClock
 from syncd.ledger import (
     feeds,
     integrity,
@@ -32,6 +33,7 @@ from syncd.ledger import (
 )
 from syncd.ledger.codec import decode_optional_time, encode_time
 from syncd.ledger.connection import Database
+from syncd.ledger.desired import DesiredMixin
 from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.interlock import InterlockMixin
 from syncd.ledger.outbox import OutboxMixin
@@ -47,31 +49,35 @@ from syncd.model import (
     Reservation,
     SnapshotDraft,
     TransactionDraft,
-    now_utc,
 )
 
 _REPORTED_PRAGMAS = ("journal_mode", "synchronous", "foreign_keys", "user_version")
 
 
-class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
+class Ledger(DesiredMixin, OutboxMixin, InterlockMixin, ReadBackMixin):
     """Append-only, double-entry stock ledger over one SQLite file."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, clock: Clock | None = None) -> None:
         self._db = db
         self._file_id: integrity.FileId | None = None
-        self.freshness = FeedFreshness()
+        self.clock: Clock = clock or SystemClock()
+        """Stamps every record ("now") and measures feed ages: the assembly's one clock."""
+        self.freshness = FeedFreshness(self.clock)
         """When each feed last succeeded *in this process*, on the monotonic clock."""
 
     @classmethod
-    async def open(cls, path: str | Path) -> Ledger:
+    async def open(cls, path: str | Path, *, clock: Clock | None = None) -> Ledger:
         """Open (creating if needed) and migrate the ledger file at ``path``.
+
+        ``clock`` stamps records and measures feed freshness; the process's
+        one clock (:func:`syncd.assembly.assemble` requires the same one).
 
         The file holds OAuth tokens (:mod:`syncd.ledger.tokens`), so it is
         created owner-and-group only and an existing one loses any access for
         others (SQLite gives its ``-wal`` and ``-shm`` files the same mode).
         """
         protect_file(Path(path))
-        ledger = cls(await Database.open(path))
+        ledger = cls(await Database.open(path), clock=clock)
         try:
             ledger._file_id = integrity.file_id(ledger.path)
         except OSError:
@@ -106,12 +112,12 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
         recorded are skipped; see movements.py for partial duplicates.
         """
         async with self._db.write() as conn:
-            return await movements.record_draft(conn, draft, now_utc())
+            return await movements.record_draft(conn, draft, self.clock.now())
 
     async def record_snapshot(self, draft: SnapshotDraft) -> bool:
         """Record absolute levels as adjustments against ``void``; False if replayed."""
         async with self._db.write() as conn:
-            return await snapshots.record_snapshot(conn, draft, now_utc())
+            return await snapshots.record_snapshot(conn, draft, self.clock.now())
 
     async def record_orders(
         self,
@@ -141,7 +147,7 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
                 complete=complete,
                 channels=channels,
                 cursor=cursor,
-                recorded_at=now_utc(),
+                recorded_at=self.clock.now(),
             )
 
     async def mark_feed(
@@ -154,7 +160,7 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
         extra: Mapping[str, str] | None = None,
     ) -> None:
         """Record a feed's success and/or error (``error_at`` defaults to now)."""
-        at = error_at or now_utc()
+        at = error_at or self.clock.now()
         if success_at is not None:
             encode_time(success_at)
         async with self._db.write() as conn:
@@ -185,6 +191,17 @@ class Ledger(OutboxMixin, InterlockMixin, ReadBackMixin):
         """Non-zero balances, optionally only for ``skus``."""
         async with self._db.read() as conn:
             return await queries.balances(conn, skus)
+
+    async def allocation_inputs(
+        self, locations: Sequence[str], skus: Collection[str] | None = None
+    ) -> tuple[int, dict[str, int], list[tuple[str, str, str, int, str]]]:
+        """``(txn, pools, reservations)`` for one channel's recompute, read at one moment.
+
+        See `syncd.ledger.queries.allocation_inputs`: only ``available``
+        balances at ``locations`` are read, summed per SKU in SQL.
+        """
+        async with self._db.read() as conn:
+            return await queries.allocation_inputs(conn, locations, skus)
 
     async def open_reservations(self, skus: Collection[str] | None = None) -> list[Reservation]:
         async with self._db.read() as conn:

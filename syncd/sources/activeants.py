@@ -34,13 +34,13 @@ account drain them (G4). Each poll is one request, whatever the catalog size.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from syncd.config.sections import ActiveAntsSource
+from syncd.clock import Clock
+from syncd.config.sections import ActiveAntsSourceSection
 from syncd.http.client import ApiClient, response_json
-from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.ledger.errors import LedgerError
 from syncd.ledger.store import Ledger
@@ -67,7 +67,7 @@ class ActiveAntsStockSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: ActiveAntsSource,
+        section: ActiveAntsSourceSection,
         *,
         clock: Clock,
         name: str = "activeants",
@@ -103,12 +103,12 @@ class ActiveAntsStockSource:
             await ledger.mark_feed(
                 self.name,
                 error=f"{type(exc).__name__}: {exc}",
-                error_at=datetime.fromtimestamp(self._clock.wall(), UTC),
+                error_at=self._clock.now(),
             )
             raise
 
     async def _poll(self, ledger: Ledger) -> PollResult:
-        now = datetime.fromtimestamp(self._clock.wall(), UTC)
+        now = self._clock.now()
         if not self._loaded:
             state = find_feed(await ledger.feed_states(), self.name)
             self._last_full = decode_instant(state.extra, LAST_FULL_KEY) if state else None

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 
 import structlog
 
-from syncd.config.sections import OrderSource
+from syncd.clock import Clock
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.http.jsonapi import paginate
 from syncd.ledger.store import Ledger
@@ -67,7 +67,7 @@ class AnkorstoreOrdersSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: OrderSource,
+        section: OrderSourceSection,
         *,
         handover: Handover | None,
         clock: Clock,

@@ -34,13 +34,13 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
-from syncd.config.sections import AstralSource
+from syncd.clock import Clock
+from syncd.config.sections import AstralSourceSection
 from syncd.http.client import ApiClient, QueryValue, response_json
-from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.http.jsonapi import paginate
 from syncd.ledger.errors import ConflictingPostingError, LedgerError
@@ -94,7 +94,7 @@ class AstralStockSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: AstralSource,
+        section: AstralSourceSection,
         *,
         clock: Clock,
         name: str = "astral",
@@ -109,6 +109,8 @@ class AstralStockSource:
         self.poll_interval = section.poll_interval
         self._client = client
         self._clock = clock
+        self._keys = clock.rng(f"{name}.keys")
+        """Makes each recorded state or cursor move's key unique (replayable under a seed)."""
         self._section = section
         self._prefix = section.location_prefix
         self._location_types = tuple(location_types)
@@ -137,7 +139,7 @@ class AstralStockSource:
             await ledger.mark_feed(
                 self.name,
                 error=f"{type(exc).__name__}: {exc}",
-                error_at=datetime.fromtimestamp(self._clock.wall(), UTC),
+                error_at=self._clock.now(),
             )
             raise
 
@@ -319,7 +321,7 @@ class AstralStockSource:
             balances,
             source=self.name,
             prefix=self._prefix,
-            key=f"state:{reason}:{uuid.uuid4().hex}",
+            key=f"state:{reason}:{self._key()}",
             observed_at=now,
             exclude=exclude,
             cursor=cursor,
@@ -358,7 +360,7 @@ class AstralStockSource:
                 TransactionDraft(
                     kind=TransactionKind.CURSOR,
                     source=self.name,
-                    key=f"cursor:{to}:{uuid.uuid4().hex}",
+                    key=f"cursor:{to}:{self._key()}",
                     observed_at=self._now(),
                     metadata={"reason": "page replayed"},
                     cursor=CursorUpdate(feed=self.name, value=to),
@@ -437,7 +439,11 @@ class AstralStockSource:
     # --- time -------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock.wall(), UTC)
+        return self._clock.now()
+
+    def _key(self) -> str:
+        """32 hex digits, as a UUID4 would give, from the clock's stream."""
+        return uuid.UUID(int=self._keys.getrandbits(128), version=4).hex
 
     def _reconcile_due(self, now: datetime) -> bool:
         if self._last_reconcile is None:

@@ -23,14 +23,14 @@ numbers over a set that changed while it was read can skip an order.
 
 fabric decrements its own "managed" inventory when an order arrives (brief
 seed-fabric 4, 8.3), which is why the fabric channel waits for this feed
-before publishing increases (``ORDER_FEED_CHANNEL`` in syncd.assembly).
+before publishing increases (its description in syncd.integrations).
 """
 
 from __future__ import annotations
 
-from syncd.config.sections import OrderSource
+from syncd.clock import Clock
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.http.jsonapi import paginate_next_url
 from syncd.ledger.store import Ledger
@@ -83,7 +83,7 @@ class FabricOrdersSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: OrderSource,
+        section: OrderSourceSection,
         *,
         handover: Handover | None,
         clock: Clock,

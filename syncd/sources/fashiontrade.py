@@ -44,9 +44,9 @@ from urllib.parse import quote
 
 import structlog
 
-from syncd.config.sections import OrderSource
+from syncd.clock import Clock
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient, response_json
-from syncd.http.clock import Clock
 from syncd.http.errors import ApiError, HttpError
 from syncd.http.jsonapi import paginate_cursor
 from syncd.ledger.store import Ledger
@@ -94,7 +94,7 @@ class FashionTradeOrdersSource:
         self,
         client: ApiClient,
         catalog: Catalog,
-        section: OrderSource,
+        section: OrderSourceSection,
         *,
         handover: Handover | None,
         clock: Clock,

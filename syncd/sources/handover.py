@@ -59,8 +59,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from syncd.clock import Clock
 from syncd.http.client import ApiClient
-from syncd.http.clock import Clock
 from syncd.http.errors import HttpError
 from syncd.http.jsonapi import paginate
 from syncd.ledger.store import Ledger

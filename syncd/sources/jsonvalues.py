@@ -10,17 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from syncd.config.catalog import MAX_MULTIPLIER
+from syncd.model import MAX_UNITS
 
 __all__ = ["MAX_MULTIPLIER", "MAX_UNITS", "coerce_int", "describe_number", "in_range", "opaque_id"]
 
-
-MAX_UNITS = 10**12
-"""Largest quantity (units, batches or packs) syncd accepts from a vendor.
-
-A trillion units is beyond any warehouse: a bigger count is corrupt or hostile
-input (``1e30``, ``10**30``), skipped and reported like any other bad value.
-Far below the ledger's own bound (syncd.ledger.codec.MAX_QUANTITY), so one
-bad item can never make a whole page unrecordable."""
 
 _MAX_DIGITS = 30
 """Numeric strings longer than this are not quantities (and Python refuses to

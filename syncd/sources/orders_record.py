@@ -20,13 +20,12 @@ For a :class:`~syncd.sources.orders_model.Listing` this:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 from syncd.ledger.store import Ledger
 from syncd.model import OrderObservation, Sku
 from syncd.sources.base import PollResult
@@ -39,7 +38,7 @@ _log = structlog.get_logger(__name__)
 
 def observation_time(clock: Clock) -> datetime:
     """Now, as an aware UTC datetime from the injected clock."""
-    return datetime.fromtimestamp(clock.wall(), UTC)
+    return clock.now()
 
 
 async def _after_last_sighting(
@@ -124,7 +123,8 @@ async def record_listing(
     if observations or listing.complete:
         recorded = await ledger.record_orders(
             feed,
-            f"{observed_at.isoformat()}/{uuid.uuid4().hex[:12]}",
+            # Unique per observation; drawn from the ledger's (the one) clock for replay.
+            f"{observed_at.isoformat()}/{ledger.clock.rng(feed).getrandbits(48):012x}",
             observed_at,
             observations,
             complete=listing.complete,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from syncd.http.clock import Clock
+from syncd.clock import Clock
 
 _log = structlog.get_logger(__name__)
 

@@ -24,8 +24,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.config.sections import ActiveAntsSource
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
+from syncd.config.sections import ActiveAntsSourceSection
 from syncd.http.errors import HttpError
 from syncd.http.presets import activeants_client
 from syncd.ledger.store import Ledger
@@ -125,7 +125,7 @@ def rig() -> Rig:
         transport=script.transport(),
         retry=NO_RETRY,
     )
-    source = ActiveAntsStockSource(client, CATALOG, ActiveAntsSource(), clock=clock)
+    source = ActiveAntsStockSource(client, CATALOG, ActiveAntsSourceSection(), clock=clock)
     return Rig(api, script, source, clock)
 
 
@@ -336,7 +336,7 @@ async def test_a_product_skipped_by_an_incremental_read_is_booked_by_the_next_fu
         assert await ledger.cursor(FEED) == result.cursor
         assert available(await ledger.balances(), FEED)["TEE-L"] == 3
 
-        r.clock.advance(ActiveAntsSource().full_reconcile_interval)
+        r.clock.advance(ActiveAntsSourceSection().full_reconcile_interval)
         full = await r.source.poll(ledger)
         assert full.complete
         assert available(await ledger.balances(), FEED)["TEE-L"] == 1

@@ -25,8 +25,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.config.sections import AstralSource
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
+from syncd.config.sections import AstralSourceSection
 from syncd.http.errors import HttpError, PaginationError
 from syncd.http.presets import ankorstore_client
 from syncd.ledger.store import Ledger
@@ -169,7 +169,7 @@ class Rig:
         return AstralStockSource(self.source._client, CATALOG, SECTION, clock=self.clock, **kwargs)
 
 
-SECTION = AstralSource(page_size=10)
+SECTION = AstralSourceSection(page_size=10)
 
 
 def rig(**kwargs: Any) -> Rig:

@@ -25,10 +25,9 @@ import pytest
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.base import Channel
 from syncd.channels.fabric import FabricChannel
-from syncd.config.sections import AnkorstoreChannel as AnkorstoreSection
-from syncd.config.sections import FabricChannel as FabricSection
+from syncd.clock import FakeClock
+from syncd.config.sections import AnkorstoreChannelSection, FabricChannelSection
 from syncd.engine import Engine, FeedInfo
-from syncd.http.clock import FakeClock
 from syncd.http.presets import ankorstore_client, fabric_client
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, SnapshotDraft, StockStatus, Variant, now_utc
@@ -195,7 +194,7 @@ def ak_rig() -> AkRig:
         transport=script.transport(),
         retry=NO_RETRY,
     )
-    section = AnkorstoreSection(locations=["activeants"])
+    section = AnkorstoreChannelSection(locations=["activeants"])
     return AkRig(api, script, AnkorstoreChannel(client, CATALOG, section, clock=clock))
 
 
@@ -375,7 +374,7 @@ def fb_rig() -> FbRig:
         transport=script.transport(),
         retry=NO_RETRY,
     )
-    section = FabricSection(locations=["activeants"])
+    section = FabricChannelSection(locations=["activeants"])
     channel = FabricChannel(client, CATALOG, section, brand_id="510", retailer_id=None, clock=clock)
     return FbRig(api, script, channel)
 

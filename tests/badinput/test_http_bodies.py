@@ -16,8 +16,8 @@ import json
 import httpx
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.http.client import DEFAULT_MAX_BODY_BYTES, ApiClient
-from syncd.http.clock import FakeClock
 from syncd.http.errors import InvalidResponse, RateLimited, ResponseTooLarge
 from syncd.http.presets import ACTIVEANTS_MAX_BODY_BYTES, activeants_client, ankorstore_client
 from tests.badinput._support import NO_RETRY, TENS_OF_MB, EndlessStream, Script, token

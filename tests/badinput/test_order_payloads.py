@@ -24,9 +24,9 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.config.sections import OrderSource
+from syncd.clock import FakeClock
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import FakeClock
 from syncd.http.presets import ankorstore_client, fabric_client, fashiontrade_client
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, Prepack, Variant
@@ -49,7 +49,7 @@ from tests.badinput._support import (
 
 pytestmark = pytest.mark.anyio
 
-SECTION = OrderSource(fulfilled_from="activeants")
+SECTION = OrderSourceSection(fulfilled_from="activeants")
 CATALOG = Catalog(
     variants={
         "TEE-S": Variant(

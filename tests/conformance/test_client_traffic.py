@@ -24,12 +24,18 @@ import httpx
 import pytest
 
 from syncd.channels.ankorstore import AnkorstoreChannel
-from syncd.channels.planner import PlannedUpdate, plan
-from syncd.channels.registry import build_channels
+from syncd.channels.updates import PlannedUpdate
+from syncd.clock import SystemClock
 from syncd.config import load_config
+from syncd.engine.plan import batch_rows
 from syncd.http.client import ApiClient, QueryValue
-from syncd.http.clock import SystemClock
 from syncd.http.jsonapi import paginate
+from syncd.integrations import (
+    build_channels,
+    build_clients,
+    build_order_sources,
+    build_stock_sources,
+)
 from syncd.ledger.store import Ledger
 from syncd.model import OutboxRow
 from syncd.sandbox.catalog import generate_catalog
@@ -37,9 +43,6 @@ from syncd.sandbox.limits import SimClock, SlidingWindows, Verdict, Window
 from syncd.sandbox.traffic import Answer, Exchange, TrafficLog
 from syncd.sandbox.world import SandboxWorld
 from syncd.sources.base import Source
-from syncd.sources.orders_registry import build_order_sources
-from syncd.sources.stock import build_stock_sources
-from syncd.wiring import build_clients
 from tests.conformance.defects import KNOWN_DEFECTS
 from tests.conformance.specs import specs_dir
 from tests.conformance.traffic_check import Report, check
@@ -72,7 +75,6 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         clock = SystemClock()
         clients = build_clients(config, clock=clock)
         try:
-            assert clients.ankorstore is not None
             astral = next(
                 s for s in build_stock_sources(config, clients, clock) if s.name == "astral"
             )
@@ -84,7 +86,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             channel = build_channels(config, clients, clock)["ankorstore"]
             assert isinstance(channel, AnkorstoreChannel)
             async with await Ledger.open(tmp_path / "ledger.db") as ledger:
-                yield Rig(world, log, clients.ankorstore, astral, orders, channel, ledger)
+                yield Rig(world, log, clients["ankorstore"], astral, orders, channel, ledger)
         finally:
             await clients.aclose()
 
@@ -95,7 +97,7 @@ def _batches(desired: dict[str, int]) -> list[tuple[PlannedUpdate, ...]]:
         OutboxRow("ankorstore", sku, quantity, None, 1, "pending", now)
         for sku, quantity in desired.items()
     ]
-    return list(plan(rows, per_request=50).batches)
+    return list(batch_rows(rows, 50))
 
 
 async def _astral_flows(r: Rig) -> None:

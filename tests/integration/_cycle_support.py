@@ -20,7 +20,6 @@ import httpx
 from syncd.assembly import Assembly, assemble
 from syncd.config import load_config
 from syncd.engine import ChannelCycle
-from syncd.http.clock import SystemClock
 from syncd.ledger.store import Ledger
 from syncd.model import OutboxRow
 from syncd.once import push_all, read_sources
@@ -239,7 +238,7 @@ async def rig(world: SandboxWorld, directory: Path, **config: Any) -> AsyncItera
     settings = load_config(sandbox_config(world, directory, **config))
     ledger = await Ledger.open(directory / "ledger.db")
     traffic = {"ankorstore": Recording(), "fabric": Recording()}
-    assembly = assemble(settings, ledger, clock=SystemClock(), transports=dict(traffic))
+    assembly = assemble(settings, ledger, clock=ledger.clock, transports=dict(traffic))
     try:
         yield Rig(world, assembly, ledger, traffic)
     finally:

@@ -139,7 +139,7 @@ def test_dry_run_writes_nothing_and_a_held_mass_zero_waits_for_confirmation(
     files = listing(tmp_path)
     before = shown(world)
 
-    table = run_once(config, "--dry-run")
+    table = run_once(config, "--dry-run", "--confirm")
 
     assert table.returncode == 0, table.stderr[-3000:]
     assert write_counters(world) == dict.fromkeys(write_counters(world), 0)

@@ -253,7 +253,7 @@ class Invariants:
         Checked only while the engine is up to date with the ledger (its last
         recompute saw the latest transaction).
         """
-        if engine._last_txn != view.last_txn:
+        if engine.computed_through != view.last_txn:
             return []
         full = allocate(view.balances, view.reservations, engine.index, list(engine.rules.values()))
         want = {(d.channel, d.sku): d.quantity for d in full}

@@ -23,17 +23,19 @@ Points (ARCHITECTURE.md invariant 3, issue 7 part 1):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from syncd.allocation import Value
+from syncd.clock import Clock
 from syncd.ledger.connection import Database
 from syncd.ledger.outbox import PushItem, Reply
 from syncd.ledger.store import Ledger
 from syncd.model import (
+    ChannelRule,
     CursorUpdate,
-    Desired,
     OrderObservation,
     SnapshotDraft,
     TransactionDraft,
@@ -89,13 +91,13 @@ class CrashPlan:
 class CrashingLedger(Ledger):
     """The real ledger, with crash points staged around its writes."""
 
-    def __init__(self, db: Database, plan: CrashPlan) -> None:
-        super().__init__(db)
+    def __init__(self, db: Database, plan: CrashPlan, clock: Clock) -> None:
+        super().__init__(db, clock=clock)
         self.plan = plan
 
     @classmethod
-    async def open_with(cls, path: Path, plan: CrashPlan) -> CrashingLedger:
-        return cls(await Database.open(path), plan)
+    async def open_with(cls, path: Path, plan: CrashPlan, clock: Clock) -> CrashingLedger:
+        return cls(await Database.open(path), plan, clock)
 
     # --- sources -------------------------------------------------------------
 
@@ -137,9 +139,17 @@ class CrashingLedger(Ledger):
 
     # --- engine --------------------------------------------------------------
 
-    async def set_desired(self, rows: Sequence[Desired], at: datetime) -> int:
+    async def write_desired(
+        self,
+        values: Sequence[Value],
+        rules: Iterable[ChannelRule],
+        txn: int,
+        at: datetime,
+        *,
+        complete: bool = False,
+    ) -> int:
         self.plan.reach("recompute_before_commit")
-        return await super().set_desired(rows, at)
+        return await super().write_desired(values, rules, txn, at, complete=complete)
 
     async def mark_sent(
         self, channel: str, items: Sequence[PushItem], request_id: str | None, at: datetime

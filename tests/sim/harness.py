@@ -3,13 +3,18 @@
 In the spirit of TigerBeetle's VOPR: everything that varies comes from one
 ``random.Random(seed)`` -- the catalog, the schedule of world events, faults,
 clock jumps and crashes -- and time is one fake clock shared by syncd and the
-simulators (the ledger's ``now_utc`` and every client's back-off jitter
-included), so a seed always replays the same run.
+simulators. syncd gets that clock the way production gets the system's:
+:func:`~syncd.assembly.assemble` and the ledger take it as their
+:class:`~syncd.clock.Clock`, whose ``rng`` streams (back-off jitter, request
+ids, record keys) are seeded from the seed too. Nothing of syncd is patched,
+so a seed replays byte for byte (``test_a_seed_replays_byte_for_byte``).
 
 syncd runs for real: :func:`syncd.assembly.assemble` builds the clients,
 sources, channels and engine from the config the sandbox writes, over a real
 SQLite ledger file; only the transports are swapped for the simulated network
-(:mod:`tests.sim.network`) and the ledger for :class:`~tests.sim.crashes.CrashingLedger`.
+(:mod:`tests.sim.network`), the ledger for :class:`~tests.sim.crashes.CrashingLedger`
+(a subclass that stages crashes) and each source is wrapped in
+:class:`TimedSource` (a delegating wrapper that notes when reads succeed).
 A "cycle" is what ``syncd once`` does: read every source, recompute, push
 every channel (an operator confirms held cycles most of the time); a
 "read-back" is the daemon's drift check (:meth:`syncd.scheduler.Scheduler.read_back`),
@@ -51,18 +56,16 @@ import re
 import shutil
 import sqlite3
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import httpx
 
 from syncd.assembly import Assembly, assemble
 from syncd.config import Config, load_config
 from syncd.engine import ChannelCycle
-from syncd.ledger import store
 from syncd.ledger.store import Ledger
 from syncd.metrics import Metrics
 from syncd.model import FeedState, OutboxRow
@@ -77,7 +80,7 @@ from syncd.sandbox.fashiontrade_state import FashionTradeState
 from syncd.sandbox.faults import FaultPlan
 from syncd.sandbox.world import APIS, SandboxWorld
 from syncd.scheduler import Scheduler
-from syncd.sources.base import PollResult
+from syncd.sources.base import PollResult, Source
 from tests.sim.checks import Invariants, superseded_sends
 from tests.sim.crashes import POINTS, Crash, CrashingLedger, CrashPlan
 from tests.sim.events import WorldDriver
@@ -171,6 +174,14 @@ class SimReport:
     known: dict[str, list[str]] = field(default_factory=dict)
     """Known issues met (id -> what was seen); see known.py."""
     trace: list[str] = field(default_factory=list)
+    traffic: list[str] = field(default_factory=list)
+    """Every request syncd made and its outcome (only when recording, see Simulation)."""
+    ledger: list[str] = field(default_factory=list)
+    """Every row of the final ledger file (only when recording): see :func:`dump_ledger`."""
+
+    def recording(self) -> bytes:
+        """The trace, traffic and ledger as one byte string: what a replay must reproduce."""
+        return "\n".join([*self.trace, "--", *self.traffic, "--", *self.ledger]).encode()
 
 
 @dataclass(slots=True)
@@ -185,12 +196,20 @@ class _Process:
 class Simulation:
     """One seed (see the module docstring)."""
 
-    def __init__(self, seed: int, directory: Path, *, drift_policy: str | None = None) -> None:
+    def __init__(
+        self,
+        seed: int,
+        directory: Path,
+        *,
+        drift_policy: str | None = None,
+        record: bool = False,
+    ) -> None:
+        """``record``: keep the network's traffic and the final ledger in the report."""
         self.seed = seed
         # Not for security: the seed is the whole point.
         self.rng = random.Random(seed)
         self.directory = directory
-        self.time = SimTime()
+        self.time = SimTime(seed=seed)
         self.world = self._world()
         self.world.urls = {api: f"https://{api}.sim" for api in APIS}
         # Half the seeds run the shipped default (a higher number is corrected at
@@ -200,7 +219,7 @@ class Simulation:
         self.config: Config = load_config(self._write_config(directory))
         self.apps = _apps(self.world)
         self.crash = CrashPlan()
-        self.network = Network(self.world, self.time, self.crash)
+        self.network = Network(self.world, self.time, self.crash, traffic=[] if record else None)
         self.driver = WorldDriver(self.world, self.rng)
         self.invariants = Invariants(self.world, self.network, self.driver)
         self.report = SimReport(seed=seed, variants=len(self.world.catalog.variants), steps=0)
@@ -253,10 +272,6 @@ class Simulation:
     async def __aenter__(self) -> Simulation:
         """Start syncd (a fresh ledger file) on the simulation's timeline."""
         stack = contextlib.AsyncExitStack()
-        # The ledger stamps records and feed errors with `now_utc`: put it on the
-        # simulation's timeline too, or an error recorded "now" (real time) would
-        # look newer than every later success on the fake clock.
-        stack.enter_context(mock.patch.object(store, "now_utc", self.time.now))
         stack.push_async_callback(self._stop)
         self._stack = stack
         await self._spawn()
@@ -278,6 +293,9 @@ class Simulation:
             await self.one_poll()
             await self.settle()
             await self.compare()
+            if self.network.traffic is not None:
+                self.report.traffic = self.network.traffic
+                self.report.ledger = dump_ledger(self._ledger_path)
         self.report.requests = self.network.requests
         self.report.writes = self.network.writes_applied
         self.report.faults = Counter(self.network.fired)
@@ -309,54 +327,23 @@ class Simulation:
         return self._process
 
     async def _spawn(self) -> None:
-        ledger = await CrashingLedger.open_with(self.config.daemon.database, self.crash)
+        # One clock for the whole process, as `syncd run` opens the ledger with its own.
+        clock = self.time.fake
+        ledger = await CrashingLedger.open_with(self.config.daemon.database, self.crash, clock)
         transports: dict[str, httpx.AsyncBaseTransport] = {
             api: self.network.transport(api, app) for api, app in self.apps.items()
         }
-        assembly = assemble(self.config, ledger, clock=self.time.fake, transports=transports)
-        assembly.engine.now = self.time.now
-        for client in assembly.clients.all():
-            # Back-off jitter from the seed, so retries replay identically.
-            client._rng = random.Random(self.rng.getrandbits(32))
-        # The daemon's scheduler, for its drift read-back (its loops never run here).
-        scheduler = Scheduler(
-            assembly,
-            Metrics(),
-            cycle_interval=POLL_INTERVAL,
-            monotonic=self.time.fake.monotonic,
-            now=self.time.now,
-        )
-        for source in assembly.sources:
-            source.poll = self._timed(source.name, source.poll)  # type: ignore[method-assign,assignment]
+        assembly = assemble(self.config, ledger, clock=clock, transports=transports)
+        assembly.sources = [TimedSource(source, self) for source in assembly.sources]
+        # The daemon's scheduler, for its drift read-back (its loops never run here);
+        # its time and jitter come from the assembly's clock.
+        scheduler = Scheduler(assembly, Metrics(), cycle_interval=POLL_INTERVAL)
         self._process = _Process(ledger=ledger, assembly=assembly, scheduler=scheduler)
         self._verified = set()
         self._read_ok_here = {}
         # The daemon reads every channel back before it pushes anything to it.
         for channel in sorted(assembly.channels):
             await self._verify(channel)
-
-    def _timed(
-        self, name: str, poll: Callable[[Ledger], Awaitable[PollResult]]
-    ) -> Callable[[Ledger], Coroutine[Any, Any, PollResult]]:
-        """``poll``, noting on monotonic time when a read of ``name`` succeeded."""
-
-        async def timed(ledger: Ledger) -> PollResult:
-            before = await self._feed(ledger, name)
-            began = self.time.fake.monotonic()
-            result = await poll(ledger)
-            after = await self._feed(ledger, name)
-            if after is None or after.last_error is None:
-                # Lenient (no error left): what "not read for too long" is measured from.
-                self._read_ok[name] = self.time.fake.monotonic()
-            if after is not None and after.last_success not in (
-                None,
-                before and before.last_success,
-            ):
-                # Strict (a success recorded): what "read recently" is measured from.
-                self._read_ok_here[name] = began
-            return result
-
-        return timed
 
     @staticmethod
     async def _feed(ledger: Ledger, name: str) -> FeedState | None:
@@ -873,6 +860,67 @@ class Simulation:
             for order in self.world.fabric.orders.values()
             for line in order.lines
         )
+
+
+class TimedSource:
+    """A syncd source as the harness sees it: every poll noted on monotonic time.
+
+    Delegates everything to the wrapped source (its name, locations, ages and
+    polls are syncd's own); the harness only learns when a read succeeded, for
+    its independent staleness check (:meth:`Simulation._push_once`).
+    """
+
+    def __init__(self, source: Source, sim: Simulation) -> None:
+        self.wrapped = source
+        self.name = source.name
+        self.locations = source.locations
+        self.stale_after = source.stale_after
+        self.poll_interval = source.poll_interval
+        self._sim = sim
+
+    async def poll(self, ledger: Ledger) -> PollResult:
+        sim, name = self._sim, self.name
+        before = await sim._feed(ledger, name)
+        began = sim.time.fake.monotonic()
+        result = await self.wrapped.poll(ledger)
+        after = await sim._feed(ledger, name)
+        if after is None or after.last_error is None:
+            # Lenient (no error left): what "not read for too long" is measured from.
+            sim._read_ok[name] = sim.time.fake.monotonic()
+        if after is not None and after.last_success not in (None, before and before.last_success):
+            # Strict (a success recorded): what "read recently" is measured from.
+            sim._read_ok_here[name] = began
+        return result
+
+    async def aclose(self) -> None:
+        await self.wrapped.aclose()
+
+
+def dump_ledger(path: Path) -> list[str]:
+    """Every row of every table of the ledger at ``path``, one line each, in a stable order.
+
+    OAuth access tokens are masked: the simulators mint them from the OS's
+    randomness (see :func:`tests.sim.network.traffic_line`).
+    """
+    lines: list[str] = []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        for table in tables:
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+            columns = [d[0] for d in cursor.description]
+            rows = []
+            for row in cursor:
+                values = dict(zip(columns, row, strict=True))
+                if "access_token" in values:
+                    values["access_token"] = "<credential>"
+                rows.append(f"{table} {values!r}")
+            lines.extend(sorted(rows))
+    return lines
 
 
 def _apps(world: SandboxWorld) -> dict[str, Any]:

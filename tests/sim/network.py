@@ -137,6 +137,12 @@ class Network:
     sightings: dict[tuple[str, str], Sighting] = field(default_factory=dict)
     """(channel, SKU) -> the last value a read-back saw and syncd may have cached."""
     tick: int = 0
+    traffic: list[str] | None = None
+    """Every request and its outcome, serialised (:func:`traffic_line`), when recording."""
+
+    def record(self, api: str, request: httpx.Request, outcome: str) -> None:
+        if self.traffic is not None:
+            self.traffic.append(traffic_line(self.time.fake.monotonic(), api, request, outcome))
 
     def next_tick(self) -> int:
         self.tick += 1
@@ -293,6 +299,15 @@ class SimTransport(httpx.AsyncBaseTransport):
         self._net = network
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self._handle(request)
+        except BaseException as exc:  # a transport error or a staged crash: noted, raised
+            self._net.record(self.api, request, type(exc).__name__)
+            raise
+        self._net.record(self.api, request, f"{response.status_code} {response.content!r}")
+        return response
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
         net = self._net
         net.requests += 1
         write = net.find_write(self.api, request)
@@ -399,6 +414,26 @@ async def call_asgi(
 
     await app(scope, receive, send)
     return status, headers, b"".join(chunks)
+
+
+_CREDENTIALS = re.compile(r'("access_token"\s*:\s*")[^"]*(")')
+
+
+def traffic_line(at: float, api: str, request: httpx.Request, outcome: str) -> str:
+    """One request as the simulated network saw it, and what came of it, on one line.
+
+    Everything syncd chose is kept: time, method, URL, headers (``X-Request-Id``
+    included), body. Credentials are masked: the simulators mint tokens from the
+    OS's randomness, as real APIs do, and syncd only stores and echoes them back.
+    """
+    headers = sorted(
+        (key, "<credential>" if key in ("authorization", "x-api-key") else value)
+        for key, value in request.headers.items()
+    )
+    masked = _CREDENTIALS.sub(r"\1<credential>\2", outcome)
+    return (
+        f"{at:.6f} {api} {request.method} {request.url} {headers} {request.content!r} -> {masked}"
+    )
 
 
 def _synthetic(request: httpx.Request, status: int, headers: dict[str, str]) -> httpx.Response:

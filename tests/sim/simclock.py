@@ -1,6 +1,6 @@
 """One fake time source for syncd and every simulator.
 
-syncd's HTTP layer reads time through a :class:`~syncd.http.clock.Clock`; the
+syncd reads time and chance through a :class:`~syncd.clock.Clock`; the
 simulators read it through a :class:`~syncd.sandbox.limits.SimClock`. The
 simulation hands both the same :class:`HostClock`, so a token that expires, a
 rate window that slides or a ``Retry-After`` that is waited out all happen on
@@ -14,9 +14,9 @@ time and the simulators' clocks (the APIs' servers) keep going as they were.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.sandbox.limits import SimClock
 
 WALL_START = 1_750_000_000.0
@@ -24,10 +24,11 @@ WALL_START = 1_750_000_000.0
 
 
 class HostClock(FakeClock):
-    """syncd's clock: the shared monotonic time, and a wall clock that may be stepped."""
+    """syncd's clock: the shared monotonic time, a wall clock that may be stepped, and
+    random streams seeded from the simulation's seed."""
 
-    def __init__(self, *, start: float, wall_start: float) -> None:
-        super().__init__(start=start, wall_start=wall_start)
+    def __init__(self, *, start: float, wall_start: float, seed: int) -> None:
+        super().__init__(start=start, wall_start=wall_start, seed=seed)
         self.wall_offset = 0.0
         """Seconds syncd's wall clock is off the true time (the sum of its steps)."""
 
@@ -56,8 +57,8 @@ class SharedSimClock(SimClock):
 class SimTime:
     """The simulation's timeline: ``fake`` for syncd, ``sim`` for the simulators."""
 
-    def __init__(self, wall_start: float = WALL_START) -> None:
-        self.fake = HostClock(start=1_000.0, wall_start=wall_start)
+    def __init__(self, wall_start: float = WALL_START, *, seed: int = 0) -> None:
+        self.fake = HostClock(start=1_000.0, wall_start=wall_start, seed=seed)
         self.sim = SharedSimClock(self.fake)
 
     def wall(self) -> float:
@@ -66,7 +67,7 @@ class SimTime:
 
     def now(self) -> datetime:
         """What syncd's engine and ledger use as "now": syncd's host wall clock."""
-        return datetime.fromtimestamp(self.fake.wall(), UTC)
+        return self.fake.now()
 
     def advance(self, seconds: float) -> None:
         self.fake.advance(seconds)

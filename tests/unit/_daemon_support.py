@@ -18,7 +18,7 @@ import anyio
 
 from syncd.assembly import Assembly, feed_infos
 from syncd.channels.base import LiveValue, PushResult
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
 from syncd.config import Config
 from syncd.engine import Engine
 from syncd.ledger.store import Ledger
@@ -192,6 +192,7 @@ def make_assembly(
         sources=list(sources),
         channels={c.name: c for c in channels},
         engine=engine,
+        clock=ledger.clock,
         policies=policies,
     )
 

@@ -545,3 +545,17 @@ def test_check_config_unreadable_exits_2_without_traceback(
     out, err = capsys.readouterr()
     assert out == ""
     assert err == f"{tmp_path}/nope.toml: cannot read: No such file or directory\n"
+
+
+def test_a_loaded_config_keeps_its_catalog_but_not_the_entries_it_was_built_from(
+    tmp_path: Path,
+) -> None:
+    """Bundles and inline variants live in the catalog; their per-entry models are dropped."""
+    text = MINIMAL + '\n[[catalog.bundles]]\nsku = "AB"\ncomponents = { A = 1, B = 2 }\n'
+    config = load_config(_write(tmp_path, text), environ={})
+    catalog = config.catalog_model()
+    assert sorted(catalog.variants) == ["A", "AB", "B"]
+    assert dict(catalog.bundles["AB"].components) == {"A": 1, "B": 2}
+    assert (config.catalog.variants, config.catalog.bundles) == ([], [])
+    assert config.apis.ankorstore is not None
+    assert config.apis.ankorstore.secret("client_secret").get_secret_value() == SECRET

@@ -21,6 +21,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd.assembly import Assembly
+from syncd.clock import FakeClock
 from syncd.config import Config, ConfigError, ConfigProblem
 from syncd.daemon import Daemon, StartupError
 from syncd.ledger.store import Ledger
@@ -161,6 +162,22 @@ async def test_start_reload_reject_and_stop(short_dir: Path, rig: Rig) -> None:
     # Nothing lost: every value the channel acknowledged is recorded as such.
     async with await Ledger.open(short_dir / "ledger.db") as ledger:
         assert await ledger.pending("fabric") == []
+
+
+async def test_the_daemon_runs_on_one_clock_from_its_ledger_to_its_status(
+    short_dir: Path, rig: Rig
+) -> None:
+    clock = FakeClock(wall_start=1_900_000_000.0)  # 2030: the host's time would not match
+    daemon = rig.daemon(clock=clock)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(daemon.run)
+        await wait_for(lambda: rig.notify.saw("READY=1"))
+        assert rig.assemblies[0].ledger.clock is clock
+        clock.advance(120)
+        status = await request(short_dir / "run" / "status.sock", {"cmd": "status"})
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert status["started_at"] == "2030-03-17T17:46:40+00:00"
+    assert status["uptime_s"] == 120.0
 
 
 async def test_a_second_daemon_on_the_same_ledger_refuses_to_start(rig: Rig) -> None:

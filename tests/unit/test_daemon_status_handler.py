@@ -78,12 +78,21 @@ ME = Caller(uid=os.getuid(), gid=os.getgid(), pid=os.getpid())
 MY_NAME = f"{pwd.getpwuid(os.getuid()).pw_name} (uid {os.getuid()})"
 
 
-async def status_once(service: StatusService, health: str, *, timeout: float = 60.0) -> Any:
-    """The first status reply whose health is ``health`` (fails after ``timeout`` s)."""
+async def status_once(
+    service: StatusService,
+    health: str,
+    *,
+    reasons: tuple[str, ...] = (),
+    timeout: float = 60.0,
+) -> Any:
+    """The first status reply whose health is ``health`` and that gives a reason starting
+    with each of ``reasons``; fails after ``timeout`` s."""
     with anyio.fail_after(timeout):
         while True:
             reply = await ask(service, {"cmd": "status"})
-            if reply["health"] == health:
+            if reply["health"] == health and all(
+                any(r.startswith(wanted) for r in reply["reasons"]) for wanted in reasons
+            ):
                 return reply
             await anyio.sleep(0.02)
 
@@ -126,8 +135,11 @@ async def test_a_channel_blocked_by_a_stale_source_makes_the_daemon_failing(
     async with running(tmp_path, [source], [channel]) as (service, _, _):
         await wait_for(lambda: len(channel.shown) == len(SKUS))
         source.always_fail = True
-        # Stale once no poll has succeeded for 0.3 s (a poll in flight may still succeed).
-        reply = await status_once(service, "failing")
+        # Stale once no poll has succeeded for 0.3 s; on a loaded machine that can come
+        # before the first failed poll is recorded: wait for the failure too.
+        reply = await status_once(
+            service, "failing", reasons=("channel fabric blocked", "source activeants failing")
+        )
     assert reply["reasons"][0].startswith("channel fabric blocked: stale source activeants")
     assert any(r.startswith("source activeants failing") for r in reply["reasons"])
     assert reply["sources"][0]["stale"] is True

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from syncd.channels.base import LiveValue, PushResult
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
 from syncd.engine import ChannelCycle, Engine, FeedInfo
+from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, SnapshotDraft, StockStatus, Variant
 from syncd.once import EXIT_FAILED, EXIT_LEFT, EXIT_OK, Outstanding, ProgressLine, report
@@ -136,7 +137,7 @@ def make_run(
 ) -> tuple[OnceRun, MinuteBudgetChannel, WarehouseSource]:
     channel = MinuteBudgetChannel(time, per_minute)
     source = WarehouseSource(time, stale_after)
-    ledger.freshness.use_clock(time)  # source ages on the test's clock, as assemble() does
+    ledger.freshness = FeedFreshness(time)  # source ages on the test's clock
     engine = Engine(
         ledger,
         Catalog(variants={sku: Variant(sku=sku) for sku in SKUS}, bundles={}),
@@ -345,7 +346,7 @@ def with_order_feed(
 ) -> tuple[OnceRun, MinuteBudgetChannel, OrderFeed]:
     channel = MinuteBudgetChannel(time, per_minute)
     stock, orders = WarehouseSource(time, 600.0), OrderFeed(time)
-    ledger.freshness.use_clock(time)
+    ledger.freshness = FeedFreshness(time)
     engine = Engine(
         ledger,
         Catalog(variants={sku: Variant(sku=sku) for sku in SKUS}, bundles={}),

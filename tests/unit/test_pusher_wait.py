@@ -16,9 +16,9 @@ import anyio
 import pytest
 
 from syncd.channels.base import PushResult, WaitsForBudget
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
+from syncd.clock import FakeClock
 from syncd.http.budget import Window
-from syncd.http.clock import FakeClock
 from syncd.http.ratelimit import RateLimiter
 from syncd.ledger.store import Ledger
 from syncd.metrics import Metrics

@@ -10,8 +10,7 @@ import pytest
 from syncd.ledger.readback import Correction
 from syncd.ledger.store import Ledger
 from syncd.readback import ReadBack
-
-from .test_engine import Clock, FakeChannel, make_engine, snapshot, stocked
+from tests.unit.engine.test_engine import Clock, FakeChannel, make_engine, snapshot, stocked
 
 pytestmark = pytest.mark.anyio
 

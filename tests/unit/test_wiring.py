@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.config import load_config
 from syncd.http.auth import OAuthClientCredentials
 from syncd.http.client import ApiClient
-from syncd.http.clock import FakeClock
-from syncd.wiring import ApiClients, build_clients
+from syncd.integrations import build_clients
+from syncd.wiring import ApiClients
 
 from .test_config import MINIMAL, _write
 
@@ -28,7 +29,7 @@ def _clients(tmp_path: Path, extra_ankorstore: str = "", extra_activeants: str =
 
 
 def _ankorstore(clients: ApiClients) -> tuple[ApiClient, OAuthClientCredentials]:
-    client = clients.ankorstore
+    client = clients.get("ankorstore")
     assert client is not None
     assert isinstance(client.auth, OAuthClientCredentials)
     return client, client.auth
@@ -67,7 +68,7 @@ def test_deadline_and_body_cap_come_from_the_config(tmp_path: Path) -> None:
         "deadline = 9\n",
     )
     ankorstore, auth = _ankorstore(clients)
-    activeants = clients.activeants
+    activeants = clients.get("activeants")
     assert activeants is not None
     assert (ankorstore.deadline, ankorstore.max_body_bytes) == (7.5, 65_536)
     assert auth._deadline == 7.5  # the token request is bounded too

@@ -22,16 +22,16 @@ import pytest
 from syncd.allocation import allocate
 from syncd.channels.ankorstore import ALWAYS_IN_STOCK_REASON, AnkorstoreChannel
 from syncd.channels.base import PushResult
-from syncd.channels.planner import PlannedUpdate, plan
-from syncd.channels.registry import build_channels
+from syncd.channels.updates import PlannedUpdate
+from syncd.clock import SystemClock
 from syncd.config import load_config
-from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
+from syncd.config.sections import AnkorstoreChannelSection
+from syncd.engine.plan import batch_rows
 from syncd.http.client import ApiClient
-from syncd.http.clock import SystemClock
+from syncd.integrations import build_channels, build_clients
 from syncd.model import Account, Catalog, ChannelRule, OutboxRow, StockStatus, Variant
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld
-from syncd.wiring import build_clients
 from tests.conformance.specs import Recorder, spec_checker
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -59,8 +59,7 @@ async def rig(tmp_path: Path, *, variants: int, seed: int = 11) -> AsyncIterator
         try:
             channel = build_channels(config, clients, clock)["ankorstore"]
             assert isinstance(channel, AnkorstoreChannel)
-            assert clients.ankorstore is not None
-            yield Rig(world, channel, clients.ankorstore, config.catalog_model())
+            yield Rig(world, channel, clients["ankorstore"], config.catalog_model())
         finally:
             await clients.aclose()
 
@@ -85,7 +84,7 @@ def planned(desired: dict[str, int], per_request: int) -> list[tuple[PlannedUpda
         )
         for sku, q in desired.items()
     ]
-    return list(plan(rows, per_request=per_request).batches)
+    return list(batch_rows(rows, per_request))
 
 
 def single(sku: str, quantity: int) -> PlannedUpdate:
@@ -138,14 +137,14 @@ async def test_5000_changed_variants_take_100_requests_and_no_429(tmp_path: Path
         desired = oracle(skus)
         budget = r.channel.requests_available()
         batches = list(
-            plan(
+            batch_rows(
                 [
                     OutboxRow("ankorstore", s, q, None, 1, "pending", datetime.now(UTC))
                     for s, q in as_allocated(r.world, desired).items()
                 ],
-                per_request=r.channel.per_request,
+                r.channel.per_request,
                 max_requests=budget,
-            ).batches
+            )
         )
         assert len(batches) == 100
 
@@ -200,7 +199,7 @@ async def test_a_variant_id_unknown_to_ankorstore_is_parked_and_the_others_land(
         channel = AnkorstoreChannel(
             r.client,
             catalog,
-            AnkorstoreChannelConfig(locations=["activeants"]),
+            AnkorstoreChannelSection(locations=["activeants"]),
             clock=SystemClock(),
         )
         skus = ankorstore_skus(r.world)[:9]
@@ -290,7 +289,7 @@ async def test_always_in_stock_is_left_alone_unless_managed(tmp_path: Path) -> N
         managed = AnkorstoreChannel(
             r.client,
             r.catalog,
-            AnkorstoreChannelConfig(locations=["activeants"], always_in_stock="manage"),
+            AnkorstoreChannelSection(locations=["activeants"], always_in_stock="manage"),
             clock=SystemClock(),
         )
         listing = r.world.ankorstore.listing(sku)
@@ -330,7 +329,7 @@ async def test_every_request_the_channel_sends_conforms_to_the_published_spec(
         channel = AnkorstoreChannel(
             r.client,
             catalog,
-            AnkorstoreChannelConfig(locations=["activeants"]),
+            AnkorstoreChannelSection(locations=["activeants"]),
             clock=SystemClock(),
         )
         await channel.read_live()

@@ -17,17 +17,16 @@ from pathlib import Path
 import pytest
 
 from syncd.channels.fabric import FabricChannel
-from syncd.channels.planner import Move, PlannedUpdate
-from syncd.channels.registry import build_channels
+from syncd.channels.updates import Move, PlannedUpdate
+from syncd.clock import SystemClock
 from syncd.config import load_config
-from syncd.config.sections import FabricChannel as FabricChannelConfig
+from syncd.config.sections import FabricChannelSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import SystemClock
+from syncd.integrations import build_channels, build_clients
 from syncd.model import Catalog, Variant
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.fabric_model import FabricItem
 from syncd.sandbox.world import SandboxWorld
-from syncd.wiring import build_clients
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -44,7 +43,7 @@ class Rig:
         return FabricChannel(
             self.client,
             catalog,
-            FabricChannelConfig(locations=["activeants"]),
+            FabricChannelSection(locations=["activeants"]),
             brand_id=str(self.world.fabric.brand_id),
             retailer_id=str(self.world.fabric.retailer_id),
             clock=SystemClock(),
@@ -63,8 +62,7 @@ async def rig(tmp_path: Path, *, variants: int = 40) -> AsyncIterator[Rig]:
         try:
             channel = build_channels(config, clients, clock)["fabric"]
             assert isinstance(channel, FabricChannel)
-            assert clients.fabric is not None
-            yield Rig(world, channel, clients.fabric, config.catalog_model())
+            yield Rig(world, channel, clients["fabric"], config.catalog_model())
         finally:
             await clients.aclose()
 

@@ -17,16 +17,16 @@ from typing import Any
 
 import httpx
 
+from syncd.clock import SystemClock
 from syncd.config import Config, load_config
 from syncd.http.client import ApiClient
-from syncd.http.clock import SystemClock
+from syncd.integrations import build_clients, build_order_sources
 from syncd.ledger.store import Ledger
 from syncd.model import StockStatus
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld
 from syncd.sources.base import PollResult, Source
-from syncd.sources.orders_registry import build_order_sources
-from syncd.wiring import ApiClients, build_clients
+from syncd.wiring import ApiClients
 
 Line = tuple[str, str, str]
 """(channel, order_ref, sku)."""

@@ -16,16 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from syncd.clock import SystemClock
 from syncd.config import Config, load_config
-from syncd.http.clock import SystemClock
+from syncd.integrations import build_clients, build_stock_sources
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, CursorUpdate, StockStatus, TransactionDraft, TransactionKind
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import SandboxWorld
 from syncd.sources.astral_parse import lot_key
 from syncd.sources.base import PollResult, Source
-from syncd.sources.stock import build_stock_sources
-from syncd.wiring import ApiClients, build_clients
+from syncd.wiring import ApiClients
 
 Balance = tuple[str, str, str, str]
 """(location, status, sku, lot)."""
@@ -65,15 +65,16 @@ class Rig:
         from syncd.sources.astral import AstralStockSource
 
         if name == "activeants":
-            assert self.clients.activeants is not None
             assert self.config.sources.activeants
             return ActiveAntsStockSource(
-                self.clients.activeants, catalog, self.config.sources.activeants, clock=self.clock
+                self.clients["activeants"],
+                catalog,
+                self.config.sources.activeants,
+                clock=self.clock,
             )
-        assert self.clients.ankorstore is not None
         assert self.config.sources.astral
         return AstralStockSource(
-            self.clients.ankorstore, catalog, self.config.sources.astral, clock=self.clock
+            self.clients["ankorstore"], catalog, self.config.sources.astral, clock=self.clock
         )
 
     @asynccontextmanager

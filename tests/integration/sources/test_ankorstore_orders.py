@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.http.clock import SystemClock
+from syncd.clock import SystemClock
 from syncd.sandbox.ankorstore_stock import SimListing
 from syncd.sources.ankorstore_orders import AnkorstoreOrdersSource
 from tests.integration.sources._orders_support import Rig, after_first_page, order_rig
@@ -18,11 +18,10 @@ ORDERS = "/api/v1/orders"
 
 def small_pages(rig: Rig) -> AnkorstoreOrdersSource:
     """The source as built from config, but two orders per page: every listing paginates."""
-    assert rig.clients.ankorstore is not None
     section = rig.config.sources.ankorstore_orders
     assert section is not None
     return AnkorstoreOrdersSource(
-        rig.clients.ankorstore,
+        rig.clients["ankorstore"],
         rig.config.catalog_model(),
         section,
         handover=None,
@@ -53,9 +52,8 @@ async def test_token_expiry_and_a_429_mid_pagination_are_survived(tmp_path: Path
         await source.poll(rig.ledger)  # obtains a token
         rig.world.ankorstore.revoke_tokens()  # it dies before the next poll
         faults = rig.world.faults["ankorstore"]
-        assert rig.clients.ankorstore is not None
         after_first_page(
-            rig.clients.ankorstore,
+            rig.clients["ankorstore"],
             ORDERS,
             lambda: faults.arm("status", status=429, count=1, path_prefix=ORDERS, retry_after=1),
         )
@@ -83,9 +81,8 @@ async def test_a_failed_page_releases_nothing(tmp_path: Path) -> None:
         newest = rig.world.ankorstore.orders()[0]
         rig.world.ankorstore.cancel_order(newest.id)
         faults = rig.world.faults["ankorstore"]
-        assert rig.clients.ankorstore is not None
         after_first_page(
-            rig.clients.ankorstore,
+            rig.clients["ankorstore"],
             ORDERS,
             lambda: faults.arm("status", status=400, count=1, path_prefix=ORDERS),
         )

@@ -64,7 +64,7 @@ def astral_requests(rig: Rig) -> int:
 
 
 def on_response(rig: Rig, hook: Callable[[httpx.Response], Awaitable[None]]) -> None:
-    client = rig.clients.ankorstore
+    client = rig.clients.get("ankorstore")
     assert client is not None
     client.http.event_hooks = {"request": [], "response": [hook]}
 
@@ -302,7 +302,7 @@ async def test_every_request_conforms_to_the_astral_spec(tmp_path: Path) -> None
     checker = spec_checker("ankorstore-astral.json")
     recorder = Recorder()
     async with stock_rig(tmp_path) as rig, rig.ledger() as ledger:
-        client = rig.clients.ankorstore
+        client = rig.clients.get("ankorstore")
         assert client is not None
         client.http.event_hooks = recorder.async_hooks()
         source = rig.source("astral")

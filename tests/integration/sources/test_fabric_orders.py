@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.http.clock import SystemClock
+from syncd.clock import SystemClock
 from syncd.sources.fabric_orders import RETAILER_ORDERS_PATH, FabricOrdersSource
 from tests.integration.sources._orders_support import Rig, after_first_page, order_rig
 
@@ -38,9 +38,8 @@ async def test_token_expiry_and_a_429_mid_pagination_are_survived(tmp_path: Path
         await source.poll(rig.ledger)
         rig.world.fabric.revoke_tokens()
         faults = rig.world.faults["fabric"]
-        assert rig.clients.fabric is not None
         after_first_page(
-            rig.clients.fabric,
+            rig.clients["fabric"],
             orders_path(rig),
             lambda: faults.arm(
                 "status", status=429, count=1, path_prefix=orders_path(rig), retry_after=1
@@ -65,9 +64,8 @@ async def test_a_failed_page_or_a_listing_that_shifts_releases_nothing(tmp_path:
         rig.world.fabric.ship_lines(first)
 
         faults = rig.world.faults["fabric"]
-        assert rig.clients.fabric is not None
         after_first_page(
-            rig.clients.fabric,
+            rig.clients["fabric"],
             orders_path(rig),
             lambda: faults.arm("status", status=400, count=1, path_prefix=orders_path(rig)),
         )
@@ -80,7 +78,7 @@ async def test_a_failed_page_or_a_listing_that_shifts_releases_nothing(tmp_path:
         # shift and the third order slips past page 2. Counted, not trusted.
         second = sorted(refs)[1]
         after_first_page(
-            rig.clients.fabric,
+            rig.clients["fabric"],
             orders_path(rig),
             lambda: rig.world.fabric.cancel_lines(int(second)),
         )
@@ -112,10 +110,9 @@ async def test_partial_shipments_and_cancellations_release_what_they_cover(tmp_p
 async def test_the_retailer_listing_can_be_configured_instead(tmp_path: Path) -> None:
     async with order_rig(tmp_path) as rig:
         section = rig.config.sources.fabric_orders
-        assert rig.clients.fabric is not None
         assert section is not None
         source = FabricOrdersSource(
-            rig.clients.fabric,
+            rig.clients["fabric"],
             rig.config.catalog_model(),
             section,
             handover=None,

@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from syncd.clock import SystemClock
 from syncd.sources.fashiontrade import FashionTradeOrdersSource
 from tests.integration.sources._orders_support import Rig, after_first_page, order_rig
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 HOUR = 3_600.0
 
 
-class ShiftedClock:
+class ShiftedClock(SystemClock):
     """Real time, moved forward by hand: orders placed "now" become old for the source."""
 
     def __init__(self) -> None:
@@ -34,10 +35,9 @@ class ShiftedClock:
 
 def source(rig: Rig, clock: ShiftedClock, **options: float) -> FashionTradeOrdersSource:
     section = rig.config.sources.fashiontrade
-    assert rig.clients.fashiontrade is not None
     assert section is not None
     return FashionTradeOrdersSource(
-        rig.clients.fashiontrade,
+        rig.clients["fashiontrade"],
         rig.config.catalog_model(),
         section,
         handover=None,
@@ -69,9 +69,8 @@ async def test_a_429_mid_pagination_is_survived_and_a_revoked_key_releases_nothi
         ft = source(rig, ShiftedClock())
         refs = place(rig, 5)
         faults = rig.world.faults["fashiontrade"]
-        assert rig.clients.fashiontrade is not None
         after_first_page(
-            rig.clients.fashiontrade,
+            rig.clients["fashiontrade"],
             "/orders",
             lambda: faults.arm("status", status=429, count=1, path_prefix="/orders", retry_after=1),
         )

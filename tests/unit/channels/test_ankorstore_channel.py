@@ -2,7 +2,8 @@
 
 What a brand would notice: the number retailers see (``availableQuantity``)
 is the number syncd computed, whole packs only, one refused variant never
-blocks the others, and nothing negative ever leaves syncd.
+blocks the others (that nothing negative is ever handed to a channel is the
+planner's, tests/unit/engine/test_plan.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from syncd.channels.ankorstore_ops import (
     attributed_errors,
     unconfirmed_reason,
 )
-from syncd.channels.planner import Move, PlannedUpdate
-from syncd.config.sections import AnkorstoreChannel as AnkorstoreChannelConfig
-from syncd.http.clock import FakeClock
+from syncd.channels.updates import Move, PlannedUpdate
+from syncd.clock import FakeClock
+from syncd.config.sections import AnkorstoreChannelSection
 from syncd.http.presets import ankorstore_client
 from syncd.http.retry import RetryPolicy
 from syncd.model import Catalog, Variant
@@ -200,7 +201,7 @@ def make_channel(
         transport=httpx.MockTransport(fake.handler),
         retry=retry,
     )
-    config = AnkorstoreChannelConfig.model_validate({"locations": ["activeants"], **section})
+    config = AnkorstoreChannelSection.model_validate({"locations": ["activeants"], **section})
     return AnkorstoreChannel(client, catalog, config, clock=clock, page_size=page_size), clock
 
 
@@ -362,18 +363,6 @@ async def test_a_value_computed_before_the_pack_was_known_is_not_sent() -> None:
     result = await channel.push([update("WINE", 18, seq=2)])
     assert [u.sku for u in result.acknowledged] == ["WINE"]
     assert case.stock == 18
-
-
-@pytest.mark.anyio
-async def test_negative_quantity_is_parked_and_never_sent() -> None:
-    a = FakeVariant(vid(1), "A", stock=4)
-    b = FakeVariant(vid(2), "B", stock=4)
-    fake = FakeAnkorstore(a, b)
-    channel, _ = make_channel(fake, catalog_of(a, b))
-    result = await channel.push([update("A", -2), update("B", 1)])
-    assert [(u.sku, "negative" in r) for u, r in result.parked] == [("A", True)]
-    assert a.stock == 4
-    assert [op["data"]["id"] for ops in sent_operations(fake) for op in ops] == [b.id]
 
 
 # --- partial refusals -------------------------------------------------------------

@@ -16,9 +16,9 @@ import pytest
 
 from syncd.channels.fabric import FULL_READ_EVERY_S, MAX_IN_FLIGHT, FabricChannel
 from syncd.channels.fabric_values import MAX_BATCH, batch_size, pace_window
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
+from syncd.clock import FakeClock
 from syncd.http.budget import Window
-from syncd.http.clock import FakeClock
 from tests.unit.channels.test_fabric_channel import (
     FakeFabric,
     FakeItem,

@@ -20,10 +20,10 @@ from structlog.testing import capture_logs
 
 from syncd.channels.fabric import READBACK_MISMATCH, FabricChannel
 from syncd.channels.fabric_inventory_map import parse_item, parse_quantity
-from syncd.channels.planner import Move, PlannedUpdate
-from syncd.config.sections import FabricChannel as FabricChannelConfig
+from syncd.channels.updates import Move, PlannedUpdate
+from syncd.clock import FakeClock
+from syncd.config.sections import FabricChannelSection
 from syncd.http.budget import Window
-from syncd.http.clock import FakeClock
 from syncd.http.presets import fabric_client
 from syncd.http.retry import RetryPolicy
 from syncd.model import Catalog, Variant
@@ -182,7 +182,7 @@ def make_channel(
         retry=retry,
     )
     fake.now = clock.wall
-    config = FabricChannelConfig.model_validate({"locations": ["activeants"], **section})
+    config = FabricChannelSection.model_validate({"locations": ["activeants"], **section})
     channel = FabricChannel(client, catalog, config, brand_id=BRAND, retailer_id="500", clock=clock)
     return channel, clock
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from syncd.config.catalog_csv import parse_catalog_csv
-from syncd.config.problems import CsvCell
+from pathlib import Path
+
+from syncd.config.catalog_csv import parse_catalog_csv, read_catalog_csv
+from syncd.config.problems import CsvCell, Finding
 
 
 def _problems(text: str) -> list[tuple[int, str, str]]:
@@ -60,3 +62,26 @@ def test_cell_problems_name_line_and_column() -> None:
 def test_quoted_multiline_cell_keeps_later_line_numbers_right() -> None:
     text = 'sku,barcode\n"A","871"\n"B\nC",872\nD,x,extra\n'
     assert _problems(text) == [(5, "", "3 cells, header has 2")]
+
+
+def test_the_file_is_streamed_and_a_late_bad_byte_names_its_line(tmp_path: Path) -> None:
+    """Rows come one at a time from the file (never one string of it); bad UTF-8 far down
+    the file is still reported on its own line."""
+    rows = "".join(f"S{i},SKU-{i}\n" for i in range(20_000))
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"\xef\xbb\xbfsku,fabric_sku\n" + rows.encode() + b"S-bad,\xff\n")
+    findings: list[Finding] = []
+    variants = read_catalog_csv(path, "big.csv", findings)
+    first = next(variants)  # available before the rest of the file is decoded
+    assert (first.variant.sku, first.variant.fabric_sku, findings) == ("S0", "SKU-0", [])
+    assert isinstance(first.where, CsvCell)
+    assert first.where.line == 2
+    list(variants)
+    assert findings == [Finding(CsvCell("big.csv", 20_002, ""), "not valid UTF-8")]
+
+
+def test_an_identity_equal_to_the_sku_shares_its_string() -> None:
+    variants, _ = parse_catalog_csv("sku,ankorstore_sku,fabric_sku\nA-1,A-1,F-1\n", "c.csv")
+    variant = variants[0].variant
+    assert variant.ankorstore_sku is variant.sku
+    assert variant.fabric_sku == "F-1"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncd.config.apis import ActiveAntsApi
+from syncd.config.apis import ActiveAntsApiSection
 from syncd.config.credentials import (
     MAX_SECRET_BYTES,
     check_secret_choice,
@@ -20,11 +20,11 @@ from syncd.config.problems import TomlKey
 SECTION = ("apis", "activeants")
 
 
-def _api(**secret: Any) -> ActiveAntsApi:
-    return ActiveAntsApi.model_validate({"username": "shop", **secret})
+def _api(**secret: Any) -> ActiveAntsApiSection:
+    return ActiveAntsApiSection.model_validate({"username": "shop", **secret})
 
 
-def _resolve(api: ActiveAntsApi, base: Path | None, environ: dict[str, str]) -> Any:
+def _resolve(api: ActiveAntsApiSection, base: Path | None, environ: dict[str, str]) -> Any:
     value, findings = resolve_secret(SECTION, api, "password", base_dir=base, environ=environ)
     return value, [(f.where, f.message) for f in findings]
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 from collections.abc import Callable, Sequence
 
 import anyio.lowlevel
 import httpx
 
+from syncd.clock import FakeClock
 from syncd.http.auth import OAuthClientCredentials
 from syncd.http.budget import Window
 from syncd.http.client import ApiClient
-from syncd.http.clock import FakeClock
 from syncd.http.ratelimit import RateLimiter
 from syncd.http.retry import RetryPolicy
 
@@ -113,6 +112,5 @@ def make_client(
         retry=retry,
         headers={"Accept": "application/vnd.api+json"},
         json_content_type=json_content_type,
-        rng=random.Random(1),
         max_concurrency=max_concurrency,
     )

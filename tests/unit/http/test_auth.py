@@ -13,13 +13,13 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.http.auth import (
     OAuthClientCredentials,
     PasswordGrant,
     StaticBearer,
     TokenTiming,
 )
-from syncd.http.clock import FakeClock
 from syncd.http.errors import AuthError, RateLimited, TokenUnavailable
 
 SECRET = "s3cr3t-client-secret"

@@ -9,11 +9,11 @@ import anyio
 import httpx
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.http.auth import TOKEN_MAX_BYTES, OAuthClientCredentials
 from syncd.http.bounded import DeadlineExceeded, read_bounded
 from syncd.http.budget import Window
 from syncd.http.client import ApiClient, build_http_client
-from syncd.http.clock import FakeClock
 from syncd.http.errors import (
     ApiError,
     AuthError,

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.http.budget import Window
-from syncd.http.clock import FakeClock
 from syncd.http.errors import ApiError, AuthError, InvalidResponse, RateLimited, TransportError
 from syncd.http.retry import RetryPolicy
 from tests.unit.http.fakeapi import SECRET, FakeApi, make_client, script
@@ -170,6 +170,25 @@ async def test_server_errors_back_off_with_bounded_jitter_then_give_up(status: i
     gaps = [b - a for a, b in zip(api.sent_at, api.sent_at[1:], strict=False)]
     for retry, gap in enumerate(gaps, start=1):
         assert 0.0 <= gap <= min(3.0, 0.5 * 2 ** (retry - 1)) + 0.01
+
+
+@pytest.mark.anyio
+async def test_request_ids_and_back_off_jitter_come_from_the_clock_so_a_seed_replays_them() -> None:
+    async def run(seed: int) -> tuple[list[str], list[float]]:
+        clock = FakeClock(seed=seed)
+        api = FakeApi(clock, script(503, 503, 200))
+        policy = RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=3.0, max_elapsed=100.0)
+        client = make_client(api, retry=policy)
+        await client.request("GET", "/api/v1/orders")
+        await client.request("GET", "/api/v1/orders")
+        return [call.headers["x-request-id"] for call in api.calls], api.sent_at
+
+    (ids, sent_at), again, (other_ids, other_sent_at) = await run(1), await run(1), await run(2)
+    assert (ids, sent_at) == again
+    # Retries of one request carry its id; the next request gets a new one.
+    assert ids[0] == ids[1] == ids[2] != ids[3]
+    assert other_ids[0] != ids[0]
+    assert other_sent_at != sent_at  # the back-off jitter is another draw too
 
 
 @pytest.mark.anyio

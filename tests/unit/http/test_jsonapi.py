@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.http.client import ApiClient
-from syncd.http.clock import FakeClock
 from syncd.http.errors import PaginationError
 from syncd.http.jsonapi import paginate, paginate_cursor, paginate_next_url
 from tests.unit.http.fakeapi import BASE, FakeApi, make_client

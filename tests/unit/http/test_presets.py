@@ -7,8 +7,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.http.budget import Window
-from syncd.http.clock import FakeClock
 from syncd.http.presets import (
     activeants_client,
     ankorstore_client,

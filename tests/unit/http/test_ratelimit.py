@@ -6,8 +6,8 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.http.budget import Window
-from syncd.http.clock import FakeClock
 from syncd.http.ratelimit import DEFAULT_429_WAIT, MAX_SERVER_WAIT, RateLimiter
 from tests.unit.http.test_budget import max_in_any_window
 

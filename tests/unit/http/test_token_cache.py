@@ -10,8 +10,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.http.auth import OAuthClientCredentials
-from syncd.http.clock import FakeClock
 from syncd.http.errors import AuthError
 from syncd.http.token_cache import usable
 from syncd.ledger.store import Ledger

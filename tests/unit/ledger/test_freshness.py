@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.engine import Engine, FeedInfo
-from syncd.http.clock import FakeClock
 from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.store import Ledger
 from syncd.model import Catalog, ChannelRule, Variant
@@ -78,18 +78,22 @@ def test_a_step_during_a_poll_never_makes_a_success_younger_than_now() -> None:
     assert fresh.is_stale("activeants", STALE_AFTER)
 
 
-def test_switching_clocks_forgets_successes_measured_on_the_old_one() -> None:
-    old, new = FakeClock(), FakeClock(start=5.0)
-    fresh = FeedFreshness(old)
-    fresh.succeeded("activeants", wall_now(old))
-    fresh.use_clock(old)
-    assert fresh.age("activeants") == 0.0
-    fresh.use_clock(new)
-    assert fresh.age("activeants") is None
+async def test_the_ledger_measures_ages_and_stamps_records_on_the_clock_it_was_opened_with(
+    tmp_path: Path,
+) -> None:
+    # 2030: later than the host's real time, so a host-stamped error would look older.
+    clock = FakeClock(wall_start=1_900_000_000.0)
+    async with await Ledger.open(tmp_path / "ledger.db", clock=clock) as ledger:
+        await ledger.mark_feed("activeants", success_at=wall_now(clock))
+        clock.advance(42)
+        assert ledger.freshness.age("activeants") == 42.0
+        # No error time given: the ledger stamps "now" from its clock, after the success.
+        await ledger.mark_feed("activeants", error="page refused")
+        (state,) = await ledger.feed_states()
+    assert state.last_error == "page refused"
 
 
 async def _engine(ledger: Ledger, clock: FakeClock) -> Engine:
-    ledger.freshness.use_clock(clock)
     return Engine(
         ledger,
         Catalog(variants={"A": Variant("A")}),
@@ -115,7 +119,7 @@ async def test_the_engine_judges_staleness_through_wall_clock_steps(
     tmp_path: Path, step: float
 ) -> None:
     clock = FakeClock(wall_start=1_800_000_000.0)
-    async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+    async with await Ledger.open(tmp_path / "ledger.db", clock=clock) as ledger:
         engine = await _engine(ledger, clock)
         assert await engine.stale_feeds("ankorstore") == ["activeants"]
         assert await engine.overdue_order_feeds("ankorstore") == [
@@ -138,14 +142,14 @@ async def test_the_engine_judges_staleness_through_wall_clock_steps(
 async def test_after_a_restart_a_feed_is_stale_until_it_reads_again(tmp_path: Path) -> None:
     clock = FakeClock()
     path = tmp_path / "ledger.db"
-    async with await Ledger.open(path) as ledger:
+    async with await Ledger.open(path, clock=clock) as ledger:
         engine = await _engine(ledger, clock)
         await ledger.mark_feed("activeants", success_at=wall_now(clock))
         assert await engine.stale_feeds("ankorstore") == []
     clock.advance(5)
     # A new process: the ledger still says "succeeded 5 s ago" by the wall clock,
     # which nothing in this process can vouch for (the clock may have been stepped).
-    async with await Ledger.open(path) as ledger:
+    async with await Ledger.open(path, clock=clock) as ledger:
         engine = await _engine(ledger, clock)
         [state] = [s for s in await ledger.feed_states() if s.feed == "activeants"]
         assert state.last_success is not None

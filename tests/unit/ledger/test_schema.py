@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import aiosqlite
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.allocation import compute_channel
 from syncd.ledger.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -18,8 +20,9 @@ from syncd.ledger.schema import (
 )
 from syncd.ledger.store import Ledger
 from syncd.ledger.tokens import StoredToken, TokenKey
+from syncd.model import Catalog, ChannelRule, Variant
 
-from .builders import AV, VOID, acc, movement, snapshot, transfer
+from .builders import AV, T0, VOID, acc, movement, snapshot, transfer
 
 
 @pytest.mark.anyio
@@ -195,3 +198,104 @@ async def test_version_3_file_learns_own_reserved_and_keeps_its_outbox(ledger_pa
     async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
         with pytest.raises(sqlite3.IntegrityError):  # never more own units than the value
             await conn.execute("UPDATE outbox SET own_reserved = 6 WHERE sku = 'A'")
+
+
+@pytest.mark.anyio
+async def test_version_4_file_gets_the_push_queue_index_and_keeps_its_outbox(
+    ledger_path: Path,
+) -> None:
+    """Migration 5 adds the planner class column and ``outbox_queue``; rows stay as they were."""
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await configure(conn)
+        assert await migrate(conn, MIGRATIONS[:4]) == 4
+        await conn.executemany(
+            "INSERT INTO outbox (channel, sku, desired, acknowledged, seq, status, updated_at,"
+            " own_reserved) VALUES ('ankorstore', ?, ?, ?, 1, ?, ?, 0)",
+            [
+                ("UP", 6, 2, "pending", "2026-01-01T00:00:00.000000+00:00"),
+                ("NEW", 3, None, "pending", "2026-01-01T00:00:01.000000+00:00"),
+                ("ZERO", 0, 4, "failed", "2026-01-01T00:00:02.000000+00:00"),
+                ("DOWN", 1, 4, "sent", "2026-01-01T00:00:03.000000+00:00"),
+                ("SAME", 5, 5, "acknowledged", "2026-01-01T00:00:04.000000+00:00"),
+                ("HELD", 0, 4, "parked", "2026-01-01T00:00:05.000000+00:00"),
+            ],
+        )
+    async with await Ledger.open(ledger_path) as ledger:
+        assert (await ledger.pragmas())["user_version"] == SCHEMA_VERSION
+        queue = await ledger.next_pending("ankorstore", 10)
+        assert [row.sku for row in queue] == ["ZERO", "DOWN", "NEW", "UP"]
+        assert [
+            row.sku for row in await ledger.next_pending("ankorstore", 10, increases=False)
+        ] == [
+            "ZERO",
+            "DOWN",
+            "NEW",
+        ]
+        assert (await ledger.outbox_counts("ankorstore")) == (4, 1)
+        assert len(await ledger.outbox_rows("ankorstore")) == 6
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'") as cursor:
+            indexes = {row[0] for row in await cursor.fetchall()}
+        assert "outbox_queue" in indexes
+        assert "outbox_pending" not in indexes  # replaced: one index less to write
+        async with conn.execute("SELECT sku, push_class FROM outbox ORDER BY sku") as cursor:
+            assert {row[0]: row[1] for row in await cursor.fetchall()} == {
+                "DOWN": 1,
+                "HELD": 0,
+                "NEW": 2,
+                "SAME": 3,
+                "UP": 3,
+                "ZERO": 0,
+            }
+        # The class follows every write: it is computed from the row, never stored stale.
+        await conn.execute("UPDATE outbox SET acknowledged = 9 WHERE sku = 'UP'")
+        async with conn.execute("SELECT push_class FROM outbox WHERE sku = 'UP'") as cursor:
+            assert await cursor.fetchone() == (1,)
+
+
+@pytest.mark.anyio
+async def test_version_4_file_keeps_its_explanations_and_learns_compact_bases(
+    ledger_path: Path,
+) -> None:
+    """The lean-recompute migration: ``basis_key``, ``allocation_rules``, ``accounts_available``.
+
+    An outbox row written before it keeps its explanation as written out (shown
+    as stored); the first recompute after it replaces that with a compact basis
+    without touching the value's seq.
+    """
+    legacy = (
+        '{"channel":"fabric","inputs":{"activeants/available/":5},"limiting_component":null,'
+        '"result":5,"sku":"A","steps":[{"after":5,"before":0,"detail":"available at '
+        'activeants","rule":"pool"}]}'
+    )
+    async with aiosqlite.connect(ledger_path, isolation_level=None) as conn:
+        await configure(conn)
+        assert await migrate(conn, MIGRATIONS[:4]) == 4
+        await conn.execute(
+            "INSERT INTO outbox (channel, sku, desired, acknowledged, seq, status, updated_at,"
+            " explanation) VALUES ('fabric', 'A', 5, 5, 3, 'acknowledged',"
+            " '2026-01-01T00:00:00Z', ?)",
+            (legacy,),
+        )
+    async with await Ledger.open(ledger_path) as ledger:
+        assert (await ledger.pragmas())["user_version"] == SCHEMA_VERSION
+        stored = await ledger.explanation("fabric", "A")
+        assert stored is not None
+        assert stored["steps"][0]["detail"] == "available at activeants"
+        await ledger.record_snapshot(snapshot("s1", "activeants", {"A": 5}))
+        rule = ChannelRule("fabric", ("activeants",))
+        txn, pools, held = await ledger.allocation_inputs(rule.locations)
+        values = compute_channel(pools, held, Catalog({"A": Variant("A")}), rule)
+        assert await ledger.write_desired(values, [rule], txn, T0, complete=True) == 0
+        [row] = await ledger.outbox_rows("fabric")
+        assert (row.desired, row.seq, row.status) == (5, 3, "acknowledged")
+        assert await ledger.explanation("fabric", "A") == json.loads(legacy)
+    with sqlite3.connect(ledger_path) as raw:
+        (stored_text,) = raw.execute("SELECT explanation FROM outbox").fetchone()
+        plan = raw.execute(
+            "EXPLAIN QUERY PLAN SELECT a.sku FROM accounts a INDEXED BY accounts_available"
+            " WHERE a.status = 'available'"
+        ).fetchall()
+    assert stored_text != legacy  # now a compact basis
+    assert len(stored_text) < len(legacy) / 2
+    assert plan  # the partial index exists (INDEXED BY fails otherwise)

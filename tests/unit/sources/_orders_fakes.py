@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from syncd.config.sections import OrderSource
+from syncd.clock import Clock, FakeClock
+from syncd.config.sections import OrderSourceSection
 from syncd.http.client import ApiClient
-from syncd.http.clock import FakeClock
 from syncd.http.presets import (
     activeants_client,
     ankorstore_client,
@@ -33,12 +33,12 @@ Json = dict[str, Any]
 Handler = Callable[[httpx.Request], httpx.Response | None]
 NO_RETRY = RetryPolicy(max_attempts=1, max_rate_limited=1)
 
-SECTION = OrderSource(fulfilled_from="activeants")
+SECTION = OrderSourceSection(fulfilled_from="activeants")
 
 
 @asynccontextmanager
-async def open_ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+async def open_ledger(tmp_path: Path, clock: Clock | None = None) -> AsyncIterator[Ledger]:
+    async with await Ledger.open(tmp_path / "ledger.db", clock=clock) as ledger:
         yield ledger
 
 

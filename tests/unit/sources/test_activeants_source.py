@@ -12,8 +12,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.config.sections import ActiveAntsSource
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
+from syncd.config.sections import ActiveAntsSourceSection
 from syncd.http.errors import InvalidResponse
 from syncd.http.presets import activeants_client
 from syncd.ledger.store import Ledger
@@ -100,7 +100,7 @@ def make_source(api: FakeShopApi, clock: FakeClock, **section: Any) -> ActiveAnt
         transport=httpx.MockTransport(api.handler),
     )
     return ActiveAntsStockSource(
-        client, CATALOG, ActiveAntsSource.model_validate(section), clock=clock
+        client, CATALOG, ActiveAntsSourceSection.model_validate(section), clock=clock
     )
 
 

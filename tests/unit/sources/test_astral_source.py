@@ -19,8 +19,8 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.config.sections import AstralSource
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
+from syncd.config.sections import AstralSourceSection
 from syncd.http.errors import InvalidResponse
 from syncd.http.presets import ankorstore_client
 from syncd.ledger.store import Ledger
@@ -216,7 +216,10 @@ def make_source(
         transport=httpx.MockTransport(api.handler),
     )
     return AstralStockSource(
-        client, catalog, AstralSource.model_validate({"page_size": 2, **section}), clock=clock
+        client,
+        catalog,
+        AstralSourceSection.model_validate({"page_size": 2, **section}),
+        clock=clock,
     )
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.sources.ankorstore_orders import AnkorstoreOrdersSource
 from syncd.sources.orders_ankorstore_parse import HOLDING_STATUSES
 from tests.unit.sources._orders_fakes import (

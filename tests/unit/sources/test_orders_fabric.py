@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.sources.fabric_orders import FabricOrdersSource, orders_path
 from tests.unit.sources._orders_fakes import (
     SECTION,

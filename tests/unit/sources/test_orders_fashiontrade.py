@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.sources.fashiontrade import FashionTradeOrdersSource
 from syncd.sources.orders_fashiontrade_parse import OPEN_OVERVIEW
 from tests.unit.sources._orders_fakes import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.sources.fabric_orders import FabricOrdersSource
 from syncd.sources.handover import Handover
 from tests.unit.sources._orders_fakes import (
@@ -105,8 +105,7 @@ async def test_release_waits_for_a_warehouse_read_after_the_confirmation(
     clock = FakeClock()
     now = datetime.fromtimestamp(clock.wall(), UTC)
     fake = FakeActiveAnts(held={"AK-1"})
-    async with open_ledger(tmp_path) as ledger:
-        ledger.freshness.use_clock(clock)  # as assemble() does: one clock for all
+    async with open_ledger(tmp_path, clock) as ledger:  # one clock for all, as in syncd
         await ledger.mark_feed("activeants", success_at=now - timedelta(seconds=5))
         lookup = handover(fake, clock, settle_feed="activeants")
         assert (await lookup.resolve(ledger, "ankorstore", ["1"], prune=True)).held == set()

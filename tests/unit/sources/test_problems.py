@@ -7,7 +7,7 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from syncd.http.clock import FakeClock
+from syncd.clock import FakeClock
 from syncd.sources.problems import SkipLog, Skipped
 
 

@@ -1,24 +1,37 @@
-"""Time as the HTTP layer sees it: injected, so waits can be tested without sleeping.
+"""Time and chance as syncd sees them: one injected :class:`Clock` for the whole product.
 
-Rate limits, token lifetimes and retry back-off all depend on time. Reading
-it through a :class:`Clock` lets unit tests and the deterministic simulation
-run hours of traffic in milliseconds with :class:`FakeClock`, while the
-daemon uses :class:`SystemClock`.
+Rate limits, token lifetimes, retry back-off, feed freshness, the ledger's
+timestamps and the engine's "now" all depend on time; back-off jitter and
+request ids depend on chance. Everything reads both through the one clock
+that :func:`syncd.assembly.assemble` hands to the ledger, the clients,
+sources, channels and engine, so unit tests and the deterministic simulation
+run hours of traffic in milliseconds with :class:`FakeClock` and replay a
+seed exactly, while the daemon and ``syncd once`` use :class:`SystemClock`.
 
-Two readings exist because they answer different questions:
+Three readings exist because they answer different questions:
 
-* ``monotonic()`` measures intervals (window ages, token lifetimes, back-off);
-  it never jumps when NTP or an administrator changes the system time.
-* ``wall()`` is epoch seconds, needed only to interpret a server's absolute
+* ``monotonic()`` measures intervals (window ages, token lifetimes, back-off,
+  how old a feed's data is); it never jumps when NTP or an administrator
+  changes the system time.
+* ``wall()`` is epoch seconds, needed to interpret a server's absolute
   timestamps such as ``X-RateLimit-Reset`` (seed 000 L226).
+* ``now()`` is the same wall time as an aware UTC datetime: what the ledger
+  stamps on its records and the engine calls "now".
+
+``rng(purpose)`` gives a random stream for one purpose (a client's back-off
+jitter, its request ids, a source's record keys). Streams are separate so
+that one component drawing more or less often never shifts another's
+numbers: a seeded clock then replays each stream whatever the others did.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import random
 import time
-from collections import deque
+from collections import Counter, deque
+from datetime import UTC, datetime
 from typing import Protocol
 
 import anyio
@@ -26,7 +39,7 @@ import anyio.lowlevel
 
 
 class Clock(Protocol):
-    """What the HTTP layer needs to know about time."""
+    """What syncd needs to know about time and chance."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards (only differences matter)."""
@@ -36,13 +49,21 @@ class Clock(Protocol):
         """Seconds since the Unix epoch, for server timestamps."""
         ...
 
+    def now(self) -> datetime:
+        """The wall time as an aware UTC datetime (the ledger's and the engine's "now")."""
+        ...
+
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` (cancellable)."""
         ...
 
+    def rng(self, purpose: str) -> random.Random:
+        """A random stream of its own for ``purpose`` (jitter, ids); never for secrets."""
+        ...
+
 
 class SystemClock:
-    """The real clock: ``time.monotonic``, ``time.time`` and ``anyio.sleep``."""
+    """The real clock: ``time.monotonic``, ``time.time``, ``anyio.sleep``, OS-seeded streams."""
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -50,8 +71,15 @@ class SystemClock:
     def wall(self) -> float:
         return time.time()
 
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall(), UTC)
+
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds))
+
+    def rng(self, purpose: str) -> random.Random:
+        # Seeded from the OS: two processes (or two clients) never share a stream.
+        return random.Random()  # noqa: S311 -- jitter and ids, not cryptography
 
 
 class _Sleeper:
@@ -81,10 +109,19 @@ class FakeClock:
 
     ``sleeps`` keeps the last 10 000 requested durations, which tests use to
     check back-off bounds.
+
+    ``rng(purpose)`` streams derive from ``seed``, the purpose and how many
+    streams for that purpose were asked for before: the same seed and the
+    same construction order give the same numbers in every run.
     """
 
     def __init__(
-        self, *, start: float = 1_000.0, wall_start: float = 1_700_000_000.0, settle: int = 25
+        self,
+        *,
+        start: float = 1_000.0,
+        wall_start: float = 1_700_000_000.0,
+        settle: int = 25,
+        seed: int = 0,
     ) -> None:
         if settle < 1:
             raise ValueError("settle must be at least 1")
@@ -96,12 +133,22 @@ class FakeClock:
         self._seq = itertools.count()
         self.sleeps: deque[float] = deque(maxlen=10_000)
         """The most recent requested sleep durations (bounded for long simulations)."""
+        self._seed = seed
+        self._streams: Counter[str] = Counter()
 
     def monotonic(self) -> float:
         return self._now
 
     def wall(self) -> float:
         return self._wall_start + (self._now - self._start)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall(), UTC)
+
+    def rng(self, purpose: str) -> random.Random:
+        self._streams[purpose] += 1
+        # A string seed is hashed with SHA-512: stable across runs and PYTHONHASHSEED.
+        return random.Random(f"{self._seed}/{purpose}/{self._streams[purpose]}")  # noqa: S311
 
     def step_wall(self, seconds: float) -> None:
         """Step the wall clock by ``seconds`` (either way), as NTP or an administrator does.

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from syncd.clock import FakeClock
 from syncd.config import load_config
-from syncd.http.clock import FakeClock
+from syncd.integrations import build_clients, build_stock_sources
 from syncd.sources.activeants import ActiveAntsStockSource
 from syncd.sources.astral import AstralStockSource
-from syncd.sources.stock import build_stock_sources
-from syncd.wiring import ApiClients, build_clients
+from syncd.wiring import ApiClients
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "syncd.example.toml"
 CREDENTIALS = {"CREDENTIALS_DIRECTORY": str(EXAMPLE.parent / "credentials.example")}
@@ -62,7 +62,7 @@ activeants_sku = "AA-TEE"
         encoding="utf-8",
     )
     config = load_config(config_path)
-    clients = ApiClients(activeants=build_clients(config, clock=FakeClock()).activeants)
+    clients = ApiClients(activeants=build_clients(config, clock=FakeClock()).get("activeants"))
     [source] = build_stock_sources(config, clients, FakeClock())
     assert isinstance(source, ActiveAntsStockSource)
     assert source.locations == ("aa-nl",)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import anyio
 import pytest
 
-from syncd.http.clock import FakeClock, SystemClock
+from syncd.clock import FakeClock, SystemClock
 
 
 @pytest.mark.anyio
@@ -83,3 +85,31 @@ async def test_system_clock_reads_real_time() -> None:
     await clock.sleep(0.01)
     assert clock.monotonic() - before >= 0.009
     assert clock.wall() > 1_600_000_000
+
+
+def test_a_seeded_clock_gives_each_purpose_its_own_stream_and_replays_them() -> None:
+    def draws(clock: FakeClock) -> list[list[float]]:
+        streams = [clock.rng("jitter"), clock.rng("ids"), clock.rng("jitter")]
+        return [[stream.random() for _ in range(3)] for stream in streams]
+
+    first = draws(FakeClock(seed=7))
+    assert first == draws(FakeClock(seed=7))
+    assert first != draws(FakeClock(seed=8))
+    jitter, ids, second_jitter = first
+    # Separate streams: a component drawing more often never shifts another's numbers.
+    assert len({tuple(jitter), tuple(ids), tuple(second_jitter)}) == 3
+
+
+def test_now_is_the_wall_time_as_an_aware_utc_datetime() -> None:
+    clock = FakeClock(wall_start=1_750_000_000.0)
+    clock.advance(30)
+    assert clock.now() == datetime(2025, 6, 15, 15, 7, 10, tzinfo=UTC)
+    assert clock.now().timestamp() == clock.wall()
+    system = SystemClock()
+    assert system.now().tzinfo is UTC
+    assert abs(system.now().timestamp() - system.wall()) < 60  # a generous bound
+
+
+def test_the_system_clock_seeds_every_stream_from_the_os() -> None:
+    system = SystemClock()
+    assert system.rng("ids").getrandbits(128) != system.rng("ids").getrandbits(128)

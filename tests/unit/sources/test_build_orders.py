@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.clock import FakeClock
 from syncd.config import Config, load_config
 from syncd.config.sections import HandoverSection, SourcesSection
-from syncd.http.clock import FakeClock
+from syncd.integrations import build_clients, build_order_sources
 from syncd.sandbox.catalog import generate_catalog
 from syncd.sandbox.world import APIS, SandboxWorld
+from syncd.sources.build import build_handover
 from syncd.sources.handover import Handover
-from syncd.sources.orders_registry import build_handover, build_order_sources
-from syncd.wiring import ApiClients, build_clients
+from syncd.wiring import ApiClients
 
 pytestmark = pytest.mark.anyio
 

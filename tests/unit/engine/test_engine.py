@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from syncd.channels.base import LiveValue, PushResult
-from syncd.channels.planner import PlannedUpdate
+from syncd.channels.updates import PlannedUpdate
 from syncd.engine import Engine, FeedInfo
+from syncd.ledger.freshness import FeedFreshness
 from syncd.ledger.store import Ledger
 from syncd.model import (
+    MAX_UNITS,
     Bundle,
     Catalog,
     ChannelRule,
@@ -129,7 +131,7 @@ async def snapshot(ledger: Ledger, levels: dict[str, int], key: str, *, at: date
 def make_engine(
     ledger: Ledger, channel: FakeChannel, clock: Clock, policy: SafetyPolicy | None = None
 ) -> Engine:
-    ledger.freshness.use_clock(clock)
+    ledger.freshness = FeedFreshness(clock)  # feed ages on the test's clock
     return Engine(
         ledger,
         catalog(),
@@ -368,7 +370,7 @@ async def test_a_channel_that_adds_its_own_orders_gets_them_back_and_a_rewrite_w
 ) -> None:
     channel, clock = FakeChannel(), Clock()
     channel.adds_own_orders = True
-    ledger.freshness.use_clock(clock)
+    ledger.freshness = FeedFreshness(clock)  # feed ages on the test's clock
     engine = Engine(
         ledger,
         catalog(),
@@ -450,3 +452,24 @@ async def test_a_wall_clock_set_back_does_not_let_a_later_mass_zero_pass_as_conf
     # A restarted engine keeps the floor: it reads the latest stamp from the ledger.
     restarted = make_engine(ledger, channel, clock)
     assert await restarted.stamp() >= T0 + timedelta(minutes=10)
+
+
+async def test_a_value_beyond_the_one_bound_is_parked_and_never_reaches_the_channel(
+    ledger: Ledger,
+) -> None:
+    """Quantities are validated once, by the planner, for every channel (MAX_UNITS)."""
+    channel, clock = FakeChannel(), Clock()
+    engine = make_engine(ledger, channel, clock)
+    # Sources never record such a figure (they skip it at ingest); the ledger's own
+    # storage bound is wider, so the planner is what stands between it and a channel.
+    levels = {f"S{i:02d}": 10 for i in range(30)} | {"S01": MAX_UNITS + 5}
+    await snapshot(ledger, levels, "s1")
+    await engine.recompute()
+    cycle = await engine.push_channel("ankorstore")
+    sent = {u.sku: u.quantity for batch in channel.batches for u in batch}
+    assert "S01" not in sent
+    assert sent["S00"] == 10
+    assert cycle.parked == 1
+    [row] = [r for r in await ledger.outbox_rows("ankorstore") if r.sku == "S01"]
+    assert row.status == "parked"
+    assert "above the largest syncd sends" in (row.reason or "")

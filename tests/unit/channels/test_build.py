@@ -7,10 +7,10 @@ import pytest
 
 from syncd.channels.ankorstore import AnkorstoreChannel
 from syncd.channels.fabric import FabricChannel
-from syncd.channels.registry import build_channels
+from syncd.clock import FakeClock
 from syncd.config import Config
-from syncd.http.clock import FakeClock
 from syncd.http.presets import ankorstore_client, fabric_client
+from syncd.integrations import build_channels
 from syncd.wiring import ApiClients
 
 
