@@ -15,7 +15,8 @@ fabric-supplier-api 7): each variant is one write. A push call takes a
 batch of up to ``per_request`` updates (as many as the rate window holds,
 at most :data:`MAX_BATCH`) and sends their writes concurrently, at most
 :data:`MAX_IN_FLIGHT` at a time, each only once the rate limiter has a slot
-for it -- so the configured rate is used in full and never exceeded, and a
+for it, one class of move after the other (every decrease is answered before
+the first increase leaves) -- so the configured rate is used in full and never exceeded, and a
 first sync of N SKUs takes about N / rate minutes. ``requests_available``
 counts such batches.
 
@@ -58,6 +59,7 @@ fabric's lists (brief seed-fabric 2.4), so syncd sends none and follows
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -209,7 +211,11 @@ class FabricChannel:
         targets = await self._resolve_all(batch, result)
         # fabric stamps each write on its own clock; ask from a margin before ours.
         since = self._clock.wall() - CLOCK_MARGIN_S
-        written = await self._write_all(targets, result)
+        written: list[_Written] = []
+        # Side by side within a class of move only: every decrease is answered before
+        # the first increase leaves (the planner's order protects against overselling).
+        for _, group in itertools.groupby(targets, key=lambda target: target[0].move):
+            written += await self._write_all(list(group), result)
         await self._confirm_all(written, since, result)
         return result
 

@@ -9,6 +9,7 @@ L4866-4874), so what is counted here is what fabric would be sent.
 
 from __future__ import annotations
 
+import json
 import math
 
 import httpx
@@ -16,7 +17,7 @@ import pytest
 
 from syncd.channels.fabric import FULL_READ_EVERY_S, MAX_IN_FLIGHT, FabricChannel
 from syncd.channels.fabric_values import MAX_BATCH, batch_size, pace_window
-from syncd.channels.updates import PlannedUpdate
+from syncd.channels.updates import Move, PlannedUpdate
 from syncd.clock import FakeClock
 from syncd.http.budget import Window
 from tests.unit.channels.test_fabric_channel import (
@@ -233,3 +234,33 @@ async def test_an_error_that_is_not_an_http_answer_ends_the_batch_as_itself() ->
     # of concurrent failures would hide what it was.
     with pytest.raises(RuntimeError, match="the transport broke"):
         await channel.push([update(sku, 2, seq=2) for sku in skus])
+
+
+async def test_every_decrease_lands_before_the_first_increase_leaves() -> None:
+    fake, skus = fabric_of(12)
+    clock = FakeClock()
+    landed: list[int] = []
+
+    async def far_for_decreases(request: httpx.Request) -> httpx.Response:
+        if request.method == "PATCH":
+            quantity = json.loads(request.content)["inventory"]
+            # The decreases travel slowly, the increases fast: sent side by side, an
+            # increase would land first.
+            await clock.sleep(1.0 if quantity == 0 else 0.1)
+            landed.append(quantity)
+        return fake.handler(request)
+
+    channel, _ = make_channel(
+        fake, catalog_of(*skus), clock=clock, transport=httpx.MockTransport(far_for_decreases)
+    )
+    for item in fake.items.values():
+        item.inventory = 5
+    batch = [
+        PlannedUpdate(sku=sku, quantity=0, seq=1, previous=5, move=Move.TO_ZERO) for sku in skus[:6]
+    ] + [
+        PlannedUpdate(sku=sku, quantity=9, seq=1, previous=5, move=Move.INCREASE)
+        for sku in skus[6:]
+    ]
+    result = await channel.push(batch)
+    assert len(result.acknowledged) == 12
+    assert landed == [0] * 6 + [9] * 6
