@@ -31,7 +31,7 @@ from _common import Row, load_average, progress
 from syncd.channels.fabric import FabricChannel
 from syncd.channels.updates import Move, PlannedUpdate
 from syncd.clock import FakeClock
-from syncd.config.sections import FabricChannelSection, OrderSource
+from syncd.config.sections import FabricChannelSection, OrderSourceSection
 from syncd.http.budget import Window
 from syncd.http.presets import fabric_client
 from syncd.sandbox import fabric as fabric_sim
@@ -131,7 +131,7 @@ async def first_sync(skus: int, budget_share: float) -> Sync:
     ]
     acknowledged = 0
     orders_path = f"/v1/brands/{state.brand_id}/orders/"
-    poll_every = float(OrderSource.model_fields["poll_interval"].default)
+    poll_every = float(OrderSourceSection.model_fields["poll_interval"].default)
 
     async def order_feed() -> None:
         while True:
