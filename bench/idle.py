@@ -279,9 +279,9 @@ class IdleHourClock(SystemClock):
 async def scheduled_jobs(world: SandboxWorld, config: Config) -> dict[str, Cost]:
     """Run each hourly and daily job once through syncd's own code; what each cost."""
     costs: dict[str, Cost] = {}
-    async with await Ledger.open(config.daemon.database) as ledger:
-        clock = IdleHourClock()
-        assembly = assemble(config, ledger, clock=clock)
+    clock = IdleHourClock()
+    async with await Ledger.open(config.daemon.database, clock=clock) as ledger:
+        assembly = assemble(config, ledger, clock=ledger.clock)
         try:
             scheduler = Scheduler(assembly, Metrics(), cycle_interval=NEVER)
             sources = {source.name: source for source in assembly.sources}
