@@ -43,7 +43,7 @@ from _common import (
     tally,
 )
 
-BENCHMARKS = ("efficiency", "throughput", "propagation", "scale", "idle")
+BENCHMARKS = ("efficiency", "throughput", "propagation", "scale", "idle", "fabric_sync")
 """Run order; the names ``--only`` accepts."""
 
 TIME_LIMIT_S = {
@@ -52,6 +52,7 @@ TIME_LIMIT_S = {
     "propagation": 1200,
     "scale": 1200,
     "idle": 2400,
+    "fabric_sync": 600,
 }
 """Hard bound per benchmark (full run); a child still running then is killed."""
 

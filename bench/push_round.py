@@ -20,6 +20,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
+import anyio
 from _common import Row, failed_row, progress
 from _rig import PERMISSIVE, activeants_snapshot
 
@@ -53,6 +54,11 @@ class InstantChannel:
 
     def requests_available(self) -> int:
         return BATCHES
+
+    async def budget_available(self) -> None:
+        if self.requests_available() <= 0:
+            # A fixed budget never frees a slot: the pusher's timeout or a wake-up ends the wait.
+            await anyio.sleep_forever()
 
     def pack_sizes(self) -> Mapping[str, int]:
         return _NO_PACKS

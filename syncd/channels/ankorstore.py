@@ -152,6 +152,10 @@ class AnkorstoreChannel:
         """Requests the channel may spend now, leaving ``1 - budget_share`` to sources."""
         return self._client.limiter.available(reserve=self._reserve)
 
+    async def budget_available(self) -> None:
+        """Wait until a request fits this channel's share of the budget."""
+        await self._client.limiter.wait_for_slot(reserve=self._reserve)
+
     def pack_sizes(self) -> Mapping[str, int]:
         """Units per pack Ankorstore sells each SKU in (the product's ``unitMultiplier``).
 

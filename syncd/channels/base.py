@@ -84,6 +84,16 @@ class Channel(Protocol):
         """How many requests the channel may send now without eating into sources' headroom."""
         ...
 
+    async def budget_available(self) -> None:
+        """Return once :meth:`requests_available` is above zero (on the injected clock).
+
+        A pusher whose round left updates deferred for lack of budget waits on
+        this (or new work, whichever comes first) instead of retrying on a
+        fixed interval, so the deferred updates go out the moment the window
+        frees a slot.
+        """
+        ...
+
     def pack_sizes(self) -> Mapping[str, int]:
         """The channel's own units per pack by SKU, which win over the catalog's.
 

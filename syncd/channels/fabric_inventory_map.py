@@ -24,19 +24,34 @@ fabric.
 The map is cached. A SKU missing from it triggers one re-read of the list --
 unless the map was read less than ``min_refresh_interval`` seconds ago, in
 which case the miss is genuine and re-reading would only burn requests.
+
+**Reading only what changed.** The inventory list filters on
+``updated_at_gte`` (epoch seconds UTC, on ``inventory_updated_at``) and sorts
+by ``order_by=-inventory_updated_at``, newest first (seed 003 L4866-4874, the
+retailer list; the supplier list is assumed to mirror it, as the sandbox
+does). fabric stamps ``inventory_updated_at`` on every change of the figure,
+the brand's writes and its own decrements on orders alike (brief
+fabric-supplier-api 4). :meth:`InventoryMap.read_updated_since` reads that
+slice: the channel confirms a batch of writes with it (usually one page
+instead of one GET per item) and refreshes the map between full reads. The
+filter compares fabric's clock, so callers ask from a margin before their
+own time; an item the slice misses (a clock further off than the margin, an
+item that moved between pages) is simply not in the answer, and callers read
+it on its own.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from syncd.clock import Clock
-from syncd.http.client import ApiClient
+from syncd.http.client import ApiClient, QueryValue
 from syncd.http.jsonapi import paginate_next_url
 
 _log = structlog.get_logger(__name__)
@@ -142,6 +157,7 @@ class InventoryMap:
         self._items: dict[str, InventoryItem] = {}
         self._ambiguous: dict[str, tuple[int, ...]] = {}
         self._read_at: float | None = None
+        self._read_wall: float | None = None
         self.page_count = 0
         """Pages the last full read took: what another one would cost."""
 
@@ -167,6 +183,11 @@ class InventoryMap:
         if item.brand_identifier not in self._ambiguous:
             self._items[item.brand_identifier] = item
 
+    @property
+    def read_wall(self) -> float | None:
+        """Wall-clock time (epoch s) the last full or partial read started."""
+        return self._read_wall
+
     def read_within(self, seconds: float) -> bool:
         return self._read_at is not None and self._clock.monotonic() - self._read_at <= seconds
 
@@ -178,6 +199,7 @@ class InventoryMap:
         Identifiers listed more than once are left out (see the module docstring).
         """
         started = self._clock.monotonic()
+        started_wall = self._clock.wall()
         items: list[InventoryItem] = []
         pages = 0
         async for page in paginate_next_url(self._client, self._path, reserve=self._reserve):
@@ -190,6 +212,7 @@ class InventoryMap:
         self._items = {item.brand_identifier: item for item in unique}
         self._ambiguous = ambiguous
         self._read_at = started
+        self._read_wall = started_wall
         self.page_count = pages
         for identifier, ids in sorted(ambiguous.items()):
             _log.warning(
@@ -221,3 +244,58 @@ class InventoryMap:
             return None, 0
         _, spent = await self.refresh()
         return self._items.get(brand_identifier), spent
+
+    async def read_updated_since(
+        self, since: float, *, until_seen: Collection[int] | None = None
+    ) -> tuple[dict[int, InventoryItem], int, bool]:
+        """Items fabric changed at or after ``since`` (epoch s, fabric's clock), newest first.
+
+        Returns the items by inventory id, the requests spent, and whether
+        the map could take them in: an item whose brand SKU the map knows
+        under *another* id (a duplicate or a re-created item) makes it False,
+        and the caller must read the whole list again rather than trust a
+        slice. With ``until_seen``, paging stops once every one of those ids
+        was returned (they are the newest, so usually on the first page).
+        """
+        started_wall = self._clock.wall()
+        params: list[tuple[str, QueryValue]] = [
+            ("updated_at_gte", max(0, math.floor(since))),
+            ("order_by", "-inventory_updated_at"),
+        ]
+        missing = set(until_seen) if until_seen is not None else None
+        found: dict[int, InventoryItem] = {}
+        pages = 0
+        listing = paginate_next_url(self._client, self._path, params=params, reserve=self._reserve)
+        async for page in listing:
+            pages += 1
+            for document in page.results:
+                item = parse_item(document) if isinstance(document, Mapping) else None
+                if item is not None and item.inventory_id not in found:
+                    # Newest first: a second copy (the list shifted) is older.
+                    found[item.inventory_id] = item
+            if missing is not None:
+                missing -= found.keys()
+                if not missing:
+                    break
+        close = getattr(listing, "aclose", None)
+        if close is not None:  # stopped early: let the generator finish now, not at GC
+            await close()
+        consistent = True
+        for item in found.values():
+            known = self._items.get(item.brand_identifier)
+            if item.brand_identifier in self._ambiguous:
+                continue
+            if known is not None and known.inventory_id != item.inventory_id:
+                consistent = False
+            else:
+                self._items[item.brand_identifier] = item
+        if until_seen is None and consistent:
+            self._read_wall = started_wall
+        _log.debug(
+            "channel.inventory_changes_read",
+            channel=self._channel,
+            items=len(found),
+            requests=pages,
+            since=math.floor(since),
+        )
+        return found, pages, consistent

@@ -15,7 +15,8 @@ adapters built from one config) as tasks of one anyio task group
   burst of pages becomes one pass) and wakes the pushers when any value
   changed. The first pass after start (or a reload) is a full recompute;
 - one **pusher** per channel runs a push round every ``cycle_interval``, or
-  sooner when woken, or soon again while the rate budget deferred work;
+  sooner when woken, or -- while the rate budget deferred work -- the moment
+  the channel's rate limiter frees a slot (:mod:`syncd.daemon.pusher_wait`);
 - one **read-back** loop per channel first reads the whole channel back and
   corrects the acknowledgements it contradicts -- the channel's pusher
   pushes nothing before that read succeeded -- then compares what the
@@ -41,6 +42,7 @@ from anyio.abc import TaskStatus
 
 from syncd.assembly import Assembly
 from syncd.daemon.pacing import MAX_BACKOFF_S, MIN_BACKOFF_S, Wakeup, backoff_delay
+from syncd.daemon.pusher_wait import wait_for_work
 from syncd.daemon.runs import ChannelRun, EngineRun, SourceRun
 from syncd.describe import describe_error, describe_text
 from syncd.engine import ChannelCycle
@@ -350,8 +352,12 @@ class Scheduler:
         await self._computed.wait()
         await self._verified[channel].wait()
         delay = 0.0
+        sender = self.assembly.channels[channel]
+        slot_free = sender.budget_available
+        deferred = False
         while True:
-            await wake.wait(delay)
+            # Deferred for lack of budget: go again the moment the limiter frees a slot.
+            await wait_for_work(wake.wait, delay, slot_free if deferred else None)
             if self._stopping.is_set():
                 return
             with self._working(f"push:{channel}"):
@@ -365,6 +371,9 @@ class Scheduler:
                     log.exception("push.round_failed", channel=channel, retry_in_s=round(delay, 2))
                     continue
             delay = self._pushed(state, cycle)
+            deferred = bool(cycle.deferred)
+            if deferred and slot_free is not None:
+                delay = self.cycle_interval
 
     def _pushed(self, state: ChannelRun, cycle: ChannelCycle) -> float:
         channel = state.name

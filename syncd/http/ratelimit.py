@@ -62,6 +62,24 @@ class RateLimiter:
                 return self._clock.monotonic() - started
             await self._clock.sleep(max(wait, _MIN_SLEEP))
 
+    async def wait_for_slot(self, cost: int = 1, *, reserve: float = 0.0) -> float:
+        """Wait until ``cost`` requests would fit, *without* taking them; return the seconds waited.
+
+        For a caller that plans its work by :meth:`available` (a channel's
+        pusher): it wakes the moment the oldest counted request leaves its
+        window (or a server-imposed pause ends), not on a fixed tick. The
+        wait is recomputed after every sleep, because sends recorded or a
+        429 observed meanwhile only ever push the moment further out; so it
+        never returns early. Sleeps go through the injected clock, so tests
+        drive them with :class:`~syncd.clock.FakeClock`.
+        """
+        started = self._clock.monotonic()
+        while True:
+            wait = self._budget.wait_time(self._clock.monotonic(), cost, reserve)
+            if wait <= 0:
+                return self._clock.monotonic() - started
+            await self._clock.sleep(max(wait, _MIN_SLEEP))
+
     def try_acquire(self, cost: int = 1, *, reserve: float = 0.0) -> float:
         """Take the slot now if free and return 0; otherwise return the wait, taking nothing."""
         return self._budget.try_take(self._clock.monotonic(), cost, reserve)

@@ -416,11 +416,46 @@ async def test_fabric_a_write_whose_read_back_proves_nothing_stays_pending(
             return bad
         return r.api.handler(request)
 
+    def listing(request: httpx.Request) -> httpx.Response:
+        if "updated_at_gte" in request.url.params:
+            # The confirming list of changed items leaves 11 out: it is read on its own.
+            shown = [i for i in r.api.items if i.get("id") != 11]
+            return httpx.Response(200, json={"count": len(shown), "next": None, "results": shown})
+        return r.api.handler(request)
+
     r.script.always[f"{INVENTORY}11/"] = item_path
+    r.script.always[INVENTORY] = listing
     outcome = await push_once(ledger, "fabric", r.channel)
     assert outcome.acknowledged == {"TEE-M": 7}
     assert set(outcome.pending) == {"TEE-S"}
     assert outcome.pending["TEE-S"]
+
+
+BAD_CONFIRMING_LISTS: dict[str, Reply] = {
+    "html_200": html_page(200),
+    "truncated": raw_json('{"count": 2, "next": null, "results": [{"id": 11'),
+    "enormous": enormous,
+    "results_null": httpx.Response(200, json={"count": 2, "next": None, "results": None}),
+    "not_an_object": raw_json("[5]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIRMING_LISTS))
+async def test_fabric_writes_whose_confirming_list_proves_nothing_stay_pending(
+    ledger: Ledger, case: str
+) -> None:
+    r = fb_rig()
+    bad = _built(BAD_CONFIRMING_LISTS[case])
+
+    def listing(request: httpx.Request) -> httpx.Response:
+        return bad if "updated_at_gte" in request.url.params else r.api.handler(request)
+
+    r.script.always[INVENTORY] = listing
+    outcome = await push_once(ledger, "fabric", r.channel)
+    assert r.api.written == {11: 5, 12: 7}  # written, but fabric never showed them
+    assert outcome.acknowledged == {}
+    assert set(outcome.pending) == {"TEE-S", "TEE-M"}
+    assert all("not confirmed" in reason for reason in outcome.pending.values())
 
 
 BAD_LISTS: dict[str, Any] = {

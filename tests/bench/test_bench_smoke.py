@@ -26,6 +26,7 @@ ROWS = (
     "scale: growth of full recompute",
     "idle requests/hour",
     "idle CPU/hour",
+    "fabric first sync",
 )
 
 

@@ -83,19 +83,19 @@ async def test_writes_land_and_are_confirmed_by_reading_back(tmp_path: Path) -> 
     async with rig(tmp_path) as r:
         skus = fabric_skus(r.world)[:12]
         desired = {sku: 31 + i for i, sku in enumerate(skus)}  # above every seeded level
-        acknowledged = []
-        for sku, quantity in desired.items():
-            result = await r.channel.push([update(sku, quantity)])
-            assert not result.failed
-            assert not result.parked
-            acknowledged += result.acknowledged
-        assert [u.sku for u in acknowledged] == skus
+        assert r.channel.per_request >= len(skus)
+        result = await r.channel.push([update(sku, q) for sku, q in desired.items()])
+        assert not result.failed
+        assert not result.parked
+        assert sorted(u.sku for u in result.acknowledged) == skus
         assert {sku: r.world.fabric.inventory(sku) for sku in skus} == desired
-        # one map read (40 items, 50 per page), then a write and a read-back per SKU
+        # One map read (40 items, 50 per page), a write per SKU, and one read of the
+        # items fabric changed since just before the writes confirms all twelve.
         requests = r.world.fabric.counters.snapshot()["requests"]
-        assert requests["GET /v1/brands/{brand_id}/inventory/"] == 1
-        assert requests["GET /v1/brands/{brand_id}/inventory/{inventory_id}/"] == 12
+        assert requests["GET /v1/brands/{brand_id}/inventory/"] == 2
+        assert requests.get("GET /v1/brands/{brand_id}/inventory/{inventory_id}/", 0) == 0
         assert writes(r.world) == 12
+        assert result.requests == 14
 
         # A retailer order lowers fabric's own number; the read-back reports it as it is.
         r.world.fabric.place_order({skus[0]: 2})
@@ -170,3 +170,19 @@ async def test_a_negative_quantity_is_never_sent(tmp_path: Path) -> None:
         assert r.world.fabric.clamped_writes == 0
         assert writes(r.world) == 0
         assert r.world.fabric.inventory(sku) == before
+
+
+async def test_a_drift_read_back_reads_only_what_fabric_changed(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        skus = fabric_skus(r.world)
+        await r.channel.read_live()  # at start: the whole list
+        lists = "GET /v1/brands/{brand_id}/inventory/"
+        before = r.world.fabric.counters.snapshot()["requests"][lists]
+        before_inventory = r.world.fabric.inventory(skus[3])
+        r.world.fabric.place_order({skus[3]: 1})  # fabric lowers its own figure
+        live = await r.channel.read_live(skus)
+        assert live[skus[3]].written == r.world.fabric.inventory(skus[3])
+        assert live[skus[3]].written == before_inventory - 1
+        assert all(live[s].written == r.world.fabric.inventory(s) for s in skus)
+        # One page of the items fabric changed since the last read, not the whole list.
+        assert r.world.fabric.counters.snapshot()["requests"][lists] == before + 1

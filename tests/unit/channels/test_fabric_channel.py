@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -38,6 +39,8 @@ class FakeItem:
     inventory: int | str
     identifier: str = ""
     policy: str = "managed"
+    updated_at: float | None = None
+    """Epoch seconds of fabric's last change (``inventory_updated_at``)."""
 
     def json(self) -> dict[str, object]:
         return {
@@ -49,7 +52,11 @@ class FakeItem:
             },
             "inventory_policy": self.policy,
             "inventory": self.inventory,
-            "inventory_updated_at": None,
+            "inventory_updated_at": (
+                None
+                if self.updated_at is None
+                else datetime.fromtimestamp(self.updated_at, UTC).isoformat()
+            ),
             "sellable": "Yes",
         }
 
@@ -76,6 +83,9 @@ class FakeFabric:
         self.requests: list[httpx.Request] = []
         self.after_write: Callable[[FakeItem], None] | None = None
         self.intercept: Interceptor | None = None
+        self.now: Callable[[], float] = lambda: 1_700_000_000.0
+        """fabric's clock (epoch s): stamps each change, judges ``updated_at_gte``."""
+        self.stamp_writes = True
 
     def writes(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method == self.write_method]
@@ -86,6 +96,17 @@ class FakeFabric:
             for r in self.requests
             if r.method == "GET" and r.url.path == f"/v1/brands/{BRAND}/inventory/"
         ]
+
+    def full_lists(self) -> list[httpx.Request]:
+        """List pages read without a time filter (the whole list)."""
+        return [r for r in self.lists() if "updated_at_gte" not in str(r.url)]
+
+    def slices(self) -> list[httpx.Request]:
+        """List pages of only the items changed since a time."""
+        return [r for r in self.lists() if "updated_at_gte" in str(r.url)]
+
+    def item_reads(self) -> list[httpx.Request]:
+        return [r for r in self.requests if r.method == "GET" and r not in self.lists()]
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/auth/token/":
@@ -109,6 +130,8 @@ class FakeFabric:
                 if self.field not in body:
                     return httpx.Response(400, json={self.field: ["This field is required."]})
                 item.inventory = max(0, int(body[self.field]))
+                if self.stamp_writes:
+                    item.updated_at = self.now()
                 if self.after_write is not None:
                     self.after_write(item)
                 return httpx.Response(200, json=item.json())
@@ -118,9 +141,14 @@ class FakeFabric:
         query = parse_qs(urlsplit(str(request.url)).query)
         page = int(query.get("page", ["1"])[0])
         rows = sorted(self.items.values(), key=lambda i: i.id)
+        if "updated_at_gte" in query:
+            since = float(query["updated_at_gte"][0])
+            rows = [i for i in rows if i.updated_at is not None and i.updated_at >= since]
+        if query.get("order_by") == ["-inventory_updated_at"]:
+            rows.sort(key=lambda i: (i.updated_at or 0.0, i.id), reverse=True)
         chunk = rows[(page - 1) * self.page_size : page * self.page_size]
         more = page * self.page_size < len(rows)
-        next_url = f"{BASE}/v1/brands/{BRAND}/inventory/?page={page + 1}" if more else None
+        next_url = str(request.url.copy_merge_params({"page": page + 1})) if more else None
         return httpx.Response(
             200,
             json={
@@ -138,6 +166,8 @@ def make_channel(
     *,
     clock: FakeClock | None = None,
     retry: RetryPolicy | None = None,
+    windows: tuple[Window, ...] = (Window(600, 60.0),),
+    transport: httpx.AsyncBaseTransport | None = None,
     **section: object,
 ) -> tuple[FabricChannel, FakeClock]:
     clock = clock or FakeClock()
@@ -147,10 +177,11 @@ def make_channel(
         client_id="c",
         client_secret="s",
         clock=clock,
-        windows=(Window(600, 60.0),),
-        transport=httpx.MockTransport(fake.handler),
+        windows=windows,
+        transport=transport or httpx.MockTransport(fake.handler),
         retry=retry,
     )
+    fake.now = clock.wall
     config = FabricChannelSection.model_validate({"locations": ["activeants"], **section})
     channel = FabricChannel(client, catalog, config, brand_id=BRAND, retailer_id="500", clock=clock)
     return channel, clock
@@ -194,8 +225,10 @@ async def test_write_lands_on_the_item_of_the_brand_sku_and_is_confirmed_by_read
     assert write.url.path == f"/v1/brands/{BRAND}/inventory/1/"
     assert json.loads(write.content) == {"inventory": 12}
     assert write.headers["content-type"] == "application/json"
-    # list (map) + write + read-back
+    # list (map) + write + the slice of items changed since just before the write
     assert [r.method for r in fake.requests] == ["GET", "PATCH", "GET"]
+    assert len(fake.slices()) == 1
+    assert fake.item_reads() == []
     assert result.requests == 3
 
 
@@ -272,7 +305,7 @@ async def test_map_is_read_across_pages_once_and_reused() -> None:
     channel, _ = make_channel(fake, catalog_of(*(f"S{n}" for n in range(1, 8))))
     await channel.push([update("S7", 1)])
     await channel.push([update("S2", 1)])
-    assert len(fake.lists()) == 3  # 7 items, 3 per page, read once
+    assert len(fake.full_lists()) == 3  # 7 items, 3 per page, read once
     assert fake.items[7].inventory == 1
     assert fake.items[2].inventory == 1
 
@@ -287,7 +320,7 @@ async def test_a_miss_rereads_the_list_and_finds_a_new_item() -> None:
     result = await channel.push([update("NEW", 5)])
     assert [u.sku for u in result.acknowledged] == ["NEW"]
     assert fake.items[2].inventory == 5
-    assert len(fake.lists()) == 2
+    assert len(fake.full_lists()) == 2
 
 
 @pytest.mark.anyio
@@ -298,7 +331,7 @@ async def test_a_miss_against_a_fresh_map_is_parked_without_another_read() -> No
     result = await channel.push([update("GHOST", 5)])
     assert [u.sku for u, _ in result.parked] == ["GHOST"]
     assert "FB-GHOST" in result.parked[0][1]
-    assert len(fake.lists()) == 1
+    assert len(fake.full_lists()) == 1
 
 
 @pytest.mark.anyio
@@ -391,9 +424,12 @@ async def test_429_is_waited_out_as_retry_after_says() -> None:
 async def test_budget_counts_the_readback_and_the_channels_own_pace() -> None:
     fake = FakeFabric(FakeItem(1, "FB-A", 0))
     channel, _ = make_channel(fake, catalog_of("A"))
-    assert channel.requests_available() == 480 // 2  # 600/min less 20%, two per update
+    # 600/min less 20%: 480; batches of 50 writes plus one confirming read
+    assert channel.per_request == 50
+    assert channel.requests_available() == 480 // 51
     channel, _ = make_channel(fake, catalog_of("A"), readback=False, requests_per_minute=30.0)
-    assert channel.requests_available() == 30
+    assert channel.per_request == 30  # the channel's own pace is the tighter window
+    assert channel.requests_available() == 1
 
 
 # --- read-back for drift -------------------------------------------------------------------------

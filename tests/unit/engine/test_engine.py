@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from syncd.channels.base import LiveValue, PushResult
@@ -64,6 +65,11 @@ class FakeChannel:
 
     def requests_available(self) -> int:
         return self.budget
+
+    async def budget_available(self) -> None:
+        if self.requests_available() <= 0:
+            # A fixed budget never frees a slot: the pusher's timeout or a wake-up ends the wait.
+            await anyio.sleep_forever()
 
     def pack_sizes(self) -> Mapping[str, int]:
         return self.packs

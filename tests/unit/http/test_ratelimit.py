@@ -123,3 +123,55 @@ def test_a_limit_header_matching_no_window_is_reported_once() -> None:
         limiter.observe({"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "599"}, 200)
     unknown = [e for e in logs if e["event"] == "http.rate_window_unknown"]
     assert [e["limit"] for e in unknown] == [20]
+
+
+# --- waiting for a slot without taking it ------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_wait_for_slot_returns_when_the_oldest_request_leaves_and_takes_nothing() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = RateLimiter([Window(2, 10.0)], clock=clock, name="t", resolution=0)
+    await limiter.acquire()
+    clock.advance(4.0)
+    await limiter.acquire()
+    waited = await limiter.wait_for_slot()
+    assert waited == pytest.approx(6.0, abs=0.01)  # the first send leaves at t=10
+    assert limiter.available() == 1  # the wait itself recorded no send
+    assert await limiter.wait_for_slot() == 0  # a slot is free: no wait at all
+
+
+@pytest.mark.anyio
+async def test_wait_for_slot_respects_the_reserve_and_a_429_pause() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = RateLimiter([Window(10, 60.0)], clock=clock, name="t", resolution=0)
+    for _ in range(8):
+        await limiter.acquire(reserve=0.2)
+    assert limiter.available(reserve=0.2) == 0
+    limiter.observe({"Retry-After": "90"}, 429)
+    waited = await limiter.wait_for_slot(reserve=0.2)
+    # The window would free a slot at t=60, the server's pause ends at t=90.
+    assert waited == pytest.approx(90.0, abs=0.01)
+    assert limiter.available(reserve=0.2) >= 1
+
+
+@pytest.mark.anyio
+async def test_wait_for_slot_waits_longer_when_others_take_the_slot_first() -> None:
+    clock = FakeClock(start=0.0)
+    limiter = RateLimiter([Window(1, 10.0)], clock=clock, name="t", resolution=0)
+    await limiter.acquire()
+    woke: list[float] = []
+
+    async def waiter() -> None:
+        await limiter.wait_for_slot()
+        woke.append(clock.monotonic())
+
+    async def taker() -> None:
+        await limiter.acquire()  # wins the slot freed at t=10 (it sleeps first)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(taker)
+        await anyio.lowlevel.checkpoint()
+        tg.start_soon(waiter)
+    # Never returned while the slot was taken: the next one frees at t=20.
+    assert woke == [pytest.approx(20.0, abs=0.01)]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from syncd.channels.base import LiveValue, PushResult
@@ -67,6 +68,11 @@ class MinuteBudgetChannel:
     def requests_available(self) -> int:
         recent = [t for t in self.sent_at if t > self.time.seconds - 60.0]
         return max(0, self.per_minute - len(recent))
+
+    async def budget_available(self) -> None:
+        if self.requests_available() <= 0:
+            # A fixed budget never frees a slot: the pusher's timeout or a wake-up ends the wait.
+            await anyio.sleep_forever()
 
     async def push(self, batch: Sequence[PlannedUpdate]) -> PushResult:
         if self.fail_rounds:
