@@ -3,8 +3,9 @@
 The real path with the pipe kept full: a catalog larger than the run can
 push gets new stock levels in the ledger, the engine recomputes, and the
 push loop does what the daemon's pusher does -- one ``push_channel`` round
-(the rate budget decides how many batches), and a pause of
-:data:`syncd.daemon.scheduler.DEFERRED_RETRY_S` when the budget deferred work.
+(the rate budget decides how many batches), and, when the budget deferred
+work, a wait until the channel's limiter frees a slot
+(``Channel.budget_available``, what the pusher waits on).
 
 **How the rate is measured.** The simulator admits at most 600 requests in
 any sliding 60 s, so a burst at the start of a run would inflate a plain
@@ -55,7 +56,6 @@ from _rig import (
 )
 
 from syncd.channels.ankorstore import AnkorstoreChannel
-from syncd.daemon.scheduler import DEFERRED_RETRY_S
 from syncd.engine import Engine
 from syncd.http.budget import Window
 from syncd.http.presets import with_slack
@@ -180,7 +180,9 @@ async def _measure(scenario: Scenario, quick: bool, tmp: Path) -> Measured:
                 if cycle.pending == 0:
                     raise RuntimeError("the pipe ran dry: make the catalog larger")
                 if cycle.deferred or cycle.requests == 0:
-                    await anyio.sleep(DEFERRED_RETRY_S)
+                    # As the daemon's pusher: go again the moment a rate slot is free.
+                    with anyio.move_on_after(max(0.0, deadline - time.monotonic())):
+                        await channel.budget_available()
             seconds = time.monotonic() - started
         calls = traffic.api_calls(first)
         per_minute, spans = sustained_rate(calls, per_window)
