@@ -90,7 +90,10 @@ def test_a_long_push_shows_done_total_rate_and_eta(world: SandboxWorld) -> None:
                 seen.update(fabric)
                 return True
 
-            wait_until(waiting_with_a_rate, what="fabric's progress with a rate")
+            # The first batch's confirming list read may have to wait for the minute
+            # window (the SKU map's pages and an order poll share it): acknowledgements,
+            # and so "done", can take a whole window to appear.
+            wait_until(waiting_with_a_rate, timeout=150.0, what="fabric's progress with a rate")
 
             progress = seen["progress"]
             assert set(progress) == {"done", "total", "rate_per_min", "eta_s"}

@@ -97,16 +97,20 @@ def test_a_ledger_restored_from_a_backup_converges_on_the_first_cycle() -> None:
             low = wait_published(world, process, sku)
             backup(database, saved)  # the operator's nightly backup
             world.activeants.set_stock(sku, 30)
+
             # The raise itself, on both channels: any other move of the published
             # number (an order of the sandbox's closing) is not it.
-            wait_until(
-                lambda: (
-                    both_channels_show_syncd(world, process, sku)
-                    and raised(published(process, sku), low)
-                ),
-                timeout=SETTLE_S,
-                what="the raise published",
-            )
+            def raise_shown() -> bool:
+                # One reading of syncd's numbers for both checks: read twice, the raise
+                # could be computed between them and pass before a channel shows it.
+                want = published(process, sku)
+                return (
+                    set(want) == {"ankorstore", "fabric"}
+                    and shown(world, sku) == want
+                    and raised(want, low)
+                )
+
+            wait_until(raise_shown, timeout=SETTLE_S, what="the raise published")
             high = shown(world, sku)
             code, _ = process.stop()
             assert code == 0
