@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from syncd.ledger.readback import Correction
@@ -13,15 +10,6 @@ from syncd.readback import ReadBack
 from tests.unit.engine.test_engine import Clock, FakeChannel, make_engine, snapshot, stocked
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    opened = await Ledger.open(tmp_path / "ledger.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def published(ledger: Ledger) -> tuple[FakeChannel, ReadBack, ReadBack]:

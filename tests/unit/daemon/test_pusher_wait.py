@@ -9,8 +9,7 @@ sends carry are exactly the times syncd chose.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import anyio
 import pytest
@@ -55,15 +54,6 @@ class RatedChannel(FakeChannel):
                 self.over_limit += 1  # the pusher sent more than the window allows
             self.sent_at.append(self.clock.monotonic())
         return await super().push(batch)
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    opened = await Ledger.open(tmp_path / "ledger.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_deferred_updates_go_out_the_moment_the_window_frees_a_slot(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -19,15 +18,6 @@ from syncd.status.metrics import Metrics
 from tests.unit.daemon._support import SKUS, FakeChannel, FakeSource, make_assembly, wait_for
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    opened = await Ledger.open(tmp_path / "ledger.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def scheduler_for(

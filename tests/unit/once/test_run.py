@@ -9,9 +9,8 @@ engine blocks the rest of the push).
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import anyio
 import pytest
@@ -127,15 +126,6 @@ class WarehouseSource:
 
     async def aclose(self) -> None:
         return None
-
-
-@pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[Ledger]:
-    opened = await Ledger.open(tmp_path / "ledger.db")
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def make_run(
